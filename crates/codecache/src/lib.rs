@@ -1,0 +1,1 @@
+//! The unified code cache (being written).

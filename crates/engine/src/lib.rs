@@ -1,0 +1,1 @@
+//! The VM engine (being written).

@@ -1,0 +1,2 @@
+//! The `vmjit` command line (being written).
+fn main() {}
