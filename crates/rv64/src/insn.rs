@@ -1,6 +1,9 @@
 //! The decoded instruction: one compact, `Copy` form for both 32-bit and compressed
 //! encodings (a compressed instruction decodes to the `Op` of its 32-bit expansion, with
 //! `len == 2`).
+//!
+//! Invariants: `rd`, `rs1`, `rs2`, `rs3` are always `< 32`; fields an `Op` does not use
+//! are zero, so two encodings of the same operation compare equal except `len`/`raw`.
 
 /// A decoded instruction. Operand fields not used by an `Op` are zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,9 +25,269 @@ pub struct Insn {
     pub raw: u32,
 }
 
-/// Every operation of RV64GC. Filled in by the decoder's author; see `decode.rs`.
+/// Every operation of RV64GC, one variant per 32-bit instruction. `Illegal` is never
+/// produced by [`crate::decode()`]; the interpreter uses it to keep an undecodable
+/// instruction in a block so that reaching it reports [`crate::Exit::Illegal`].
+///
+/// Operand conventions: integer ops use `rd`/`rs1`/`rs2`/`imm`; loads `rd, imm(rs1)`;
+/// stores `rs2, imm(rs1)`; branches compare `rs1`, `rs2` and jump to `pc + imm`; F/D ops
+/// name float registers in the same fields (`fcvt`/`fmv`/compares name an integer
+/// register where the instruction does); fused multiply-adds also use `rs3`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum Op {
     Illegal,
+    // RV64I
+    Lui,
+    Auipc,
+    Jal,
+    Jalr,
+    Beq,
+    Bne,
+    Blt,
+    Bge,
+    Bltu,
+    Bgeu,
+    Lb,
+    Lh,
+    Lw,
+    Ld,
+    Lbu,
+    Lhu,
+    Lwu,
+    Sb,
+    Sh,
+    Sw,
+    Sd,
+    Addi,
+    Slti,
+    Sltiu,
+    Xori,
+    Ori,
+    Andi,
+    Slli,
+    Srli,
+    Srai,
+    Add,
+    Sub,
+    Sll,
+    Slt,
+    Sltu,
+    Xor,
+    Srl,
+    Sra,
+    Or,
+    And,
+    Addiw,
+    Slliw,
+    Srliw,
+    Sraiw,
+    Addw,
+    Subw,
+    Sllw,
+    Srlw,
+    Sraw,
+    /// `imm` holds bits 31..20 (fm, pred, succ).
+    Fence,
+    Ecall,
+    Ebreak,
+    // Zifencei
+    FenceI,
+    // M
+    Mul,
+    Mulh,
+    Mulhsu,
+    Mulhu,
+    Div,
+    Divu,
+    Rem,
+    Remu,
+    Mulw,
+    Divw,
+    Divuw,
+    Remw,
+    Remuw,
+    // A
+    LrW,
+    ScW,
+    AmoswapW,
+    AmoaddW,
+    AmoxorW,
+    AmoandW,
+    AmoorW,
+    AmominW,
+    AmomaxW,
+    AmominuW,
+    AmomaxuW,
+    LrD,
+    ScD,
+    AmoswapD,
+    AmoaddD,
+    AmoxorD,
+    AmoandD,
+    AmoorD,
+    AmominD,
+    AmomaxD,
+    AmominuD,
+    AmomaxuD,
+    // Zicsr
+    Csrrw,
+    Csrrs,
+    Csrrc,
+    Csrrwi,
+    Csrrsi,
+    Csrrci,
+    // F
+    Flw,
+    Fsw,
+    FmaddS,
+    FmsubS,
+    FnmsubS,
+    FnmaddS,
+    FaddS,
+    FsubS,
+    FmulS,
+    FdivS,
+    FsqrtS,
+    FsgnjS,
+    FsgnjnS,
+    FsgnjxS,
+    FminS,
+    FmaxS,
+    FcvtWS,
+    FcvtWuS,
+    FcvtLS,
+    FcvtLuS,
+    FmvXW,
+    FeqS,
+    FltS,
+    FleS,
+    FclassS,
+    FcvtSW,
+    FcvtSWu,
+    FcvtSL,
+    FcvtSLu,
+    FmvWX,
+    // D
+    Fld,
+    Fsd,
+    FmaddD,
+    FmsubD,
+    FnmsubD,
+    FnmaddD,
+    FaddD,
+    FsubD,
+    FmulD,
+    FdivD,
+    FsqrtD,
+    FsgnjD,
+    FsgnjnD,
+    FsgnjxD,
+    FminD,
+    FmaxD,
+    FcvtSD,
+    FcvtDS,
+    FeqD,
+    FltD,
+    FleD,
+    FclassD,
+    FcvtWD,
+    FcvtWuD,
+    FcvtLD,
+    FcvtLuD,
+    FmvXD,
+    FcvtDW,
+    FcvtDWu,
+    FcvtDL,
+    FcvtDLu,
+    FmvDX,
+}
+
+impl Insn {
+    /// Where a taken branch or `jal` at `pc` goes (`None` for everything else, including
+    /// `jalr`, whose target is in a register).
+    pub fn static_target(&self, pc: u64) -> Option<u64> {
+        (self.op.is_conditional_branch() || self.op == Op::Jal)
+            .then(|| pc.wrapping_add(self.imm as u64))
+    }
+}
+
+impl Op {
+    /// `beq`, `bne`, `blt`, `bge`, `bltu`, `bgeu`.
+    pub const fn is_conditional_branch(self) -> bool {
+        matches!(
+            self,
+            Op::Beq | Op::Bne | Op::Blt | Op::Bge | Op::Bltu | Op::Bgeu
+        )
+    }
+
+    /// Operations that may read guest memory (loads, LR, AMOs, FP loads).
+    pub const fn reads_memory(self) -> bool {
+        matches!(
+            self,
+            Op::Lb
+                | Op::Lh
+                | Op::Lw
+                | Op::Ld
+                | Op::Lbu
+                | Op::Lhu
+                | Op::Lwu
+                | Op::Flw
+                | Op::Fld
+                | Op::LrW
+                | Op::LrD
+        ) || self.is_amo()
+    }
+
+    /// Operations that may write guest memory (stores, SC, AMOs, FP stores).
+    pub const fn writes_memory(self) -> bool {
+        matches!(
+            self,
+            Op::Sb | Op::Sh | Op::Sw | Op::Sd | Op::Fsw | Op::Fsd | Op::ScW | Op::ScD
+        ) || self.is_amo()
+    }
+
+    /// The read-modify-write AMOs (not LR/SC).
+    pub const fn is_amo(self) -> bool {
+        matches!(
+            self,
+            Op::AmoswapW
+                | Op::AmoaddW
+                | Op::AmoxorW
+                | Op::AmoandW
+                | Op::AmoorW
+                | Op::AmominW
+                | Op::AmomaxW
+                | Op::AmominuW
+                | Op::AmomaxuW
+                | Op::AmoswapD
+                | Op::AmoaddD
+                | Op::AmoxorD
+                | Op::AmoandD
+                | Op::AmoorD
+                | Op::AmominD
+                | Op::AmomaxD
+                | Op::AmominuD
+                | Op::AmomaxuD
+        )
+    }
+
+    /// True for operations after which a basic block ends: control transfers and the
+    /// instructions that hand control to the engine.
+    pub const fn ends_block(self) -> bool {
+        matches!(
+            self,
+            Op::Jal
+                | Op::Jalr
+                | Op::Beq
+                | Op::Bne
+                | Op::Blt
+                | Op::Bge
+                | Op::Bltu
+                | Op::Bgeu
+                | Op::Ecall
+                | Op::Ebreak
+                | Op::FenceI
+                | Op::Illegal
+        )
+    }
 }

@@ -1,44 +1,224 @@
 //! The interpreter tier: runs guest code by basic blocks, decoding each block once and
 //! keeping the decoded form until it is invalidated.
+//!
+//! Invariants:
+//! - A block is a run of instructions decoded from consecutive addresses, ending after
+//!   the first instruction for which [`Op::ends_block`] holds, before an instruction that
+//!   could not be fetched, or at [`MAX_BLOCK_INSNS`]. Only its last instruction can
+//!   change control flow, so the loop needs no per-instruction pc bookkeeping.
+//! - An undecodable instruction is kept as [`Op::Illegal`] and reported only if reached.
+//! - `instret` is added once per block; when an exit happens inside a block it is exact
+//!   (instructions before the exiting one retired, the exiting one did not, except
+//!   `fence.i`), and rdinstret inside a block sees the exact count too.
+//! - Blocks are found through a direct-mapped jump cache in front of a `HashMap`; both
+//!   forget a block as soon as it is invalidated.
 
-use crate::{Cpu, Exit, Memory};
+use std::collections::HashMap;
+
+use crate::exec::{EXITED, misaligned_fetch, step};
+use crate::{Cpu, Exit, Insn, Memory, Op, decode};
+
+/// Longest block the interpreter decodes, in instructions.
+pub const MAX_BLOCK_INSNS: usize = 128;
+
+const JC_BITS: u32 = 12;
+const JC_SIZE: usize = 1 << JC_BITS;
+/// A tag no block can have (pcs are even).
+const JC_EMPTY: u64 = u64::MAX;
+
+struct Block {
+    start: u64,
+    /// One past the last byte of the last instruction.
+    end: u64,
+    insns: Box<[Insn]>,
+}
 
 /// Pre-decoded basic blocks plus the run loop. One per executor (hart).
-#[derive(Default)]
 pub struct Interpreter {
-    _private: (),
+    blocks: Vec<Block>,
+    index: HashMap<u64, u32>,
+    jump_cache: Box<[(u64, u32)]>,
+    blocks_executed: u64,
+}
+
+impl Default for Interpreter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for Interpreter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interpreter")
+            .field("blocks", &self.blocks.len())
+            .field("blocks_executed", &self.blocks_executed)
+            .finish()
+    }
 }
 
 impl Interpreter {
     pub fn new() -> Self {
-        Self::default()
+        Interpreter {
+            blocks: Vec::new(),
+            index: HashMap::new(),
+            jump_cache: vec![(JC_EMPTY, 0); JC_SIZE].into_boxed_slice(),
+            blocks_executed: 0,
+        }
     }
 
     /// Runs from `cpu.pc` until an [`Exit`] or until at least `budget` instructions were
     /// retired (then [`Exit::Budget`], stopping at a block boundary or earlier).
     pub fn run<M: Memory>(&mut self, cpu: &mut Cpu, mem: &mut M, budget: u64) -> Exit {
-        let _ = (cpu, mem, budget);
-        todo!("rv64 helper")
+        let start = cpu.instret;
+        loop {
+            if cpu.instret.wrapping_sub(start) >= budget {
+                return Exit::Budget;
+            }
+            if let Err(e) = self.run_block(cpu, mem) {
+                return e;
+            }
+        }
     }
 
     /// Executes exactly one basic block starting at `cpu.pc` (ending after its first
     /// control-transfer instruction, or earlier on an exit). `Ok(())` means the block ran
     /// to its end and `cpu.pc` is the next block's address.
+    #[inline]
     pub fn run_block<M: Memory>(&mut self, cpu: &mut Cpu, mem: &mut M) -> Result<(), Exit> {
-        let _ = (cpu, mem);
-        todo!("rv64 helper")
+        let pc0 = cpu.pc;
+        let slot = ((pc0 >> 1) as usize) & (JC_SIZE - 1);
+        let (tag, idx) = self.jump_cache[slot];
+        let idx = if tag == pc0 {
+            idx
+        } else if pc0 & 1 != 0 {
+            return Err(misaligned_fetch(pc0));
+        } else {
+            let idx = self.find_or_build(pc0, mem)?;
+            self.jump_cache[slot] = (pc0, idx);
+            idx
+        };
+        self.blocks_executed += 1;
+        let block = &self.blocks[idx as usize];
+        let mut pc = pc0;
+        let mut exit = Exit::Budget;
+        for (k, insn) in block.insns.iter().enumerate() {
+            let next = step(cpu, mem, insn, pc, k as u64, &mut exit);
+            if next == EXITED {
+                let e = exit_in_block(cpu, pc, insn.len, k, exit);
+                if e == Exit::FenceI {
+                    self.flush();
+                }
+                return Err(e);
+            }
+            pc = next;
+        }
+        cpu.pc = pc;
+        cpu.instret += block.insns.len() as u64;
+        Ok(())
+    }
+
+    #[cold]
+    fn find_or_build<M: Memory>(&mut self, pc: u64, mem: &M) -> Result<u32, Exit> {
+        if let Some(&idx) = self.index.get(&pc) {
+            return Ok(idx);
+        }
+        let block = build_block(pc, mem)?;
+        let idx = self.blocks.len() as u32;
+        self.blocks.push(block);
+        self.index.insert(pc, idx);
+        Ok(idx)
     }
 
     /// Forgets decoded blocks that contain any byte in `[lo, hi)`.
     pub fn invalidate_range(&mut self, lo: u64, hi: u64) {
-        let _ = (lo, hi);
+        let before = self.blocks.len();
+        self.blocks.retain(|b| b.end <= lo || b.start >= hi);
+        if self.blocks.len() != before {
+            self.reindex();
+        }
     }
 
     /// Forgets every decoded block (fence.i).
-    pub fn flush(&mut self) {}
+    pub fn flush(&mut self) {
+        self.blocks.clear();
+        self.reindex();
+    }
+
+    fn reindex(&mut self) {
+        self.index.clear();
+        for (i, b) in self.blocks.iter().enumerate() {
+            self.index.insert(b.start, i as u32);
+        }
+        self.jump_cache.fill((JC_EMPTY, 0));
+    }
 
     /// Basic blocks executed so far.
     pub fn blocks_executed(&self) -> u64 {
-        0
+        self.blocks_executed
     }
+
+    /// Decoded blocks currently kept.
+    pub fn blocks_cached(&self) -> usize {
+        self.blocks.len()
+    }
+}
+
+/// Brings `cpu` up to date after instruction `k` of a block (at `pc`, `len` bytes long)
+/// exited.
+#[cold]
+fn exit_in_block(cpu: &mut Cpu, pc: u64, len: u8, k: usize, e: Exit) -> Exit {
+    if e.retired() {
+        cpu.pc = pc.wrapping_add(len as u64);
+        cpu.instret += k as u64 + 1;
+    } else {
+        cpu.pc = pc;
+        cpu.instret += k as u64;
+    }
+    e
+}
+
+/// Fetches one instruction's raw bits at `pc` (two 16-bit parcels for a 32-bit one).
+pub fn fetch<M: Memory>(mem: &M, pc: u64) -> Result<u32, crate::MemFault> {
+    let lo = mem.fetch16(pc)?;
+    if crate::insn_len(lo) == 2 {
+        Ok(lo as u32)
+    } else {
+        let hi = mem.fetch16(pc.wrapping_add(2))?;
+        Ok(lo as u32 | (hi as u32) << 16)
+    }
+}
+
+fn build_block<M: Memory>(start: u64, mem: &M) -> Result<Block, Exit> {
+    let mut insns = Vec::new();
+    let mut pc = start;
+    loop {
+        let raw = match fetch(mem, pc) {
+            Ok(raw) => raw,
+            Err(fault) if insns.is_empty() => return Err(Exit::Fault { pc, fault }),
+            // The next block will start at the faulting instruction and report it.
+            Err(_) => break,
+        };
+        let len = if raw & 3 == 3 { 4 } else { 2 };
+        let insn = decode(raw).unwrap_or(Insn {
+            op: Op::Illegal,
+            rd: 0,
+            rs1: 0,
+            rs2: 0,
+            rs3: 0,
+            rm: 0,
+            len,
+            imm: 0,
+            raw,
+        });
+        insns.push(insn);
+        pc = pc.wrapping_add(len as u64);
+        if insn.op.ends_block() || insns.len() >= MAX_BLOCK_INSNS {
+            break;
+        }
+    }
+    Ok(Block {
+        start,
+        end: pc,
+        insns: insns.into_boxed_slice(),
+    })
 }
