@@ -1,1 +1,39 @@
-//! The VM engine (being written).
+//! The vmjit engine: runs static riscv64 Linux executables in user mode.
+//!
+//! It owns everything between the ELF file and the instruction semantics of `rv64`:
+//! the guest memory sandbox ([`memory`]), the ELF loader ([`loader`]), the initial
+//! stack ([`stack`]), the Linux system-call layer ([`syscall`]) and the dispatch loop
+//! ([`dispatch`]) that runs guest code (today through `rv64`'s interpreter; the JIT tier
+//! slots in there later). [`Vm`] ties them together.
+//!
+//! ```no_run
+//! use std::path::Path;
+//! let env = engine::host_environment();
+//! let mut vm = engine::Vm::load(Path::new("guests/bin/hello"), &[], &env)?;
+//! let outcome = vm.run();
+//! std::process::exit(outcome.exit.exit_code());
+//! # Ok::<(), engine::LoadError>(())
+//! ```
+//!
+//! **Architecture invariants**
+//! - The guest can never read or write host memory outside its own reservation: every
+//!   access and every buffer handed to the host kernel is checked against the page table
+//!   of [`memory::GuestMemory`]. A bad access ends the run as [`GuestExit::Fault`]; the
+//!   host process never takes a signal for it.
+//! - `unsafe` lives only in [`memory`] and [`host`].
+//! - Bad input (any file) is a typed [`LoadError`], never a panic.
+
+pub mod dispatch;
+pub mod host;
+pub mod layout;
+pub mod loader;
+pub mod memory;
+pub mod stack;
+pub mod syscall;
+pub mod sysnames;
+pub mod vm;
+
+pub use loader::ElfError;
+pub use memory::{GuestMemory, MemoryError};
+pub use stack::StackError;
+pub use vm::{GuestExit, LoadError, RunOutcome, Vm, host_environment};

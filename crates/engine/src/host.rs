@@ -1,0 +1,620 @@
+//! Safe wrappers over the host system calls that guest system calls are forwarded to.
+//!
+//! Every wrapper returns the host kernel's answer in the kernel's own convention: a
+//! non-negative result, or `-errno` (errno values are the same on riscv64 and x86-64).
+//! Buffers are either host Rust values or [`HostRange`]s, which [`GuestMemory`] hands
+//! out only after checking that the whole guest range is mapped with the needed
+//! permission; so the kernel never reads or writes outside the guest's space.
+//!
+//! This is, with `memory`, the only module of the engine with `unsafe`.
+//!
+//! [`GuestMemory`]: crate::memory::GuestMemory
+
+use std::ffi::CStr;
+
+use crate::memory::HostRange;
+
+fn errno() -> i64 {
+    i64::from(
+        std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO),
+    )
+}
+
+fn ret(r: libc::c_long) -> i64 {
+    if r < 0 { -errno() } else { r }
+}
+
+/// Raw host syscall with up to six plain-integer arguments.
+///
+/// # Safety
+/// Every argument that the host kernel interprets as a pointer must be valid for the
+/// access the kernel makes (or null where allowed).
+unsafe fn sys(nr: libc::c_long, a: [u64; 6]) -> i64 {
+    // SAFETY: forwarded to the caller's contract.
+    ret(unsafe { libc::syscall(nr, a[0], a[1], a[2], a[3], a[4], a[5]) })
+}
+
+fn p(r: &HostRange<'_>) -> u64 {
+    r.ptr() as u64
+}
+
+/// `read(fd, buf, len)` into a writable guest range.
+pub fn read(fd: i32, buf: HostRange<'_>) -> i64 {
+    // SAFETY: `buf` is a checked writable range of `buf.len()` bytes.
+    unsafe {
+        sys(
+            libc::SYS_read,
+            [fd as u64, p(&buf), buf.len() as u64, 0, 0, 0],
+        )
+    }
+}
+
+/// `write(fd, buf, len)` from a readable guest range.
+pub fn write(fd: i32, buf: HostRange<'_>) -> i64 {
+    // SAFETY: `buf` is a checked readable range of `buf.len()` bytes.
+    unsafe {
+        sys(
+            libc::SYS_write,
+            [fd as u64, p(&buf), buf.len() as u64, 0, 0, 0],
+        )
+    }
+}
+
+/// `pread64`.
+pub fn pread(fd: i32, buf: HostRange<'_>, off: i64) -> i64 {
+    // SAFETY: `buf` is a checked writable range.
+    unsafe {
+        sys(
+            libc::SYS_pread64,
+            [fd as u64, p(&buf), buf.len() as u64, off as u64, 0, 0],
+        )
+    }
+}
+
+/// `pwrite64`.
+pub fn pwrite(fd: i32, buf: HostRange<'_>, off: i64) -> i64 {
+    // SAFETY: `buf` is a checked readable range.
+    unsafe {
+        sys(
+            libc::SYS_pwrite64,
+            [fd as u64, p(&buf), buf.len() as u64, off as u64, 0, 0],
+        )
+    }
+}
+
+fn iovecs(bufs: &[HostRange<'_>]) -> Vec<libc::iovec> {
+    bufs.iter()
+        .map(|b| libc::iovec {
+            iov_base: b.ptr().cast(),
+            iov_len: b.len(),
+        })
+        .collect()
+}
+
+/// `readv` into checked writable ranges.
+pub fn readv(fd: i32, bufs: &[HostRange<'_>]) -> i64 {
+    let iov = iovecs(bufs);
+    // SAFETY: `iov` lives across the call and each entry is a checked writable range.
+    unsafe {
+        sys(
+            libc::SYS_readv,
+            [fd as u64, iov.as_ptr() as u64, iov.len() as u64, 0, 0, 0],
+        )
+    }
+}
+
+/// `writev` from checked readable ranges.
+pub fn writev(fd: i32, bufs: &[HostRange<'_>]) -> i64 {
+    let iov = iovecs(bufs);
+    // SAFETY: `iov` lives across the call and each entry is a checked readable range.
+    unsafe {
+        sys(
+            libc::SYS_writev,
+            [fd as u64, iov.as_ptr() as u64, iov.len() as u64, 0, 0, 0],
+        )
+    }
+}
+
+/// `openat(dirfd, path, flags, mode)` (flags already in host encoding).
+pub fn openat(dirfd: i32, path: &CStr, flags: i32, mode: u32) -> i64 {
+    // SAFETY: `path` is a NUL-terminated host string.
+    unsafe {
+        sys(
+            libc::SYS_openat,
+            [
+                dirfd as u64,
+                path.as_ptr() as u64,
+                flags as u64,
+                u64::from(mode),
+                0,
+                0,
+            ],
+        )
+    }
+}
+
+/// System calls whose arguments are all plain integers (no pointers): close, lseek,
+/// dup, dup3, fcntl with an integer argument, ftruncate, fsync, fchmod, fchdir, umask,
+/// getpid and friends. `nr` must be one of [`INT_ONLY`].
+pub fn int_call(nr: libc::c_long, a: [u64; 6]) -> i64 {
+    if !INT_ONLY.contains(&nr) {
+        return -i64::from(libc::ENOSYS);
+    }
+    // SAFETY: every syscall in `INT_ONLY` takes only integer arguments, so no pointer
+    // is passed to the kernel.
+    unsafe { sys(nr, a) }
+}
+
+/// Host syscalls allowed through [`int_call`].
+pub const INT_ONLY: &[libc::c_long] = &[
+    libc::SYS_close,
+    libc::SYS_lseek,
+    libc::SYS_dup,
+    libc::SYS_dup3,
+    libc::SYS_ftruncate,
+    libc::SYS_fsync,
+    libc::SYS_fdatasync,
+    libc::SYS_fchmod,
+    libc::SYS_fchdir,
+    libc::SYS_umask,
+    libc::SYS_getpid,
+    libc::SYS_getppid,
+    libc::SYS_getuid,
+    libc::SYS_geteuid,
+    libc::SYS_getgid,
+    libc::SYS_getegid,
+    libc::SYS_getpgid,
+    libc::SYS_getsid,
+    libc::SYS_sched_yield,
+    libc::SYS_flock,
+];
+
+/// `fcntl` with an integer argument (F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, ...).
+pub fn fcntl_int(fd: i32, cmd: i32, arg: u64) -> i64 {
+    // SAFETY: the commands the syscall layer forwards here take an integer argument.
+    unsafe { sys(libc::SYS_fcntl, [fd as u64, cmd as u64, arg, 0, 0, 0]) }
+}
+
+/// `fcntl` whose argument points at a `struct flock` (same layout on both ABIs).
+pub fn fcntl_lock(fd: i32, cmd: i32, flock: HostRange<'_>) -> i64 {
+    if flock.len() < size_of::<libc::flock>() {
+        return -i64::from(libc::EFAULT);
+    }
+    // SAFETY: `flock` is a checked writable range large enough for `struct flock`.
+    unsafe { sys(libc::SYS_fcntl, [fd as u64, cmd as u64, p(&flock), 0, 0, 0]) }
+}
+
+/// `pipe2`; returns the two fds or `-errno`.
+pub fn pipe2(flags: i32) -> Result<[i32; 2], i64> {
+    let mut fds = [0i32; 2];
+    // SAFETY: `fds` is a writable `int[2]`.
+    let r = unsafe {
+        sys(
+            libc::SYS_pipe2,
+            [fds.as_mut_ptr() as u64, flags as u64, 0, 0, 0, 0],
+        )
+    };
+    if r < 0 { Err(r) } else { Ok(fds) }
+}
+
+/// `fstat`.
+pub fn fstat(fd: i32) -> Result<libc::stat, i64> {
+    // SAFETY: `stat` is plain old data; all-zero is a valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a writable `struct stat` of the host ABI.
+    let r = unsafe { sys(libc::SYS_fstat, [fd as u64, &raw mut st as u64, 0, 0, 0, 0]) };
+    if r < 0 { Err(r) } else { Ok(st) }
+}
+
+/// `newfstatat` (flags: AT_* values, identical on both ABIs).
+pub fn fstatat(dirfd: i32, path: &CStr, flags: i32) -> Result<libc::stat, i64> {
+    // SAFETY: `stat` is plain old data; all-zero is a valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is NUL-terminated and `st` is a writable host `struct stat`.
+    let r = unsafe {
+        sys(
+            libc::SYS_newfstatat,
+            [
+                dirfd as u64,
+                path.as_ptr() as u64,
+                &raw mut st as u64,
+                flags as u64,
+                0,
+                0,
+            ],
+        )
+    };
+    if r < 0 { Err(r) } else { Ok(st) }
+}
+
+/// `statx` straight into the guest buffer (`struct statx` is arch-independent).
+pub fn statx(dirfd: i32, path: &CStr, flags: i32, mask: u32, buf: HostRange<'_>) -> i64 {
+    if buf.len() < 256 {
+        return -i64::from(libc::EFAULT);
+    }
+    // SAFETY: `path` is NUL-terminated, `buf` a checked writable 256-byte range.
+    unsafe {
+        sys(
+            libc::SYS_statx,
+            [
+                dirfd as u64,
+                path.as_ptr() as u64,
+                flags as u64,
+                u64::from(mask),
+                p(&buf),
+                0,
+            ],
+        )
+    }
+}
+
+/// `faccessat2(dirfd, path, mode, flags)`, falling back to `faccessat` when flags are 0.
+pub fn faccessat(dirfd: i32, path: &CStr, mode: i32, flags: i32) -> i64 {
+    // SAFETY: `path` is NUL-terminated.
+    unsafe {
+        if flags == 0 {
+            sys(
+                libc::SYS_faccessat,
+                [dirfd as u64, path.as_ptr() as u64, mode as u64, 0, 0, 0],
+            )
+        } else {
+            sys(
+                libc::SYS_faccessat2,
+                [
+                    dirfd as u64,
+                    path.as_ptr() as u64,
+                    mode as u64,
+                    flags as u64,
+                    0,
+                    0,
+                ],
+            )
+        }
+    }
+}
+
+/// `getcwd` into a writable guest range; returns the length including the NUL.
+pub fn getcwd(buf: HostRange<'_>) -> i64 {
+    // SAFETY: `buf` is a checked writable range.
+    unsafe { sys(libc::SYS_getcwd, [p(&buf), buf.len() as u64, 0, 0, 0, 0]) }
+}
+
+/// `unlinkat`.
+pub fn unlinkat(dirfd: i32, path: &CStr, flags: i32) -> i64 {
+    // SAFETY: `path` is NUL-terminated.
+    unsafe {
+        sys(
+            libc::SYS_unlinkat,
+            [dirfd as u64, path.as_ptr() as u64, flags as u64, 0, 0, 0],
+        )
+    }
+}
+
+/// `mkdirat`.
+pub fn mkdirat(dirfd: i32, path: &CStr, mode: u32) -> i64 {
+    // SAFETY: `path` is NUL-terminated.
+    unsafe {
+        sys(
+            libc::SYS_mkdirat,
+            [dirfd as u64, path.as_ptr() as u64, u64::from(mode), 0, 0, 0],
+        )
+    }
+}
+
+/// `renameat2`.
+pub fn renameat2(olddir: i32, old: &CStr, newdir: i32, new: &CStr, flags: u32) -> i64 {
+    // SAFETY: both paths are NUL-terminated.
+    unsafe {
+        sys(
+            libc::SYS_renameat2,
+            [
+                olddir as u64,
+                old.as_ptr() as u64,
+                newdir as u64,
+                new.as_ptr() as u64,
+                u64::from(flags),
+                0,
+            ],
+        )
+    }
+}
+
+/// `readlinkat` into a writable guest range.
+pub fn readlinkat(dirfd: i32, path: &CStr, buf: HostRange<'_>) -> i64 {
+    // SAFETY: `path` is NUL-terminated, `buf` a checked writable range.
+    unsafe {
+        sys(
+            libc::SYS_readlinkat,
+            [
+                dirfd as u64,
+                path.as_ptr() as u64,
+                p(&buf),
+                buf.len() as u64,
+                0,
+                0,
+            ],
+        )
+    }
+}
+
+/// `symlinkat(target, newdirfd, linkpath)`.
+pub fn symlinkat(target: &CStr, dirfd: i32, link: &CStr) -> i64 {
+    // SAFETY: both strings are NUL-terminated.
+    unsafe {
+        sys(
+            libc::SYS_symlinkat,
+            [
+                target.as_ptr() as u64,
+                dirfd as u64,
+                link.as_ptr() as u64,
+                0,
+                0,
+                0,
+            ],
+        )
+    }
+}
+
+/// `linkat`.
+pub fn linkat(olddir: i32, old: &CStr, newdir: i32, new: &CStr, flags: i32) -> i64 {
+    // SAFETY: both paths are NUL-terminated.
+    unsafe {
+        sys(
+            libc::SYS_linkat,
+            [
+                olddir as u64,
+                old.as_ptr() as u64,
+                newdir as u64,
+                new.as_ptr() as u64,
+                flags as u64,
+                0,
+            ],
+        )
+    }
+}
+
+/// `fchownat`.
+pub fn fchownat(dirfd: i32, path: &CStr, uid: u32, gid: u32, flags: i32) -> i64 {
+    // SAFETY: `path` is NUL-terminated.
+    unsafe {
+        sys(
+            libc::SYS_fchownat,
+            [
+                dirfd as u64,
+                path.as_ptr() as u64,
+                u64::from(uid),
+                u64::from(gid),
+                flags as u64,
+                0,
+            ],
+        )
+    }
+}
+
+/// `utimensat`; `path` may be absent (then it applies to `dirfd`), `times` is two
+/// `(sec, nsec)` pairs or absent (now).
+pub fn utimensat(dirfd: i32, path: Option<&CStr>, times: Option<[i64; 4]>, flags: i32) -> i64 {
+    let ts = times.map(|t| {
+        [
+            libc::timespec {
+                tv_sec: t[0],
+                tv_nsec: t[1],
+            },
+            libc::timespec {
+                tv_sec: t[2],
+                tv_nsec: t[3],
+            },
+        ]
+    });
+    let tp = ts.as_ref().map_or(0, |t| t.as_ptr() as u64);
+    let pp = path.map_or(0, |p| p.as_ptr() as u64);
+    // SAFETY: `pp` is null or a NUL-terminated string, `tp` null or two host timespecs,
+    // both alive across the call.
+    unsafe {
+        sys(
+            libc::SYS_utimensat,
+            [dirfd as u64, pp, tp, flags as u64, 0, 0],
+        )
+    }
+}
+
+/// `truncate`.
+pub fn truncate(path: &CStr, len: u64) -> i64 {
+    // SAFETY: `path` is NUL-terminated.
+    unsafe { sys(libc::SYS_truncate, [path.as_ptr() as u64, len, 0, 0, 0, 0]) }
+}
+
+/// `statfs` (by path) or `fstatfs` (by fd) into a writable guest range (`struct statfs`
+/// has the same 120-byte layout on both ABIs).
+pub fn statfs(target: Result<&CStr, i32>, buf: HostRange<'_>) -> i64 {
+    if buf.len() < size_of::<libc::statfs>() {
+        return -i64::from(libc::EFAULT);
+    }
+    // SAFETY: the path is NUL-terminated; `buf` is a checked writable range large
+    // enough for `struct statfs`.
+    unsafe {
+        match target {
+            Ok(path) => sys(
+                libc::SYS_statfs,
+                [path.as_ptr() as u64, p(&buf), 0, 0, 0, 0],
+            ),
+            Err(fd) => sys(libc::SYS_fstatfs, [fd as u64, p(&buf), 0, 0, 0, 0]),
+        }
+    }
+}
+
+/// `chdir`.
+pub fn chdir(path: &CStr) -> i64 {
+    // SAFETY: `path` is NUL-terminated.
+    unsafe { sys(libc::SYS_chdir, [path.as_ptr() as u64, 0, 0, 0, 0, 0]) }
+}
+
+/// `fchmodat`.
+pub fn fchmodat(dirfd: i32, path: &CStr, mode: u32) -> i64 {
+    // SAFETY: `path` is NUL-terminated.
+    unsafe {
+        sys(
+            libc::SYS_fchmodat,
+            [dirfd as u64, path.as_ptr() as u64, u64::from(mode), 0, 0, 0],
+        )
+    }
+}
+
+/// `getdents64` into a writable guest range (`struct linux_dirent64` is
+/// arch-independent).
+pub fn getdents64(fd: i32, buf: HostRange<'_>) -> i64 {
+    // SAFETY: `buf` is a checked writable range.
+    unsafe {
+        sys(
+            libc::SYS_getdents64,
+            [fd as u64, p(&buf), buf.len() as u64, 0, 0, 0],
+        )
+    }
+}
+
+/// `ioctl` whose argument points at a buffer the syscall layer sized for `req`.
+pub fn ioctl_buf(fd: i32, req: u64, buf: HostRange<'_>) -> i64 {
+    // SAFETY: the syscall layer only forwards requests (TCGETS, TIOCGWINSZ) whose
+    // argument structure fits in `buf`, a checked writable range.
+    unsafe { sys(libc::SYS_ioctl, [fd as u64, req, p(&buf), 0, 0, 0]) }
+}
+
+/// `clock_gettime` / `clock_getres`: `(seconds, nanoseconds)`.
+pub fn clock(res: bool, clk: i32) -> Result<(i64, i64), i64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    let nr = if res {
+        libc::SYS_clock_getres
+    } else {
+        libc::SYS_clock_gettime
+    };
+    // SAFETY: `ts` is a writable host timespec.
+    let r = unsafe { sys(nr, [clk as u64, &raw mut ts as u64, 0, 0, 0, 0]) };
+    if r < 0 {
+        Err(r)
+    } else {
+        Ok((ts.tv_sec, ts.tv_nsec))
+    }
+}
+
+/// `nanosleep`; on EINTR returns the remaining time.
+pub fn nanosleep(sec: i64, nsec: i64) -> Result<(), (i64, (i64, i64))> {
+    let req = libc::timespec {
+        tv_sec: sec,
+        tv_nsec: nsec,
+    };
+    let mut rem = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `req` is readable and `rem` writable host timespecs.
+    let r = unsafe {
+        sys(
+            libc::SYS_nanosleep,
+            [&raw const req as u64, &raw mut rem as u64, 0, 0, 0, 0],
+        )
+    };
+    if r < 0 {
+        Err((r, (rem.tv_sec, rem.tv_nsec)))
+    } else {
+        Ok(())
+    }
+}
+
+/// `uname`.
+pub fn uname() -> Result<libc::utsname, i64> {
+    // SAFETY: `utsname` is plain old data; all-zero is a valid value.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is a writable host utsname.
+    let r = unsafe { sys(libc::SYS_uname, [&raw mut u as u64, 0, 0, 0, 0, 0]) };
+    if r < 0 { Err(r) } else { Ok(u) }
+}
+
+/// `getrandom` into a writable guest range.
+pub fn getrandom(buf: HostRange<'_>, flags: u32) -> i64 {
+    // SAFETY: `buf` is a checked writable range.
+    unsafe {
+        sys(
+            libc::SYS_getrandom,
+            [p(&buf), buf.len() as u64, u64::from(flags), 0, 0, 0],
+        )
+    }
+}
+
+/// Fills a host buffer with random bytes (AT_RANDOM); zeros if the kernel refuses.
+pub fn random_bytes(out: &mut [u8]) {
+    // SAFETY: `out` is a writable host buffer of `out.len()` bytes.
+    let _ = unsafe {
+        sys(
+            libc::SYS_getrandom,
+            [out.as_mut_ptr() as u64, out.len() as u64, 0, 0, 0, 0],
+        )
+    };
+}
+
+/// `prlimit64(0, resource, NULL, &old)`: the current limit of this process.
+pub fn getrlimit(resource: u32) -> Result<(u64, u64), i64> {
+    let mut lim = libc::rlimit64 {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a writable host rlimit64; the new-limit pointer is null.
+    let r = unsafe {
+        sys(
+            libc::SYS_prlimit64,
+            [0, u64::from(resource), 0, &raw mut lim as u64, 0, 0],
+        )
+    };
+    if r < 0 {
+        Err(r)
+    } else {
+        Ok((lim.rlim_cur, lim.rlim_max))
+    }
+}
+
+/// `getrusage` into a host struct (same layout as riscv64's).
+pub fn getrusage(who: i32, buf: HostRange<'_>) -> i64 {
+    if buf.len() < size_of::<libc::rusage>() {
+        return -i64::from(libc::EFAULT);
+    }
+    // SAFETY: `buf` is a checked writable range large enough for `struct rusage`.
+    unsafe { sys(libc::SYS_getrusage, [who as u64, p(&buf), 0, 0, 0, 0]) }
+}
+
+/// `sysinfo` into a writable guest range (same layout on both ABIs: 112 bytes).
+pub fn sysinfo(buf: HostRange<'_>) -> i64 {
+    if buf.len() < size_of::<libc::sysinfo>() {
+        return -i64::from(libc::EFAULT);
+    }
+    // SAFETY: `buf` is a checked writable range large enough for `struct sysinfo`.
+    unsafe { sys(libc::SYS_sysinfo, [p(&buf), 0, 0, 0, 0, 0]) }
+}
+
+/// Writes all of `bytes` to host fd 2 unbuffered (warnings, trace); gives up on errors.
+pub fn write_stderr(mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        // SAFETY: `bytes` is a readable host buffer.
+        let r = unsafe {
+            sys(
+                libc::SYS_write,
+                [2, bytes.as_ptr() as u64, bytes.len() as u64, 0, 0, 0],
+            )
+        };
+        if r == -i64::from(libc::EINTR) {
+            continue;
+        }
+        if r <= 0 {
+            return;
+        }
+        bytes = &bytes[(r as usize).min(bytes.len())..];
+    }
+}
+
+/// This process's id.
+pub fn getpid() -> i64 {
+    int_call(libc::SYS_getpid, [0; 6])
+}

@@ -1,0 +1,457 @@
+//! ELF loading: validates a static riscv64 executable and maps its segments into guest
+//! memory.
+//!
+//! **Invariants.** Every header field is validated before anything is mapped, and every
+//! problem is reported as a typed [`ElfError`]; no input can make the loader panic (the
+//! tests feed it mutated headers). Accepted: little-endian ELF64 for `EM_RISCV`, `ET_EXEC`,
+//! or `ET_DYN` without `PT_INTERP` (static-pie, loaded at [`PIE_BASE`]). Segments must lie
+//! inside the file, must not overlap each other, and must end below
+//! [`crate::layout::MMAP_TOP`].
+
+use object::elf;
+use object::read::elf::{FileHeader, ProgramHeader};
+use object::{Endianness, LittleEndian as LE};
+
+use crate::layout;
+use crate::memory::{GuestMemory, PERM_R, PERM_W, PERM_X, page_ceil, page_floor};
+
+// Offsets into `e_ident` (the System V gABI; `object` names only the values).
+const EI_NIDENT: usize = 16;
+const EI_CLASS: usize = 4;
+const EI_DATA: usize = 5;
+const EI_VERSION: usize = 6;
+
+/// Where a static-pie executable (`ET_DYN` without `PT_INTERP`) is loaded.
+pub const PIE_BASE: u64 = 0x4000_0000;
+
+/// Why an executable cannot be loaded. The messages read after the program's name
+/// (`vmjit: prog: <message>`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ElfError {
+    #[error("is not an ELF file")]
+    NotElf,
+    #[error("is a 32-bit ELF file; vmjit runs 64-bit riscv64 executables")]
+    Elf32,
+    #[error("is a big-endian ELF file; vmjit runs little-endian riscv64 executables")]
+    BigEndian,
+    #[error("is an ELF file for {machine}, not riscv64")]
+    WrongMachine { machine: String },
+    #[error("is an ELF file of type {0} (not an executable)")]
+    NotExecutable(u16),
+    #[error("is truncated: {0}")]
+    Truncated(&'static str),
+    #[error("has corrupt ELF headers: {0}")]
+    Corrupt(String),
+    #[error("is dynamically linked; vmjit needs a static build (gcc -static)")]
+    Dynamic,
+    #[error("has no loadable segment")]
+    NoLoadableSegment,
+    #[error("has program segment {index} lying outside the file")]
+    SegmentOutsideFile { index: usize },
+    #[error("has program segments {first} and {second} overlapping")]
+    SegmentsOverlap { first: usize, second: usize },
+    #[error("has program segment {index} lying outside the guest address space")]
+    SegmentOutsideSpace { index: usize },
+}
+
+/// What the loader found and mapped; input to the initial stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedImage {
+    /// Entry point (load bias applied).
+    pub entry: u64,
+    /// Guest address of the program headers (AT_PHDR), if they lie inside a loaded
+    /// segment; otherwise the stack builder copies [`LoadedImage::phdr_bytes`].
+    pub phdr: Option<u64>,
+    /// The raw program header table (for a copy on the stack when `phdr` is `None`).
+    pub phdr_bytes: Vec<u8>,
+    /// Size of one program header (AT_PHENT).
+    pub phent: u64,
+    /// Number of program headers (AT_PHNUM).
+    pub phnum: u64,
+    /// Load bias: 0 for ET_EXEC, [`PIE_BASE`] for static-pie (AT_BASE stays 0: there is
+    /// no interpreter).
+    pub bias: u64,
+    /// Initial program break: the page after the highest loaded byte.
+    pub brk: u64,
+}
+
+fn machine_name(m: u16) -> String {
+    match m {
+        elf::EM_X86_64 => "x86-64".into(),
+        elf::EM_386 => "i386".into(),
+        elf::EM_AARCH64 => "aarch64".into(),
+        elf::EM_ARM => "arm".into(),
+        elf::EM_PPC64 => "ppc64".into(),
+        elf::EM_S390 => "s390".into(),
+        elf::EM_MIPS => "mips".into(),
+        elf::EM_LOONGARCH => "loongarch".into(),
+        elf::EM_NONE => "no machine (EM_NONE)".into(),
+        other => format!("machine {other}"),
+    }
+}
+
+struct Seg {
+    index: usize,
+    vaddr: u64,
+    memsz: u64,
+    offset: u64,
+    filesz: u64,
+    flags: u32,
+}
+
+/// Validates `data` as a static riscv64 executable and maps it into `mem`.
+pub fn load(data: &[u8], mem: &mut GuestMemory) -> Result<LoadedImage, ElfError> {
+    if data.len() < 4 || data[..4] != elf::ELFMAG {
+        return Err(ElfError::NotElf);
+    }
+    if data.len() < EI_NIDENT {
+        return Err(ElfError::Truncated("the ELF identification is incomplete"));
+    }
+    match data[EI_CLASS] {
+        elf::ELFCLASS64 => {}
+        elf::ELFCLASS32 => return Err(ElfError::Elf32),
+        c => return Err(ElfError::Corrupt(format!("unknown ELF class {c}"))),
+    }
+    match data[EI_DATA] {
+        elf::ELFDATA2LSB => {}
+        elf::ELFDATA2MSB => return Err(ElfError::BigEndian),
+        d => return Err(ElfError::Corrupt(format!("unknown ELF data encoding {d}"))),
+    }
+    if data[EI_VERSION] != elf::EV_CURRENT {
+        return Err(ElfError::Corrupt(format!(
+            "unknown ELF version {}",
+            data[EI_VERSION]
+        )));
+    }
+    if data.len() < size_of::<elf::FileHeader64<LE>>() {
+        return Err(ElfError::Truncated("the ELF header is incomplete"));
+    }
+    let hdr = elf::FileHeader64::<Endianness>::parse(data)
+        .map_err(|e| ElfError::Corrupt(e.to_string()))?;
+    let en = hdr.endian().map_err(|e| ElfError::Corrupt(e.to_string()))?;
+    let machine = hdr.e_machine(en);
+    if machine != elf::EM_RISCV {
+        return Err(ElfError::WrongMachine {
+            machine: machine_name(machine),
+        });
+    }
+    let bias = match hdr.e_type(en) {
+        elf::ET_EXEC => 0,
+        elf::ET_DYN => PIE_BASE,
+        t => return Err(ElfError::NotExecutable(t)),
+    };
+    let phoff = hdr.e_phoff(en);
+    let phnum = u64::from(hdr.e_phnum(en));
+    if phoff == 0 || phnum == 0 {
+        return Err(ElfError::NoLoadableSegment);
+    }
+    if phnum == u64::from(elf::PN_XNUM) {
+        return Err(ElfError::Corrupt(
+            "extended program header count is not supported".into(),
+        ));
+    }
+    if usize::from(hdr.e_phentsize(en)) != size_of::<elf::ProgramHeader64<Endianness>>() {
+        return Err(ElfError::Corrupt(format!(
+            "program header entry size {} (expected 56)",
+            hdr.e_phentsize(en)
+        )));
+    }
+    let ph_end = phnum.checked_mul(56).and_then(|n| n.checked_add(phoff));
+    if ph_end.is_none_or(|e| e > data.len() as u64) {
+        return Err(ElfError::Truncated(
+            "the program header table extends past the end of the file",
+        ));
+    }
+    let phdrs = hdr
+        .program_headers(en, data)
+        .map_err(|e| ElfError::Corrupt(e.to_string()))?;
+
+    if phdrs.iter().any(|ph| ph.p_type(en) == elf::PT_INTERP) {
+        return Err(ElfError::Dynamic);
+    }
+
+    let mut segs = Vec::new();
+    for (index, ph) in phdrs.iter().enumerate() {
+        if ph.p_type(en) != elf::PT_LOAD {
+            continue;
+        }
+        let s = Seg {
+            index,
+            vaddr: ph.p_vaddr(en),
+            memsz: ph.p_memsz(en),
+            offset: ph.p_offset(en),
+            filesz: ph.p_filesz(en),
+            flags: ph.p_flags(en),
+        };
+        if s.memsz == 0 {
+            continue;
+        }
+        if s.filesz > s.memsz {
+            return Err(ElfError::Corrupt(format!(
+                "program segment {index} has a file size larger than its memory size"
+            )));
+        }
+        if s.offset
+            .checked_add(s.filesz)
+            .is_none_or(|e| e > data.len() as u64)
+        {
+            return Err(ElfError::SegmentOutsideFile { index });
+        }
+        let end = s
+            .vaddr
+            .checked_add(bias)
+            .and_then(|v| v.checked_add(s.memsz));
+        if end.is_none_or(|e| e > layout::MMAP_TOP) {
+            return Err(ElfError::SegmentOutsideSpace { index });
+        }
+        segs.push(s);
+    }
+    if segs.is_empty() {
+        return Err(ElfError::NoLoadableSegment);
+    }
+    segs.sort_by_key(|s| s.vaddr);
+    for w in segs.windows(2) {
+        if w[0].vaddr + w[0].memsz > w[1].vaddr {
+            let (a, b) = (w[0].index.min(w[1].index), w[0].index.max(w[1].index));
+            return Err(ElfError::SegmentsOverlap {
+                first: a,
+                second: b,
+            });
+        }
+    }
+
+    // Validation is complete: map. Pages shared by two segments get the union of
+    // their permissions, as the kernel's page-granular mappings effectively do.
+    let mut brk = 0u64;
+    for s in &segs {
+        let start = page_floor(s.vaddr + bias);
+        let end = page_ceil(s.vaddr + bias + s.memsz).unwrap_or(layout::MMAP_TOP);
+        let mut perm = 0;
+        if s.flags & elf::PF_R != 0 {
+            perm |= PERM_R;
+        }
+        if s.flags & elf::PF_W != 0 {
+            perm |= PERM_W;
+        }
+        if s.flags & elf::PF_X != 0 {
+            perm |= PERM_X;
+        }
+        mem.map_union(start, end - start, perm)
+            .map_err(|e| ElfError::Corrupt(e.to_string()))?;
+        let bytes = &data[s.offset as usize..(s.offset + s.filesz) as usize];
+        mem.write_bytes_privileged(s.vaddr + bias, bytes)
+            .map_err(|a| ElfError::Corrupt(format!("cannot write segment at {a:#x}")))?;
+        brk = brk.max(end);
+    }
+
+    let phdr_size = phnum * 56;
+    let phdr = phdrs
+        .iter()
+        .find(|ph| ph.p_type(en) == elf::PT_PHDR)
+        .map(|ph| ph.p_vaddr(en).wrapping_add(bias))
+        .or_else(|| {
+            segs.iter()
+                .find(|s| phoff >= s.offset && phoff + phdr_size <= s.offset + s.filesz)
+                .map(|s| s.vaddr + bias + (phoff - s.offset))
+        });
+
+    Ok(LoadedImage {
+        entry: hdr.e_entry(en).wrapping_add(bias),
+        phdr,
+        phdr_bytes: data[phoff as usize..(phoff + phdr_size) as usize].to_vec(),
+        phent: 56,
+        phnum,
+        bias,
+        brk,
+    })
+}
+
+/// Test helpers that build ELF images byte by byte (shared with the syscall tests).
+#[cfg(test)]
+pub(crate) mod build {
+    /// A minimal static riscv64 ELF64 executable: one header, `phdrs` program headers
+    /// right after it, then `body`.
+    pub fn elf(machine: u16, e_type: u16, phdrs: &[[u64; 7]], body: &[u8]) -> Vec<u8> {
+        // [p_type|p_flags<<32, offset, vaddr, paddr, filesz, memsz, align]
+        let mut v = Vec::new();
+        v.extend_from_slice(&[0x7f, b'E', b'L', b'F', 2, 1, 1, 0]);
+        v.extend_from_slice(&[0; 8]);
+        v.extend_from_slice(&e_type.to_le_bytes());
+        v.extend_from_slice(&machine.to_le_bytes());
+        v.extend_from_slice(&1u32.to_le_bytes());
+        v.extend_from_slice(&0x10078u64.to_le_bytes()); // entry
+        v.extend_from_slice(&64u64.to_le_bytes()); // phoff
+        v.extend_from_slice(&0u64.to_le_bytes()); // shoff
+        v.extend_from_slice(&0u32.to_le_bytes()); // flags
+        v.extend_from_slice(&64u16.to_le_bytes()); // ehsize
+        v.extend_from_slice(&56u16.to_le_bytes()); // phentsize
+        v.extend_from_slice(&(phdrs.len() as u16).to_le_bytes());
+        v.extend_from_slice(&64u16.to_le_bytes()); // shentsize
+        v.extend_from_slice(&0u16.to_le_bytes()); // shnum
+        v.extend_from_slice(&0u16.to_le_bytes()); // shstrndx
+        assert_eq!(v.len(), 64);
+        for ph in phdrs {
+            v.extend_from_slice(&((ph[0] & 0xffff_ffff) as u32).to_le_bytes());
+            v.extend_from_slice(&((ph[0] >> 32) as u32).to_le_bytes());
+            for &x in &ph[1..] {
+                v.extend_from_slice(&x.to_le_bytes());
+            }
+        }
+        v.extend_from_slice(body);
+        v
+    }
+
+    /// PT_LOAD with flags R+X covering the whole file at 0x10000.
+    pub fn text(len: u64) -> [u64; 7] {
+        [1 | (5 << 32), 0, 0x10000, 0x10000, len, len, 0x1000]
+    }
+
+    /// A valid minimal executable (an `ecall`-free body of `len` bytes).
+    pub fn minimal() -> Vec<u8> {
+        let body = [0x13u8, 0, 0, 0].repeat(8);
+        let len = 64 + 56 + body.len() as u64;
+        elf(243, 2, &[text(len)], &body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::build::*;
+    use super::*;
+    use rv64::Memory;
+
+    fn load_bytes(d: &[u8]) -> Result<LoadedImage, ElfError> {
+        let mut m = GuestMemory::new().unwrap();
+        load(d, &mut m)
+    }
+
+    #[test]
+    fn minimal_static_executable_is_mapped_with_its_permissions() {
+        let d = minimal();
+        let mut m = GuestMemory::new().unwrap();
+        let img = load(&d, &mut m).unwrap();
+        assert_eq!(img.entry, 0x10078);
+        assert_eq!(img.phdr, Some(0x10040));
+        assert_eq!(img.phnum, 1);
+        assert_eq!(img.brk, 0x11000);
+        assert_eq!(m.load32(0x10078), Ok(0x13));
+        assert_eq!(m.fetch16(0x10078), Ok(0x13));
+        assert!(m.store8(0x10078, 0).is_err());
+    }
+
+    #[test]
+    fn bss_beyond_file_size_reads_zero_and_is_writable() {
+        let body = vec![0xffu8; 16];
+        let data = [1 | (6u64 << 32), 176, 0x20000, 0x20000, 16, 0x3000, 0x1000];
+        let d = elf(243, 2, &[text(176), data], &body);
+        let mut m = GuestMemory::new().unwrap();
+        let img = load(&d, &mut m).unwrap();
+        assert_eq!(m.load8(0x2000f), Ok(0xff));
+        assert_eq!(m.load8(0x20010), Ok(0));
+        m.store64(0x22ff8, 1).unwrap();
+        assert_eq!(img.brk, 0x23000);
+    }
+
+    #[test]
+    fn rejects_each_bad_input_with_its_own_error() {
+        assert_eq!(load_bytes(b""), Err(ElfError::NotElf));
+        assert_eq!(load_bytes(b"#!/bin/sh\necho hi\n"), Err(ElfError::NotElf));
+        assert_eq!(
+            load_bytes(&minimal()[..40]),
+            Err(ElfError::Truncated("the ELF header is incomplete"))
+        );
+        let mut d = minimal();
+        d[4] = 1;
+        assert_eq!(load_bytes(&d), Err(ElfError::Elf32));
+        let mut d = minimal();
+        d[5] = 2;
+        assert_eq!(load_bytes(&d), Err(ElfError::BigEndian));
+        let d = elf(62, 2, &[text(152)], &[0; 32]);
+        assert_eq!(
+            load_bytes(&d),
+            Err(ElfError::WrongMachine {
+                machine: "x86-64".into()
+            })
+        );
+        let d = elf(243, 1, &[text(152)], &[0; 32]);
+        assert_eq!(load_bytes(&d), Err(ElfError::NotExecutable(1)));
+        let interp = [3, 0, 0, 0, 0, 0, 1];
+        let d = elf(243, 2, &[interp, text(176)], &[0; 32]);
+        assert_eq!(load_bytes(&d), Err(ElfError::Dynamic));
+        let beyond = [1 | (5 << 32), 0x10_0000, 0x10000, 0, 0x100, 0x100, 0x1000];
+        let d = elf(243, 2, &[beyond], &[0; 32]);
+        assert_eq!(
+            load_bytes(&d),
+            Err(ElfError::SegmentOutsideFile { index: 0 })
+        );
+        let a = [1 | (5 << 32), 0, 0x10000, 0, 64, 0x2000, 0x1000];
+        let b = [1 | (6 << 32), 0, 0x11000, 0, 64, 0x1000, 0x1000];
+        let d = elf(243, 2, &[a, b], &[0; 32]);
+        assert_eq!(
+            load_bytes(&d),
+            Err(ElfError::SegmentsOverlap {
+                first: 0,
+                second: 1
+            })
+        );
+        let high = [1 | (5 << 32), 0, u64::MAX - 0x10, 0, 64, 0x100, 0x1000];
+        let d = elf(243, 2, &[high], &[0; 32]);
+        assert_eq!(
+            load_bytes(&d),
+            Err(ElfError::SegmentOutsideSpace { index: 0 })
+        );
+        let mut d = minimal();
+        d.truncate(100);
+        assert!(matches!(load_bytes(&d), Err(ElfError::Truncated(_))));
+        let d = elf(243, 2, &[], &[]);
+        assert_eq!(load_bytes(&d), Err(ElfError::NoLoadableSegment));
+    }
+
+    #[test]
+    fn static_pie_is_loaded_at_the_pie_base() {
+        let d = minimal();
+        let mut d2 = d.clone();
+        d2[16] = 3; // ET_DYN
+        let mut m = GuestMemory::new().unwrap();
+        let img = load(&d2, &mut m).unwrap();
+        assert_eq!(img.entry, PIE_BASE + 0x10078);
+        assert_eq!(m.load32(PIE_BASE + 0x10078), Ok(0x13));
+    }
+
+    #[test]
+    fn mutated_headers_never_panic() {
+        // Deterministic xorshift so a failure is reproducible from the iteration number.
+        let base = {
+            let body = vec![0x13u8; 64];
+            let data = [1 | (6u64 << 32), 100, 0x20000, 0x20000, 16, 0x3000, 0x1000];
+            elf(243, 2, &[text(240), data], &body)
+        };
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        for _ in 0..4_000 {
+            let mut d = base.clone();
+            let flips = 1 + next() % 6;
+            for _ in 0..flips {
+                // Mostly header bytes (where the interesting validation is).
+                let pos = (next() % 176) as usize;
+                let r = next();
+                d[pos] = match r % 4 {
+                    0 => r as u8 >> 3,
+                    1 => 0xff,
+                    2 => 0,
+                    _ => d[pos] ^ (1 << (r % 8)),
+                };
+            }
+            if next() % 8 == 0 {
+                d.truncate((next() % d.len() as u64) as usize);
+            }
+            let mut m = GuestMemory::new().unwrap();
+            let _ = load(&d, &mut m);
+        }
+    }
+}

@@ -1,0 +1,449 @@
+//! [`Vm`]: one guest process — load an executable, run it, report how it ended.
+//!
+//! **Invariants.** `Vm::load` either returns a ready process (segments mapped, stack
+//! built, pc at the entry point) or a typed [`LoadError`]; it never panics on any file.
+//! `Vm::run` always returns a [`RunOutcome`]; guest misbehaviour is a [`GuestExit`].
+
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::Path;
+use std::time::Duration;
+
+use rv64::{Cpu, Interpreter};
+
+use crate::layout;
+use crate::loader::{self, ElfError};
+use crate::memory::{GuestMemory, MemoryError, PERM_R, PERM_W};
+use crate::stack::{self, AuxInfo, StackError};
+use crate::syscall::Syscalls;
+
+/// Largest executable vmjit reads (a guard against feeding it huge files).
+const MAX_FILE: u64 = 1 << 30;
+
+/// Why a program could not be loaded. Messages read after the program's name
+/// (`vmjit: prog: <message>`).
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("no such file or directory")]
+    NotFound,
+    #[error("is a directory")]
+    IsDirectory,
+    #[error("is not a regular file")]
+    NotRegularFile,
+    #[error("permission denied")]
+    PermissionDenied,
+    #[error("is too large to be a guest executable ({0} bytes)")]
+    TooLarge(u64),
+    #[error("cannot be read: {0}")]
+    Io(std::io::Error),
+    #[error(transparent)]
+    Elf(#[from] ElfError),
+    #[error(transparent)]
+    Stack(#[from] StackError),
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+}
+
+impl LoadError {
+    fn from_io(e: std::io::Error) -> Self {
+        match e.kind() {
+            std::io::ErrorKind::NotFound => LoadError::NotFound,
+            std::io::ErrorKind::PermissionDenied => LoadError::PermissionDenied,
+            std::io::ErrorKind::IsADirectory => LoadError::IsDirectory,
+            _ => LoadError::Io(e),
+        }
+    }
+}
+
+/// How a guest run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestExit {
+    /// exit / exit_group with this status (0..=255).
+    Exited(i32),
+    /// Killed by a signal it sent itself (abort, raise), or SIGTRAP for `ebreak`.
+    Signal { signo: i32 },
+    /// An access to unmapped memory or without permission (SIGSEGV under Linux).
+    Fault { pc: u64, addr: u64 },
+    /// An illegal or unsupported instruction (SIGILL under Linux).
+    Illegal { pc: u64, raw: u32 },
+    /// The `--max-insns` limit was reached.
+    InsnLimit { pc: u64 },
+    /// A futex wait that no thread could ever end (vmjit runs one thread).
+    Deadlock { pc: u64, uaddr: u64 },
+}
+
+impl GuestExit {
+    /// The process exit status vmjit should end with: the guest's own status, `128+N`
+    /// for a signal (139 for a fault, 132 for an illegal instruction, like a shell
+    /// reports), 124 for the instruction limit (as `timeout(1)`), 1 for a deadlock.
+    pub fn exit_code(&self) -> i32 {
+        match *self {
+            GuestExit::Exited(c) => c,
+            GuestExit::Signal { signo } => 128 + signo,
+            GuestExit::Fault { .. } => 128 + libc::SIGSEGV,
+            GuestExit::Illegal { .. } => 128 + libc::SIGILL,
+            GuestExit::InsnLimit { .. } => 124,
+            GuestExit::Deadlock { .. } => 1,
+        }
+    }
+
+    /// The one-line message (without newline) vmjit prints on stderr, if any.
+    pub fn message(&self) -> Option<String> {
+        match *self {
+            GuestExit::Exited(_) => None,
+            GuestExit::Signal { signo } => Some(format!(
+                "vmjit: guest terminated by signal {signo} ({})",
+                signal_name(signo)
+            )),
+            GuestExit::Fault { pc, addr } => Some(format!(
+                "vmjit: guest segmentation fault at {addr:#x} (pc {pc:#x})"
+            )),
+            GuestExit::Illegal { pc, raw } => {
+                let bits = if raw & 3 == 3 {
+                    format!("{raw:#010x}")
+                } else {
+                    format!("{raw:#06x}")
+                };
+                let dis = match rv64::decode(raw) {
+                    Ok(insn) => format!(" ({})", crate::dispatch::disasm(&insn, pc)),
+                    Err(_) => String::new(),
+                };
+                Some(format!(
+                    "vmjit: illegal instruction {bits} at pc {pc:#x}{dis}"
+                ))
+            }
+            GuestExit::InsnLimit { pc } => Some(format!(
+                "vmjit: instruction limit reached (--max-insns) at pc {pc:#x}"
+            )),
+            GuestExit::Deadlock { pc, uaddr } => Some(format!(
+                "vmjit: guest deadlocked: futex wait on {uaddr:#x} (pc {pc:#x}) can never be \
+                 woken in a single-threaded guest"
+            )),
+        }
+    }
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    const NAMES: [&str; 32] = [
+        "0",
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
+    ];
+    usize::try_from(sig)
+        .ok()
+        .and_then(|i| NAMES.get(i))
+        .copied()
+        .unwrap_or("real-time signal")
+}
+
+/// The result of [`Vm::run`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunOutcome {
+    pub exit: GuestExit,
+    /// Guest instructions retired.
+    pub instructions: u64,
+    /// Basic blocks executed.
+    pub blocks: u64,
+    /// Wall-clock time of the run (loading excluded).
+    pub wall: Duration,
+}
+
+/// The host's environment as `KEY=VALUE` strings (what a guest gets by default, as
+/// with qemu-user).
+pub fn host_environment() -> Vec<OsString> {
+    std::env::vars_os()
+        .map(|(k, v)| {
+            let mut s = k;
+            s.push("=");
+            s.push(v);
+            s
+        })
+        .collect()
+}
+
+/// One guest process.
+pub struct Vm {
+    pub(crate) cpu: Cpu,
+    pub(crate) mem: GuestMemory,
+    pub(crate) sys: Syscalls,
+    pub(crate) interp: Interpreter,
+    pub(crate) max_insns: Option<u64>,
+    pub(crate) trace: bool,
+    pub(crate) stepped_blocks: u64,
+}
+
+impl std::fmt::Debug for Vm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vm")
+            .field("pc", &self.cpu.pc)
+            .field("mem", &self.mem)
+            .finish()
+    }
+}
+
+fn read_program(path: &Path) -> Result<Vec<u8>, LoadError> {
+    let meta = std::fs::metadata(path).map_err(LoadError::from_io)?;
+    if meta.is_dir() {
+        return Err(LoadError::IsDirectory);
+    }
+    if !meta.is_file() {
+        return Err(LoadError::NotRegularFile);
+    }
+    if meta.len() > MAX_FILE {
+        return Err(LoadError::TooLarge(meta.len()));
+    }
+    std::fs::read(path).map_err(LoadError::from_io)
+}
+
+impl Vm {
+    /// Loads the static riscv64 executable at `path`. The guest's `argv` is the path as
+    /// given followed by `args`; its environment is `env` (`KEY=VALUE` strings; pass
+    /// [`host_environment`] for qemu-user's behaviour).
+    pub fn load(path: &Path, args: &[OsString], env: &[OsString]) -> Result<Vm, LoadError> {
+        let data = read_program(path)?;
+        let mut mem = GuestMemory::new()?;
+        let img = loader::load(&data, &mut mem)?;
+        mem.map(
+            layout::STACK_TOP - layout::STACK_SIZE,
+            layout::STACK_SIZE,
+            PERM_R | PERM_W,
+        )?;
+        let mut random = [0u8; 16];
+        crate::host::random_bytes(&mut random);
+        let id = |nr| crate::host::int_call(nr, [0; 6]) as u64;
+        let aux = AuxInfo {
+            phdr: img.phdr,
+            phdr_bytes: img.phdr_bytes.clone(),
+            phent: img.phent,
+            phnum: img.phnum,
+            entry: img.entry,
+            uid: id(libc::SYS_getuid),
+            euid: id(libc::SYS_geteuid),
+            gid: id(libc::SYS_getgid),
+            egid: id(libc::SYS_getegid),
+            random,
+        };
+        let name = path.as_os_str().as_bytes();
+        let mut argv: Vec<&[u8]> = vec![name];
+        argv.extend(args.iter().map(|a| a.as_bytes()));
+        let envp: Vec<&[u8]> = env.iter().map(|e| e.as_bytes()).collect();
+        let st = stack::build(&mut mem, layout::STACK_TOP, &argv, &envp, name, &aux)?;
+        let exe = std::fs::canonicalize(path)
+            .map(|p| p.into_os_string().into_vec())
+            .unwrap_or_else(|_| name.to_vec());
+        let mut cpu = Cpu::new();
+        cpu.pc = img.entry;
+        cpu.x[2] = st.sp;
+        Ok(Vm {
+            cpu,
+            mem,
+            sys: Syscalls::new(img.brk, exe),
+            interp: Interpreter::new(),
+            max_insns: None,
+            trace: false,
+            stepped_blocks: 0,
+        })
+    }
+
+    /// Stop after this many guest instructions ([`GuestExit::InsnLimit`]).
+    pub fn set_max_insns(&mut self, limit: Option<u64>) {
+        self.max_insns = limit;
+    }
+
+    /// Print every executed instruction (pc, encoding, disassembly) to stderr.
+    pub fn set_trace(&mut self, on: bool) {
+        self.trace = on;
+    }
+
+    /// The guest's registers (for tests and tools).
+    pub fn cpu(&self) -> &Cpu {
+        &self.cpu
+    }
+
+    /// The guest's memory (for tests and tools).
+    pub fn memory(&self) -> &GuestMemory {
+        &self.mem
+    }
+
+    /// Runs the guest until it exits, faults, or hits the instruction limit.
+    pub fn run(&mut self) -> RunOutcome {
+        let start = std::time::Instant::now();
+        let exit = crate::dispatch::run(self);
+        RunOutcome {
+            exit,
+            instructions: self.cpu.instret,
+            blocks: self.interp.blocks_executed() + self.stepped_blocks,
+            wall: start.elapsed(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loader::build;
+
+    #[test]
+    fn a_vm_can_move_to_another_thread() {
+        fn assert_send<T: Send>() {}
+        assert_send::<Vm>();
+    }
+
+    /// Writes a minimal executable whose code (at the entry point) is `code`.
+    fn program(tag: &str, code: &[u32]) -> std::path::PathBuf {
+        let body: Vec<u8> = code.iter().flat_map(|w| w.to_le_bytes()).collect();
+        let len = 64 + 56 + body.len() as u64;
+        let elf = build::elf(243, 2, &[build::text(len)], &body);
+        let dir = std::env::temp_dir().join(format!("vmjit-vm-{}-{tag}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("prog");
+        std::fs::write(&p, elf).unwrap();
+        p
+    }
+
+    const LI_A0_7: u32 = 0x0070_0513; // addi a0,zero,7
+    const LI_A7_EXIT: u32 = 0x05d0_0893; // addi a7,zero,93
+    const ECALL: u32 = 0x0000_0073;
+
+    fn run(code: &[u32], tag: &str, max: Option<u64>) -> RunOutcome {
+        let p = program(tag, code);
+        let mut vm = Vm::load(&p, &["x".into(), "y".into()], &["A=B".into()]).unwrap();
+        if let Some(dir) = p.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        vm.set_max_insns(max);
+        vm.run()
+    }
+
+    #[test]
+    fn exit_syscall_ends_the_run_with_its_status_and_counts_the_ecall() {
+        let out = run(&[LI_A0_7, LI_A7_EXIT, ECALL], "exit", None);
+        assert_eq!(out.exit, GuestExit::Exited(7));
+        assert_eq!(out.instructions, 3);
+        assert_eq!(out.exit.exit_code(), 7);
+    }
+
+    #[test]
+    fn argc_is_at_the_initial_stack_pointer() {
+        // ld a0,0(sp); exit(a0): argc = program + 2 arguments.
+        let out = run(&[0x0001_3503, LI_A7_EXIT, ECALL], "argc", None);
+        assert_eq!(out.exit, GuestExit::Exited(3));
+    }
+
+    #[test]
+    fn load_from_unmapped_address_is_a_precise_fault() {
+        // ld a0,0(zero)
+        let out = run(&[0x0000_3503], "fault", None);
+        assert_eq!(
+            out.exit,
+            GuestExit::Fault {
+                pc: 0x10078,
+                addr: 0
+            }
+        );
+        assert_eq!(out.exit.exit_code(), 139);
+        assert_eq!(
+            out.exit.message().unwrap(),
+            "vmjit: guest segmentation fault at 0x0 (pc 0x10078)"
+        );
+    }
+
+    #[test]
+    fn store_to_the_code_segment_faults() {
+        // sd zero,0(gp) after auipc gp,0 (gp = pc): text is read+execute only.
+        let out = run(&[0x0000_0197, 0x0001_b023], "rofault", None);
+        assert_eq!(
+            out.exit,
+            GuestExit::Fault {
+                pc: 0x1007c,
+                addr: 0x10078
+            }
+        );
+    }
+
+    #[test]
+    fn illegal_instruction_reports_pc_and_bits() {
+        let out = run(&[0xffff_ffff], "illegal", None);
+        assert_eq!(
+            out.exit,
+            GuestExit::Illegal {
+                pc: 0x10078,
+                raw: 0xffff_ffff
+            }
+        );
+        assert_eq!(out.exit.exit_code(), 132);
+        assert!(
+            out.exit
+                .message()
+                .unwrap()
+                .starts_with("vmjit: illegal instruction 0xffffffff at pc 0x10078")
+        );
+    }
+
+    #[test]
+    fn ebreak_ends_as_sigtrap() {
+        let out = run(&[0x0010_0073], "ebreak", None);
+        assert_eq!(
+            out.exit,
+            GuestExit::Signal {
+                signo: libc::SIGTRAP
+            }
+        );
+        assert_eq!(out.exit.exit_code(), 133);
+    }
+
+    #[test]
+    fn max_insns_stops_an_endless_loop_exactly() {
+        // j . (an endless loop)
+        for max in [0, 1, 999, 5000, 100_003] {
+            let out = run(&[0x0000_006f], &format!("loop{max}"), Some(max));
+            assert_eq!(out.exit, GuestExit::InsnLimit { pc: 0x10078 });
+            assert_eq!(out.instructions, max);
+            assert_eq!(out.exit.exit_code(), 124);
+        }
+    }
+
+    #[test]
+    fn loading_a_missing_file_or_directory_is_a_typed_error() {
+        let dir = std::env::temp_dir();
+        assert!(matches!(
+            Vm::load(&dir, &[], &[]),
+            Err(LoadError::IsDirectory)
+        ));
+        let missing = dir.join("vmjit-definitely-missing-file");
+        assert!(matches!(
+            Vm::load(&missing, &[], &[]),
+            Err(LoadError::NotFound)
+        ));
+        assert_eq!(LoadError::NotFound.to_string(), "no such file or directory");
+    }
+}

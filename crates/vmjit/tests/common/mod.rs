@@ -1,0 +1,179 @@
+//! Shared helpers for the integration tests: running a guest program under the agreed
+//! conventions (environment cleared except `VMJIT_GUEST=1`, a fresh empty working
+//! directory, arguments from `<name>.args`, stdin from `<name>.stdin` or /dev/null) and
+//! comparing output in a diff-friendly way.
+
+#![allow(dead_code)]
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The repository's `guests/` directory.
+pub fn guests_dir() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guests");
+    p.canonicalize().unwrap_or(p)
+}
+
+/// A fresh, empty, uniquely named directory under the system temp dir.
+pub fn fresh_dir(tag: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "vmjit-test-{}-{}-{tag}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("create temp dir");
+    d
+}
+
+/// What a run produced.
+#[derive(Debug)]
+pub struct Run {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// Exit status; a process killed by signal N is reported as 128+N.
+    pub code: i32,
+}
+
+impl Run {
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// Longest a single guest run may take before the test kills it (a hang guard, not a
+/// timing assertion).
+const HANG_GUARD: Duration = Duration::from_secs(900);
+
+/// Runs `cmd` (program + leading arguments) on guest `name` under the conventions.
+pub fn run_guest(cmd: &[OsString], name: &str) -> Run {
+    let g = guests_dir();
+    let bin = g.join("bin").join(name);
+    assert!(
+        bin.is_file(),
+        "guest binary {} is missing (run `make -C guests`)",
+        bin.display()
+    );
+    let mut args: Vec<OsString> = Vec::new();
+    let args_file = g.join("expected").join(format!("{name}.args"));
+    if let Ok(text) = std::fs::read_to_string(&args_file) {
+        args.extend(text.lines().map(OsString::from));
+    }
+    let stdin_file = g.join("expected").join(format!("{name}.stdin"));
+    let stdin = if stdin_file.is_file() {
+        stdin_file
+    } else {
+        PathBuf::from("/dev/null")
+    };
+    let mut full: Vec<OsString> = cmd.to_vec();
+    full.push(bin.into_os_string());
+    full.extend(args);
+    run_in(&full, &stdin, &fresh_dir(name))
+}
+
+/// Runs a command line with the guest conventions (cleared environment plus
+/// `VMJIT_GUEST=1`, working directory `cwd`, stdin from `stdin`).
+pub fn run_in(full: &[OsString], stdin: &Path, cwd: &Path) -> Run {
+    let stdin = std::fs::File::open(stdin).expect("open stdin file");
+    let out_path = cwd.with_extension("stdout");
+    let err_path = cwd.with_extension("stderr");
+    let out = std::fs::File::create(&out_path).expect("create stdout file");
+    let err = std::fs::File::create(&err_path).expect("create stderr file");
+    let mut child = Command::new(&full[0])
+        .args(&full[1..])
+        .env_clear()
+        .env("VMJIT_GUEST", "1")
+        .current_dir(cwd)
+        .stdin(Stdio::from(stdin))
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", full[0]));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for child") {
+            break s;
+        }
+        if start.elapsed() > HANG_GUARD {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{full:?} did not finish within {HANG_GUARD:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    use std::os::unix::process::ExitStatusExt;
+    let code = status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+    let run = Run {
+        stdout: std::fs::read(&out_path).unwrap_or_default(),
+        stderr: std::fs::read(&err_path).unwrap_or_default(),
+        code,
+    };
+    let _ = std::fs::remove_file(&out_path);
+    let _ = std::fs::remove_file(&err_path);
+    let _ = std::fs::remove_dir_all(cwd);
+    run
+}
+
+/// Runs the vmjit binary with `args` (stdin /dev/null, conventions otherwise).
+pub fn vmjit(args: &[&std::ffi::OsStr]) -> Run {
+    let mut full: Vec<OsString> = vec![env!("CARGO_BIN_EXE_vmjit").into()];
+    full.extend(args.iter().map(|a| a.to_os_string()));
+    run_in(&full, Path::new("/dev/null"), &fresh_dir("cli"))
+}
+
+/// The vmjit binary under test with `run --engine interp`.
+pub fn vmjit_interp() -> Vec<OsString> {
+    vec![
+        env!("CARGO_BIN_EXE_vmjit").into(),
+        "run".into(),
+        "--engine".into(),
+        "interp".into(),
+    ]
+}
+
+/// Expected stdout and exit code of guest `name`.
+pub fn expected(name: &str) -> (Vec<u8>, i32) {
+    let e = guests_dir().join("expected");
+    let stdout = std::fs::read(e.join(format!("{name}.stdout")))
+        .unwrap_or_else(|err| panic!("missing expected/{name}.stdout: {err}"));
+    let exit_text = std::fs::read_to_string(e.join(format!("{name}.exit")))
+        .unwrap_or_else(|err| panic!("missing expected/{name}.exit: {err}"));
+    let code = exit_text
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("expected/{name}.exit is not a number: {exit_text:?}"));
+    (stdout, code)
+}
+
+/// Describes the first difference between two outputs, or `None` when equal.
+pub fn describe_diff(what: &str, want: &[u8], got: &[u8]) -> Option<String> {
+    if want == got {
+        return None;
+    }
+    let w = String::from_utf8_lossy(want);
+    let g = String::from_utf8_lossy(got);
+    let wl: Vec<&str> = w.split_inclusive('\n').collect();
+    let gl: Vec<&str> = g.split_inclusive('\n').collect();
+    let i = wl
+        .iter()
+        .zip(&gl)
+        .position(|(a, b)| a != b)
+        .unwrap_or(wl.len().min(gl.len()));
+    Some(format!(
+        "{what} differs at line {} ({} expected lines / {} bytes, {} actual lines / {} bytes)\n  \
+         expected: {:?}\n  actual:   {:?}",
+        i + 1,
+        wl.len(),
+        want.len(),
+        gl.len(),
+        got.len(),
+        wl.get(i).copied().unwrap_or("<end of output>"),
+        gl.get(i).copied().unwrap_or("<end of output>"),
+    ))
+}
