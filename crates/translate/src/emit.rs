@@ -1,0 +1,880 @@
+//! RV64 instructions -> Cranelift IR for one block or a region. Produces a function
+//! `fn(ctx: *mut JitContext) -> u64` (C convention, or `tail` when chaining) that
+//! follows the contract of [`crate::context`].
+//!
+//! Invariants of the generated code:
+//! - Integer registers the block names are loaded into Cranelift variables on entry and
+//!   every register the block may write is stored back on every exit; around a helper
+//!   call the registers the helper can read or write are flushed first and its
+//!   destination reloaded after. `x0` is never cached: it reads as 0, writes vanish.
+//! - `instret` is counted at translation time within a guest block (plus, in a region,
+//!   a runtime count of the instructions of earlier blocks in this call): an exit after
+//!   `n` retired instructions adds exactly `n`; helper calls receive the count so far
+//!   (see [`crate::context::ExecOneFn`]).
+//! - In a region, a direct transfer to a block start of the region is a jump inside the
+//!   function only while `ctx.chain_budget` is non-zero (and decrements it), so a guest
+//!   loop always returns to the dispatcher eventually.
+//! - Every memory access is checked inline (bounds, page crossing, permission byte);
+//!   anything that fails the inline check is re-executed by the `exec_one` helper, which
+//!   either completes it (page crossing) or reports the precise fault.
+//! - Division never traps: the divisor is replaced by 1 in the cases RISC-V defines
+//!   (zero, `MIN / -1`) and the result fixed up with selects.
+//! - Float registers are never cached: inline float code (loads/stores, moves, sign
+//!   injection) reads and writes `ctx.cpu.f` directly, like the helpers do.
+//! - No symbol, libcall or absolute address is referenced.
+
+use std::collections::HashMap;
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{
+    AbiParam, Block, BlockArg, Endianness, InstBuilder, MemFlagsData, SigRef, Signature, Type,
+    Value, types,
+};
+use cranelift_codegen::isa::CallConv;
+use cranelift_frontend::{FunctionBuilder, Variable};
+use rv64::{Insn, Op};
+
+use crate::context::{
+    JC_CODE_OFFSET, JC_ENTRY_SHIFT, JC_HITS_OFFSET, JC_KEY_OFFSET, PAGE_SIZE, PERM_R, PERM_W,
+    offsets, status,
+};
+
+const I64: Type = types::I64;
+const I32: Type = types::I32;
+
+fn ctx_flags() -> MemFlagsData {
+    MemFlagsData::trusted()
+}
+
+fn guest_flags() -> MemFlagsData {
+    MemFlagsData::new()
+        .with_notrap()
+        .with_endianness(Endianness::Little)
+}
+
+/// Signature of [`crate::context::ExecOneFn`].
+pub(crate) fn exec_one_signature(cc: CallConv) -> Signature {
+    let mut sig = Signature::new(cc);
+    sig.params.push(AbiParam::new(I64));
+    sig.params.push(AbiParam::new(I64));
+    sig.params.push(AbiParam::new(I32));
+    sig.params.push(AbiParam::new(I64));
+    sig.returns.push(AbiParam::new(I64));
+    sig
+}
+
+#[derive(Clone, Copy)]
+enum Width {
+    B = 1,
+    H = 2,
+    W = 4,
+    D = 8,
+}
+
+struct MemOp {
+    width: Width,
+    store: bool,
+    signed: bool,
+    /// The data register is a float register (`flw`/`fld`/`fsw`/`fsd`).
+    float: bool,
+}
+
+fn mem_op(op: Op) -> Option<MemOp> {
+    use Width::*;
+    let (width, store, signed) = match op {
+        Op::Lb => (B, false, true),
+        Op::Lh => (H, false, true),
+        Op::Lw => (W, false, true),
+        Op::Ld => (D, false, true),
+        Op::Lbu => (B, false, false),
+        Op::Lhu => (H, false, false),
+        Op::Lwu => (W, false, false),
+        Op::Sb => (B, true, false),
+        Op::Sh => (H, true, false),
+        Op::Sw => (W, true, false),
+        Op::Sd => (D, true, false),
+        Op::Flw | Op::Fsw | Op::Fld | Op::Fsd => {
+            let width = if matches!(op, Op::Flw | Op::Fsw) {
+                W
+            } else {
+                D
+            };
+            let store = matches!(op, Op::Fsw | Op::Fsd);
+            return Some(MemOp {
+                width,
+                store,
+                signed: false,
+                float: true,
+            });
+        }
+        _ => return None,
+    };
+    Some(MemOp {
+        width,
+        store,
+        signed,
+        float: false,
+    })
+}
+
+pub(crate) struct Emitter<'a, 'b> {
+    b: &'a mut FunctionBuilder<'b>,
+    ctx: Value,
+    vars: [Option<Variable>; 32],
+    dirty: [bool; 32],
+    exec_sig: SigRef,
+    helper_exit: Block,
+    /// Loaded on entry when the block has memory operations.
+    mem: Option<(Value, Value, Value)>,
+    /// Signature of the next block, when blocks chain.
+    chain: Option<SigRef>,
+    /// Region translation: instructions retired before the current guest block (a
+    /// runtime value, since regions loop). `None` for a single block, whose counts are
+    /// translation-time constants.
+    base: Option<Variable>,
+    /// Region translation: guest block starts and their Cranelift blocks. A transfer to
+    /// one of them stays inside the function.
+    targets: HashMap<u64, Block>,
+}
+
+impl<'a, 'b> Emitter<'a, 'b> {
+    /// Emits the whole function for `blocks` (each already validated: non-empty,
+    /// contiguous, only the last instruction may end it). `helper_cc` is the calling
+    /// convention of helpers; `chain` the convention of blocks when they chain (`None`:
+    /// every block end returns). With `region` false, `blocks` holds exactly one block and every block end leaves
+    /// the function; with `region` true, transfers to any block start in `blocks` jump
+    /// inside the function (bounded by `ctx.chain_budget`), and `blocks[0]` is the entry.
+    pub(crate) fn emit(
+        b: &'a mut FunctionBuilder<'b>,
+        blocks: &[&[(u64, Insn)]],
+        region: bool,
+        helper_cc: CallConv,
+        chain: Option<CallConv>,
+    ) {
+        let entry = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        let ctx = b.block_params(entry)[0];
+        let exec_sig = b.import_signature(exec_one_signature(helper_cc));
+        let chain = chain.map(|cc| {
+            let mut sig = Signature::new(cc);
+            sig.params.push(AbiParam::new(I64));
+            sig.returns.push(AbiParam::new(I64));
+            b.import_signature(sig)
+        });
+        let helper_exit = b.create_block();
+        b.append_block_param(helper_exit, I64);
+        b.set_cold_block(helper_exit);
+
+        let mut e = Emitter {
+            b,
+            ctx,
+            vars: [None; 32],
+            dirty: [false; 32],
+            exec_sig,
+            helper_exit,
+            mem: None,
+            chain,
+            base: None,
+            targets: HashMap::new(),
+        };
+        for block in blocks {
+            e.prologue(block);
+        }
+        if region {
+            let base = e.b.declare_var(I64);
+            let zero = e.b.ins().iconst(I64, 0);
+            e.b.def_var(base, zero);
+            e.base = Some(base);
+            for block in blocks {
+                if let Some(&(pc, _)) = block.first() {
+                    let cb = e.b.create_block();
+                    e.targets.insert(pc, cb);
+                }
+            }
+            if let Some(&(pc, _)) = blocks.first().and_then(|b| b.first()) {
+                let first = e.targets[&pc];
+                e.b.ins().jump(first, &[]);
+            }
+        }
+        for block in blocks {
+            let Some(&(start, _)) = block.first() else {
+                continue;
+            };
+            if let Some(&cb) = e.targets.get(&start) {
+                e.b.switch_to_block(cb);
+            }
+            let mut ended = false;
+            for (k, &(pc, insn)) in block.iter().enumerate() {
+                if e.insn(pc, &insn, k as u64) {
+                    ended = true;
+                    break;
+                }
+            }
+            if !ended {
+                // The block stopped before a control transfer (length limit or an
+                // unfetchable next instruction): fall through.
+                let (pc, last) = block[block.len() - 1];
+                e.goto(pc.wrapping_add(last.len as u64), block.len() as u64);
+            }
+        }
+
+        e.b.switch_to_block(helper_exit);
+        let st = e.b.block_params(helper_exit)[0];
+        e.write_back();
+        e.b.ins().return_(&[st]);
+        e.b.seal_all_blocks();
+    }
+
+    fn prologue(&mut self, block: &[(u64, Insn)]) {
+        let mut has_mem = self.mem.is_some();
+        for (_, i) in block {
+            for r in [i.rd, i.rs1, i.rs2] {
+                let r = (r & 31) as usize;
+                if r != 0 && self.vars[r].is_none() {
+                    let v = self.b.declare_var(I64);
+                    let val =
+                        self.b
+                            .ins()
+                            .load(I64, ctx_flags(), self.ctx, offsets::X + 8 * r as i32);
+                    self.b.def_var(v, val);
+                    self.vars[r] = Some(v);
+                }
+            }
+            let rd = (i.rd & 31) as usize;
+            if rd != 0 {
+                self.dirty[rd] = true;
+            }
+            has_mem |= mem_op(i.op).is_some();
+        }
+        if has_mem && self.mem.is_none() {
+            let base = self
+                .b
+                .ins()
+                .load(I64, ctx_flags(), self.ctx, offsets::MEM_BASE);
+            let perms = self
+                .b
+                .ins()
+                .load(I64, ctx_flags(), self.ctx, offsets::PERMS);
+            let size = self
+                .b
+                .ins()
+                .load(I64, ctx_flags(), self.ctx, offsets::GUEST_SIZE);
+            self.mem = Some((base, perms, size));
+        }
+    }
+
+    fn get(&mut self, r: u8) -> Value {
+        match self.vars[(r & 31) as usize] {
+            Some(v) if r & 31 != 0 => self.b.use_var(v),
+            _ => self.b.ins().iconst(I64, 0),
+        }
+    }
+
+    fn set(&mut self, r: u8, val: Value) {
+        if let Some(v) = self.vars[(r & 31) as usize]
+            && r & 31 != 0
+        {
+            self.b.def_var(v, val);
+        }
+    }
+
+    fn set_w(&mut self, r: u8, val32: Value) {
+        let v = self.b.ins().sextend(I64, val32);
+        self.set(r, v);
+    }
+
+    fn flush(&mut self, r: u8) {
+        let r = (r & 31) as usize;
+        if r == 0 {
+            return;
+        }
+        if let Some(v) = self.vars[r] {
+            let val = self.b.use_var(v);
+            self.b
+                .ins()
+                .store(ctx_flags(), val, self.ctx, offsets::X + 8 * r as i32);
+        }
+    }
+
+    fn reload(&mut self, r: u8) {
+        let r = (r & 31) as usize;
+        if r == 0 {
+            return;
+        }
+        if let Some(v) = self.vars[r] {
+            let val = self
+                .b
+                .ins()
+                .load(I64, ctx_flags(), self.ctx, offsets::X + 8 * r as i32);
+            self.b.def_var(v, val);
+        }
+    }
+
+    /// Float registers live in `ctx` (helpers own most float work): read at each use.
+    fn fget(&mut self, r: u8) -> Value {
+        let off = offsets::F + 8 * (r & 31) as i32;
+        self.b.ins().load(I64, ctx_flags(), self.ctx, off)
+    }
+
+    fn fset(&mut self, r: u8, v: Value) {
+        let off = offsets::F + 8 * (r & 31) as i32;
+        self.b.ins().store(ctx_flags(), v, self.ctx, off);
+    }
+
+    /// NaN-boxes the low 32 bits of `v` (`rv64::fpu::box32`).
+    fn box32(&mut self, v: Value) -> Value {
+        let lo = self.b.ins().band_imm_u(v, 0xffff_ffff);
+        self.b.ins().bor_imm_s(lo, 0xffff_ffff_0000_0000_u64 as i64)
+    }
+
+    /// A single-precision operand as `rv64::fpu::unbox32` reads it (zero-extended): an
+    /// improperly boxed value reads as the canonical NaN.
+    fn unbox32(&mut self, v: Value) -> Value {
+        let hi = self.b.ins().ushr_imm_s(v, 32);
+        let boxed = self.b.ins().icmp_imm_s(IntCC::Equal, hi, 0xffff_ffff);
+        let lo = self.b.ins().band_imm_u(v, 0xffff_ffff);
+        let nan = self.b.ins().iconst(I64, rv64::fpu::CANON_NAN32 as i64);
+        self.b.ins().select(boxed, lo, nan)
+    }
+
+    /// fsgnj/fsgnjn/fsgnjx on raw operands with sign bit `sign` (`rv64::fpu::sgnj`).
+    fn sgnj(&mut self, a: Value, b: Value, kind: Op, sign: i64) -> Value {
+        let s = match kind {
+            Op::FsgnjS | Op::FsgnjD => self.b.ins().band_imm_s(b, sign),
+            Op::FsgnjnS | Op::FsgnjnD => {
+                let nb = self.b.ins().bnot(b);
+                self.b.ins().band_imm_s(nb, sign)
+            }
+            _ => {
+                let x = self.b.ins().bxor(a, b);
+                self.b.ins().band_imm_s(x, sign)
+            }
+        };
+        let mag = self.b.ins().band_imm_s(a, !sign);
+        self.b.ins().bor(mag, s)
+    }
+
+    fn write_back(&mut self) {
+        for r in 1..32u8 {
+            if self.dirty[r as usize] {
+                self.flush(r);
+            }
+        }
+    }
+
+    /// Instructions retired since entry, `k` being the count within the current guest
+    /// block.
+    fn retired(&mut self, k: u64) -> Value {
+        match self.base {
+            Some(base) => {
+                let b = self.b.use_var(base);
+                self.b.ins().iadd_imm_s(b, k as i64)
+            }
+            None => self.b.ins().iconst(I64, k as i64),
+        }
+    }
+
+    /// Continues at the constant guest address `target` after `k` instructions of the
+    /// current guest block: inside the region when it starts one of its blocks and the
+    /// chain budget allows (one unit per internal jump, so loops reach the dispatcher
+    /// again), otherwise through a block exit.
+    fn goto(&mut self, target: u64, k: u64) {
+        let Some(&dest) = self.targets.get(&target) else {
+            let t = self.b.ins().iconst(I64, target as i64);
+            self.exit(t, k, status::CONTINUE);
+            return;
+        };
+        let leave = self.b.create_block();
+        let stay = self.b.create_block();
+        let budget = self
+            .b
+            .ins()
+            .load(I64, ctx_flags(), self.ctx, offsets::CHAIN_BUDGET);
+        let empty = self.b.ins().icmp_imm_s(IntCC::Equal, budget, 0);
+        self.b.ins().brif(empty, leave, &[], stay, &[]);
+
+        self.b.switch_to_block(stay);
+        let budget = self.b.ins().iadd_imm_s(budget, -1);
+        self.b
+            .ins()
+            .store(ctx_flags(), budget, self.ctx, offsets::CHAIN_BUDGET);
+        let now = self.retired(k);
+        if let Some(base) = self.base {
+            self.b.def_var(base, now);
+        }
+        self.b.ins().jump(dest, &[]);
+
+        self.b.switch_to_block(leave);
+        let t = self.b.ins().iconst(I64, target as i64);
+        self.exit(t, k, status::CONTINUE);
+    }
+
+    /// Ends the block: registers back, `pc = next`, `instret += retired`, return `st`.
+    fn exit(&mut self, next: Value, retired: u64, st: u64) {
+        self.write_back();
+        self.b.ins().store(ctx_flags(), next, self.ctx, offsets::PC);
+        if retired != 0 || self.base.is_some() {
+            let r = self.retired(retired);
+            let n = self
+                .b
+                .ins()
+                .load(I64, ctx_flags(), self.ctx, offsets::INSTRET);
+            let n = self.b.ins().iadd(n, r);
+            self.b
+                .ins()
+                .store(ctx_flags(), n, self.ctx, offsets::INSTRET);
+        }
+        if st == status::CONTINUE
+            && let Some(sig) = self.chain
+        {
+            self.chain_to(next, sig);
+            return;
+        }
+        let st = self.b.ins().iconst(I64, st as i64);
+        self.b.ins().return_(&[st]);
+    }
+
+    /// Block end with "continue at `next`" when blocks chain: while the chain budget
+    /// lasts, probe the jump cache and tail-call the next block on a hit; otherwise
+    /// return to the dispatcher. State is already written back, so the next block (or
+    /// the dispatcher) starts from memory.
+    fn chain_to(&mut self, next: Value, sig: SigRef) {
+        let ret = self.b.create_block();
+        let probe = self.b.create_block();
+        let hit = self.b.create_block();
+        let budget = self
+            .b
+            .ins()
+            .load(I64, ctx_flags(), self.ctx, offsets::CHAIN_BUDGET);
+        let base = self
+            .b
+            .ins()
+            .load(I64, ctx_flags(), self.ctx, offsets::JUMP_CACHE);
+        let no_budget = self.b.ins().icmp_imm_s(IntCC::Equal, budget, 0);
+        let no_cache = self.b.ins().icmp_imm_s(IntCC::Equal, base, 0);
+        let stop = self.b.ins().bor(no_budget, no_cache);
+        self.b.ins().brif(stop, ret, &[], probe, &[]);
+
+        self.b.switch_to_block(probe);
+        let shift = self
+            .b
+            .ins()
+            .load(I64, ctx_flags(), self.ctx, offsets::JC_SHIFT);
+        let mask = self
+            .b
+            .ins()
+            .load(I64, ctx_flags(), self.ctx, offsets::JC_MASK);
+        let idx = self.b.ins().ushr(next, shift);
+        let idx = self.b.ins().band(idx, mask);
+        let off = self.b.ins().ishl_imm_s(idx, JC_ENTRY_SHIFT as i64);
+        let entry = self.b.ins().iadd(base, off);
+        // Writers only clear keys (never the code address), and retired code is not
+        // reused before this executor's next quiescent point, which cannot happen while
+        // it runs translated code: a matching key's code address is safe to enter.
+        let key = self.b.ins().load(I64, ctx_flags(), entry, JC_KEY_OFFSET);
+        let matches = self.b.ins().icmp(IntCC::Equal, key, next);
+        self.b.ins().brif(matches, hit, &[], ret, &[]);
+
+        self.b.switch_to_block(hit);
+        let budget = self.b.ins().iadd_imm_s(budget, -1);
+        self.b
+            .ins()
+            .store(ctx_flags(), budget, self.ctx, offsets::CHAIN_BUDGET);
+        let hits = self.b.ins().load(I32, ctx_flags(), entry, JC_HITS_OFFSET);
+        let hits = self.b.ins().iadd_imm_s(hits, 1);
+        self.b.ins().store(ctx_flags(), hits, entry, JC_HITS_OFFSET);
+        let code = self.b.ins().load(I64, ctx_flags(), entry, JC_CODE_OFFSET);
+        self.b.ins().return_call_indirect(sig, code, &[self.ctx]);
+
+        self.b.switch_to_block(ret);
+        let st = self.b.ins().iconst(I64, status::CONTINUE as i64);
+        self.b.ins().return_(&[st]);
+    }
+
+    /// Calls `exec_one` for `insn`; on a non-continue status leaves through the helper
+    /// exit. Afterwards the builder is in a fresh block on the continue path.
+    fn helper(&mut self, pc: u64, insn: &Insn, retired: u64) {
+        self.flush(insn.rs1);
+        self.flush(insn.rs2);
+        self.flush(insn.rd);
+        let table = self
+            .b
+            .ins()
+            .load(I64, ctx_flags(), self.ctx, offsets::HELPERS);
+        let f = self
+            .b
+            .ins()
+            .load(I64, ctx_flags(), table, offsets::HELPER_EXEC_ONE);
+        let pcv = self.b.ins().iconst(I64, pc as i64);
+        let raw = self.b.ins().iconst(I32, insn.raw as i32 as i64);
+        let ret = self.retired(retired);
+        let call = self
+            .b
+            .ins()
+            .call_indirect(self.exec_sig, f, &[self.ctx, pcv, raw, ret]);
+        let st = self.b.inst_results(call)[0];
+        self.reload(insn.rd);
+        let cont = self.b.create_block();
+        self.b
+            .ins()
+            .brif(st, self.helper_exit, &[BlockArg::Value(st)], cont, &[]);
+        self.b.switch_to_block(cont);
+    }
+
+    fn memory(&mut self, pc: u64, insn: &Insn, m: MemOp, retired: u64) {
+        let Some((base, perms, size)) = self.mem else {
+            // The prologue loads these whenever a memory operation exists.
+            self.helper(pc, insn, retired);
+            return;
+        };
+        let n = m.width as i64;
+        let a = self.get(insn.rs1);
+        let addr = self.b.ins().iadd_imm_s(a, insn.imm);
+        let limit = self.b.ins().iadd_imm_s(size, -n);
+        let mut ok = self
+            .b
+            .ins()
+            .icmp(IntCC::UnsignedLessThanOrEqual, addr, limit);
+        if n > 1 {
+            let off = self.b.ins().band_imm_s(addr, (PAGE_SIZE - 1) as i64);
+            let nocross =
+                self.b
+                    .ins()
+                    .icmp_imm_s(IntCC::UnsignedLessThanOrEqual, off, PAGE_SIZE as i64 - n);
+            ok = self.b.ins().band(ok, nocross);
+        }
+        // The permission byte is read at page 0 when the address is out of range, so
+        // the table is never indexed out of bounds; `ok` is false then anyway.
+        let page = self
+            .b
+            .ins()
+            .ushr_imm_s(addr, crate::context::PAGE_SHIFT as i64);
+        let zero = self.b.ins().iconst(I64, 0);
+        let idx = self.b.ins().select(ok, page, zero);
+        let pa = self.b.ins().iadd(perms, idx);
+        let perm = self.b.ins().uload8(I32, ctx_flags(), pa, 0);
+        let need = if m.store { PERM_W } else { PERM_R } as i64;
+        let pm = self.b.ins().band_imm_s(perm, need);
+        let pok = self.b.ins().icmp_imm_s(IntCC::Equal, pm, need);
+        let ok = self.b.ins().band(ok, pok);
+
+        let fast = self.b.create_block();
+        let slow = self.b.create_block();
+        let join = self.b.create_block();
+        self.b.set_cold_block(slow);
+        self.b.ins().brif(ok, fast, &[], slow, &[]);
+
+        self.b.switch_to_block(fast);
+        let host = self.b.ins().iadd(base, addr);
+        let fl = guest_flags();
+        if m.store {
+            let v = if m.float {
+                self.fget(insn.rs2)
+            } else {
+                self.get(insn.rs2)
+            };
+            match m.width {
+                Width::B => self.b.ins().istore8(fl, v, host, 0),
+                Width::H => self.b.ins().istore16(fl, v, host, 0),
+                Width::W => self.b.ins().istore32(fl, v, host, 0),
+                Width::D => self.b.ins().store(fl, v, host, 0),
+            };
+        } else {
+            let ins = self.b.ins();
+            let v = match (m.width, m.signed) {
+                (Width::B, true) => ins.sload8(I64, fl, host, 0),
+                (Width::B, false) => ins.uload8(I64, fl, host, 0),
+                (Width::H, true) => ins.sload16(I64, fl, host, 0),
+                (Width::H, false) => ins.uload16(I64, fl, host, 0),
+                (Width::W, true) => ins.sload32(fl, host, 0),
+                (Width::W, false) => ins.uload32(fl, host, 0),
+                (Width::D, _) => ins.load(I64, fl, host, 0),
+            };
+            match (m.float, m.width) {
+                (true, Width::W) => {
+                    let boxed = self.box32(v);
+                    self.fset(insn.rd, boxed);
+                }
+                (true, _) => self.fset(insn.rd, v),
+                (false, _) => self.set(insn.rd, v),
+            }
+        }
+        self.b.ins().jump(join, &[]);
+
+        self.b.switch_to_block(slow);
+        self.helper(pc, insn, retired);
+        self.b.ins().jump(join, &[]);
+
+        self.b.switch_to_block(join);
+    }
+
+    /// Division and remainder with RISC-V's results for a zero divisor and for signed
+    /// overflow, without ever executing a trapping host division.
+    fn divrem(&mut self, a: Value, b: Value, ty: Type, signed: bool, rem: bool) -> Value {
+        let ins = self.b.ins();
+        let zero = ins.icmp_imm_s(IntCC::Equal, b, 0);
+        let bad = if signed {
+            let min = if ty == I32 { i32::MIN as i64 } else { i64::MIN };
+            let amin = self.b.ins().icmp_imm_s(IntCC::Equal, a, min);
+            let bneg = self.b.ins().icmp_imm_s(IntCC::Equal, b, -1);
+            let ovf = self.b.ins().band(amin, bneg);
+            self.b.ins().bor(zero, ovf)
+        } else {
+            zero
+        };
+        let one = self.b.ins().iconst(ty, 1);
+        let d = self.b.ins().select(bad, one, b);
+        // With d = 1 on overflow, MIN / 1 = MIN and MIN % 1 = 0: what RISC-V wants.
+        let ins = self.b.ins();
+        let r = match (signed, rem) {
+            (true, false) => ins.sdiv(a, d),
+            (false, false) => ins.udiv(a, d),
+            (true, true) => ins.srem(a, d),
+            (false, true) => ins.urem(a, d),
+        };
+        let on_zero = if rem { a } else { self.b.ins().iconst(ty, -1) };
+        self.b.ins().select(zero, on_zero, r)
+    }
+
+    fn bool64(&mut self, c: Value) -> Value {
+        self.b.ins().uextend(I64, c)
+    }
+
+    /// Emits one instruction; returns true when it ended the block.
+    fn insn(&mut self, pc: u64, i: &Insn, k: u64) -> bool {
+        let next = pc.wrapping_add(i.len as u64);
+        let imm = i.imm;
+        macro_rules! rr {
+            (|$x:ident, $y:ident| $e:expr) => {{
+                let $x = self.get(i.rs1);
+                let $y = self.get(i.rs2);
+                let v = $e;
+                self.set(i.rd, v);
+            }};
+        }
+        macro_rules! ri {
+            (|$x:ident| $e:expr) => {{
+                let $x = self.get(i.rs1);
+                let v = $e;
+                self.set(i.rd, v);
+            }};
+        }
+        macro_rules! rrw {
+            (|$x:ident, $y:ident| $e:expr) => {{
+                let a = self.get(i.rs1);
+                let b = self.get(i.rs2);
+                let $x = self.b.ins().ireduce(I32, a);
+                let $y = self.b.ins().ireduce(I32, b);
+                let v = $e;
+                self.set_w(i.rd, v);
+            }};
+        }
+        macro_rules! riw {
+            (|$x:ident| $e:expr) => {{
+                let a = self.get(i.rs1);
+                let $x = self.b.ins().ireduce(I32, a);
+                let v = $e;
+                self.set_w(i.rd, v);
+            }};
+        }
+        macro_rules! branch {
+            ($cc:expr) => {{
+                let a = self.get(i.rs1);
+                let b = self.get(i.rs2);
+                let c = self.b.ins().icmp($cc, a, b);
+                let taken = pc.wrapping_add(imm as u64);
+                if self.targets.contains_key(&taken) || self.targets.contains_key(&next) {
+                    let (tb, fb) = (self.b.create_block(), self.b.create_block());
+                    self.b.ins().brif(c, tb, &[], fb, &[]);
+                    self.b.switch_to_block(tb);
+                    self.goto(taken, k + 1);
+                    self.b.switch_to_block(fb);
+                    self.goto(next, k + 1);
+                    return true;
+                }
+                let t = self.b.ins().iconst(I64, taken as i64);
+                let f = self.b.ins().iconst(I64, next as i64);
+                let target = self.b.ins().select(c, t, f);
+                self.exit(target, k + 1, status::CONTINUE);
+                return true;
+            }};
+        }
+        let sh = imm & 63;
+        let shw = imm & 31;
+        match i.op {
+            Op::Lui => {
+                let v = self.b.ins().iconst(I64, imm);
+                self.set(i.rd, v);
+            }
+            Op::Auipc => {
+                let v = self.b.ins().iconst(I64, pc.wrapping_add(imm as u64) as i64);
+                self.set(i.rd, v);
+            }
+            Op::Jal => {
+                let link = self.b.ins().iconst(I64, next as i64);
+                self.set(i.rd, link);
+                self.goto(pc.wrapping_add(imm as u64), k + 1);
+                return true;
+            }
+            Op::Jalr => {
+                // The target is computed before rd is written (rd may equal rs1).
+                let a = self.get(i.rs1);
+                let t = self.b.ins().iadd_imm_s(a, imm);
+                let t = self.b.ins().band_imm_s(t, !1);
+                let link = self.b.ins().iconst(I64, next as i64);
+                self.set(i.rd, link);
+                self.exit(t, k + 1, status::CONTINUE);
+                return true;
+            }
+            Op::Beq => branch!(IntCC::Equal),
+            Op::Bne => branch!(IntCC::NotEqual),
+            Op::Blt => branch!(IntCC::SignedLessThan),
+            Op::Bge => branch!(IntCC::SignedGreaterThanOrEqual),
+            Op::Bltu => branch!(IntCC::UnsignedLessThan),
+            Op::Bgeu => branch!(IntCC::UnsignedGreaterThanOrEqual),
+            Op::Addi => ri!(|a| self.b.ins().iadd_imm_s(a, imm)),
+            Op::Slti => ri!(|a| {
+                let c = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, a, imm);
+                self.bool64(c)
+            }),
+            Op::Sltiu => ri!(|a| {
+                let c = self.b.ins().icmp_imm_s(IntCC::UnsignedLessThan, a, imm);
+                self.bool64(c)
+            }),
+            Op::Xori => ri!(|a| self.b.ins().bxor_imm_s(a, imm)),
+            Op::Ori => ri!(|a| self.b.ins().bor_imm_s(a, imm)),
+            Op::Andi => ri!(|a| self.b.ins().band_imm_s(a, imm)),
+            Op::Slli => ri!(|a| self.b.ins().ishl_imm_s(a, sh)),
+            Op::Srli => ri!(|a| self.b.ins().ushr_imm_s(a, sh)),
+            Op::Srai => ri!(|a| self.b.ins().sshr_imm_s(a, sh)),
+            Op::Add => rr!(|a, b| self.b.ins().iadd(a, b)),
+            Op::Sub => rr!(|a, b| self.b.ins().isub(a, b)),
+            Op::Sll => rr!(|a, b| {
+                let s = self.b.ins().band_imm_s(b, 63);
+                self.b.ins().ishl(a, s)
+            }),
+            Op::Srl => rr!(|a, b| {
+                let s = self.b.ins().band_imm_s(b, 63);
+                self.b.ins().ushr(a, s)
+            }),
+            Op::Sra => rr!(|a, b| {
+                let s = self.b.ins().band_imm_s(b, 63);
+                self.b.ins().sshr(a, s)
+            }),
+            Op::Slt => rr!(|a, b| {
+                let c = self.b.ins().icmp(IntCC::SignedLessThan, a, b);
+                self.bool64(c)
+            }),
+            Op::Sltu => rr!(|a, b| {
+                let c = self.b.ins().icmp(IntCC::UnsignedLessThan, a, b);
+                self.bool64(c)
+            }),
+            Op::Xor => rr!(|a, b| self.b.ins().bxor(a, b)),
+            Op::Or => rr!(|a, b| self.b.ins().bor(a, b)),
+            Op::And => rr!(|a, b| self.b.ins().band(a, b)),
+            Op::Addiw => riw!(|a| self.b.ins().iadd_imm_s(a, imm)),
+            Op::Slliw => riw!(|a| self.b.ins().ishl_imm_s(a, shw)),
+            Op::Srliw => riw!(|a| self.b.ins().ushr_imm_s(a, shw)),
+            Op::Sraiw => riw!(|a| self.b.ins().sshr_imm_s(a, shw)),
+            Op::Addw => rrw!(|a, b| self.b.ins().iadd(a, b)),
+            Op::Subw => rrw!(|a, b| self.b.ins().isub(a, b)),
+            Op::Sllw => rrw!(|a, b| {
+                let s = self.b.ins().band_imm_s(b, 31);
+                self.b.ins().ishl(a, s)
+            }),
+            Op::Srlw => rrw!(|a, b| {
+                let s = self.b.ins().band_imm_s(b, 31);
+                self.b.ins().ushr(a, s)
+            }),
+            Op::Sraw => rrw!(|a, b| {
+                let s = self.b.ins().band_imm_s(b, 31);
+                self.b.ins().sshr(a, s)
+            }),
+            Op::Mul => rr!(|a, b| self.b.ins().imul(a, b)),
+            Op::Mulh => rr!(|a, b| self.b.ins().smulhi(a, b)),
+            Op::Mulhu => rr!(|a, b| self.b.ins().umulhi(a, b)),
+            Op::Mulhsu => rr!(|a, b| {
+                // signed(a) = a - 2^64·[a<0], so hi(a·b) = umulhi(a, b) - [a<0]·b.
+                let hi = self.b.ins().umulhi(a, b);
+                let sign = self.b.ins().sshr_imm_s(a, 63);
+                let corr = self.b.ins().band(sign, b);
+                self.b.ins().isub(hi, corr)
+            }),
+            Op::Div => rr!(|a, b| self.divrem(a, b, I64, true, false)),
+            Op::Divu => rr!(|a, b| self.divrem(a, b, I64, false, false)),
+            Op::Rem => rr!(|a, b| self.divrem(a, b, I64, true, true)),
+            Op::Remu => rr!(|a, b| self.divrem(a, b, I64, false, true)),
+            Op::Mulw => rrw!(|a, b| self.b.ins().imul(a, b)),
+            Op::Divw => rrw!(|a, b| self.divrem(a, b, I32, true, false)),
+            Op::Divuw => rrw!(|a, b| self.divrem(a, b, I32, false, false)),
+            Op::Remw => rrw!(|a, b| self.divrem(a, b, I32, true, true)),
+            Op::Remuw => rrw!(|a, b| self.divrem(a, b, I32, false, true)),
+            // One hart, coherent host memory: no ordering work.
+            Op::Fence => {}
+            // Float moves and sign injection: bit operations, no flags, no rounding.
+            Op::FmvXW => {
+                let f = self.fget(i.rs1);
+                let lo = self.b.ins().ireduce(I32, f);
+                self.set_w(i.rd, lo);
+            }
+            Op::FmvXD => {
+                let f = self.fget(i.rs1);
+                self.set(i.rd, f);
+            }
+            Op::FmvWX => {
+                let x = self.get(i.rs1);
+                let boxed = self.box32(x);
+                self.fset(i.rd, boxed);
+            }
+            Op::FmvDX => {
+                let x = self.get(i.rs1);
+                self.fset(i.rd, x);
+            }
+            Op::FsgnjS | Op::FsgnjnS | Op::FsgnjxS => {
+                let a = self.fget(i.rs1);
+                let a = self.unbox32(a);
+                let b = self.fget(i.rs2);
+                let b = self.unbox32(b);
+                let v = self.sgnj(a, b, i.op, 1 << 31);
+                let boxed = self.box32(v);
+                self.fset(i.rd, boxed);
+            }
+            Op::FsgnjD | Op::FsgnjnD | Op::FsgnjxD => {
+                let a = self.fget(i.rs1);
+                let b = self.fget(i.rs2);
+                let v = self.sgnj(a, b, i.op, i64::MIN);
+                self.fset(i.rd, v);
+            }
+            Op::Ecall | Op::Ebreak => {
+                let st = if i.op == Op::Ecall {
+                    status::ECALL
+                } else {
+                    status::EBREAK
+                };
+                let p = self.b.ins().iconst(I64, pc as i64);
+                self.exit(p, k, st);
+                return true;
+            }
+            Op::FenceI => {
+                let p = self.b.ins().iconst(I64, next as i64);
+                self.exit(p, k + 1, status::FENCE_I);
+                return true;
+            }
+            Op::Illegal => {
+                let raw = self.b.ins().iconst(I32, i.raw as i32 as i64);
+                self.b
+                    .ins()
+                    .store(ctx_flags(), raw, self.ctx, offsets::EXIT_RAW);
+                let p = self.b.ins().iconst(I64, pc as i64);
+                self.exit(p, k, status::ILLEGAL);
+                return true;
+            }
+            op => match mem_op(op) {
+                Some(m) => self.memory(pc, i, m, k),
+                None => self.helper(pc, i, k),
+            },
+        }
+        false
+    }
+}
