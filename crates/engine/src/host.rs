@@ -93,28 +93,58 @@ fn iovecs(bufs: &[HostRange<'_>]) -> Vec<libc::iovec> {
         .collect()
 }
 
-/// `readv` into checked writable ranges.
-pub fn readv(fd: i32, bufs: &[HostRange<'_>]) -> i64 {
+/// `readv`/`writev` (`off == None`) or `preadv`/`pwritev` (`Some(offset)`): `write`
+/// selects the direction. Every range is checked (writable for a read, readable for a
+/// write).
+pub fn rw_vectored(write: bool, fd: i32, bufs: &[HostRange<'_>], off: Option<i64>) -> i64 {
     let iov = iovecs(bufs);
-    // SAFETY: `iov` lives across the call and each entry is a checked writable range.
+    let nr = match (write, off) {
+        (false, None) => libc::SYS_readv,
+        (true, None) => libc::SYS_writev,
+        (false, Some(_)) => libc::SYS_preadv,
+        (true, Some(_)) => libc::SYS_pwritev,
+    };
+    // On a 64-bit host the whole offset travels in `pos_l`; `pos_h` is ignored.
+    let pos = off.unwrap_or(0) as u64;
+    // SAFETY: `iov` lives across the call and each entry is a checked range with the
+    // permission the direction needs.
     unsafe {
         sys(
-            libc::SYS_readv,
-            [fd as u64, iov.as_ptr() as u64, iov.len() as u64, 0, 0, 0],
+            nr,
+            [fd as u64, iov.as_ptr() as u64, iov.len() as u64, pos, 0, 0],
         )
     }
 }
 
+/// `readv` into checked writable ranges.
+pub fn readv(fd: i32, bufs: &[HostRange<'_>]) -> i64 {
+    rw_vectored(false, fd, bufs, None)
+}
+
 /// `writev` from checked readable ranges.
 pub fn writev(fd: i32, bufs: &[HostRange<'_>]) -> i64 {
-    let iov = iovecs(bufs);
-    // SAFETY: `iov` lives across the call and each entry is a checked readable range.
-    unsafe {
-        sys(
-            libc::SYS_writev,
-            [fd as u64, iov.as_ptr() as u64, iov.len() as u64, 0, 0, 0],
-        )
+    rw_vectored(true, fd, bufs, None)
+}
+
+/// `ppoll(fds, nfds, timeout, NULL)` on `nfds` guest `struct pollfd`s (8 bytes each,
+/// the same on both ABIs); `timeout` (seconds, nanoseconds) is updated with the time
+/// left, as Linux does. EFAULT when `fds` is shorter than `nfds` entries.
+pub fn ppoll(fds: HostRange<'_>, nfds: u64, timeout: Option<&mut (i64, i64)>) -> i64 {
+    if nfds.checked_mul(8).is_none_or(|n| n > fds.len() as u64) {
+        return -i64::from(libc::EFAULT);
     }
+    let mut ts = timeout.as_ref().map(|t| libc::timespec {
+        tv_sec: t.0,
+        tv_nsec: t.1,
+    });
+    let tp = ts.as_mut().map_or(0, |t| t as *mut libc::timespec as u64);
+    // SAFETY: `fds` is a checked readable and writable range holding `nfds` pollfds;
+    // `tp` is null or a host timespec alive across the call; the signal mask is null.
+    let r = unsafe { sys(libc::SYS_ppoll, [p(&fds), nfds, tp, 0, 8, 0]) };
+    if let (Some(t), Some(ts)) = (timeout, ts) {
+        *t = (ts.tv_sec, ts.tv_nsec);
+    }
+    r
 }
 
 /// `openat(dirfd, path, flags, mode)` (flags already in host encoding).
@@ -171,18 +201,58 @@ pub const INT_ONLY: &[libc::c_long] = &[
     libc::SYS_flock,
 ];
 
-/// `fcntl` with an integer argument (F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, ...).
+/// `fcntl` with an integer argument. Any other command is refused with EINVAL: with a
+/// pointer argument the kernel would access memory nobody checked.
 pub fn fcntl_int(fd: i32, cmd: i32, arg: u64) -> i64 {
-    // SAFETY: the commands the syscall layer forwards here take an integer argument.
+    // The integer-argument commands (F_SETSIG/F_GETSIG are 10/11; `libc` lacks them).
+    const INT_CMDS: &[i32] = &[
+        libc::F_DUPFD,
+        libc::F_DUPFD_CLOEXEC,
+        libc::F_GETFD,
+        libc::F_SETFD,
+        libc::F_GETFL,
+        libc::F_SETFL,
+        libc::F_GETOWN,
+        libc::F_SETOWN,
+        10,
+        11,
+        libc::F_GETLEASE,
+        libc::F_SETLEASE,
+        libc::F_NOTIFY,
+        libc::F_GETPIPE_SZ,
+        libc::F_SETPIPE_SZ,
+        libc::F_GET_SEALS,
+        libc::F_ADD_SEALS,
+    ];
+    if !INT_CMDS.contains(&cmd) {
+        return -i64::from(libc::EINVAL);
+    }
+    // SAFETY: every command in `INT_CMDS` takes an integer argument, so the kernel
+    // dereferences no pointer.
     unsafe { sys(libc::SYS_fcntl, [fd as u64, cmd as u64, arg, 0, 0, 0]) }
 }
 
-/// `fcntl` whose argument points at a `struct flock` (same layout on both ABIs).
+/// The `fcntl` commands whose argument points at a `struct flock`.
+pub const FCNTL_LOCK_CMDS: &[i32] = &[
+    libc::F_GETLK,
+    libc::F_SETLK,
+    libc::F_SETLKW,
+    libc::F_OFD_GETLK,
+    libc::F_OFD_SETLK,
+    libc::F_OFD_SETLKW,
+];
+
+/// `fcntl` whose argument points at a `struct flock` (same layout on both ABIs); EINVAL
+/// for a command not in [`FCNTL_LOCK_CMDS`].
 pub fn fcntl_lock(fd: i32, cmd: i32, flock: HostRange<'_>) -> i64 {
+    if !FCNTL_LOCK_CMDS.contains(&cmd) {
+        return -i64::from(libc::EINVAL);
+    }
     if flock.len() < size_of::<libc::flock>() {
         return -i64::from(libc::EFAULT);
     }
-    // SAFETY: `flock` is a checked writable range large enough for `struct flock`.
+    // SAFETY: the lock commands read and write one `struct flock` at the argument, and
+    // `flock` is a checked readable and writable range large enough for it.
     unsafe { sys(libc::SYS_fcntl, [fd as u64, cmd as u64, p(&flock), 0, 0, 0]) }
 }
 
@@ -474,10 +544,30 @@ pub fn getdents64(fd: i32, buf: HostRange<'_>) -> i64 {
     }
 }
 
-/// `ioctl` whose argument points at a buffer the syscall layer sized for `req`.
+/// Size of the structure the kernel writes for the `ioctl` requests vmjit forwards
+/// (asm-generic numbers, equal to x86-64's, with the same layouts: kernel
+/// `struct termios` is 36 bytes, `struct winsize` 8, FIONREAD's `int` 4); `None` for
+/// any other request.
+pub const fn ioctl_out_size(req: u64) -> Option<u64> {
+    match req {
+        0x5401 => Some(36), // TCGETS
+        0x5413 => Some(8),  // TIOCGWINSZ
+        0x541b => Some(4),  // FIONREAD
+        _ => None,
+    }
+}
+
+/// `ioctl` for a request of [`ioctl_out_size`] writing into `buf`; ENOTTY for any other
+/// request, EFAULT when `buf` is too small for the request's structure.
 pub fn ioctl_buf(fd: i32, req: u64, buf: HostRange<'_>) -> i64 {
-    // SAFETY: the syscall layer only forwards requests (TCGETS, TIOCGWINSZ) whose
-    // argument structure fits in `buf`, a checked writable range.
+    let Some(size) = ioctl_out_size(req) else {
+        return -i64::from(libc::ENOTTY);
+    };
+    if (buf.len() as u64) < size {
+        return -i64::from(libc::EFAULT);
+    }
+    // SAFETY: the request writes exactly `size` bytes at its argument, and `buf` is a
+    // checked writable range at least that long.
     unsafe { sys(libc::SYS_ioctl, [fd as u64, req, p(&buf), 0, 0, 0]) }
 }
 
@@ -501,8 +591,9 @@ pub fn clock(res: bool, clk: i32) -> Result<(i64, i64), i64> {
     }
 }
 
-/// `nanosleep`; on EINTR returns the remaining time.
-pub fn nanosleep(sec: i64, nsec: i64) -> Result<(), (i64, (i64, i64))> {
+/// `clock_nanosleep(clk, flags, req, rem)`; on EINTR of a relative sleep also returns
+/// the remaining time. The host kernel validates the clock (EINVAL, EOPNOTSUPP).
+pub fn clock_nanosleep(clk: i32, flags: i32, sec: i64, nsec: i64) -> Result<(), (i64, (i64, i64))> {
     let req = libc::timespec {
         tv_sec: sec,
         tv_nsec: nsec,
@@ -511,11 +602,18 @@ pub fn nanosleep(sec: i64, nsec: i64) -> Result<(), (i64, (i64, i64))> {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `req` is readable and `rem` writable host timespecs.
+    // SAFETY: `req` is a readable and `rem` a writable host timespec.
     let r = unsafe {
         sys(
-            libc::SYS_nanosleep,
-            [&raw const req as u64, &raw mut rem as u64, 0, 0, 0, 0],
+            libc::SYS_clock_nanosleep,
+            [
+                clk as u64,
+                flags as u64,
+                &raw const req as u64,
+                &raw mut rem as u64,
+                0,
+                0,
+            ],
         )
     };
     if r < 0 {
@@ -523,6 +621,11 @@ pub fn nanosleep(sec: i64, nsec: i64) -> Result<(), (i64, (i64, i64))> {
     } else {
         Ok(())
     }
+}
+
+/// `nanosleep` (a relative CLOCK_MONOTONIC sleep); on EINTR returns the remaining time.
+pub fn nanosleep(sec: i64, nsec: i64) -> Result<(), (i64, (i64, i64))> {
+    clock_nanosleep(libc::CLOCK_MONOTONIC, 0, sec, nsec)
 }
 
 /// `uname`.
@@ -617,4 +720,47 @@ pub fn write_stderr(mut bytes: &[u8]) {
 /// This process's id.
 pub fn getpid() -> i64 {
     int_call(libc::SYS_getpid, [0; 6])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::{GuestMemory, PERM_R, PERM_W};
+
+    #[test]
+    fn safe_wrappers_refuse_commands_whose_argument_they_did_not_size() {
+        let mut m = GuestMemory::new().unwrap();
+        m.map(0x10000, 0x1000, PERM_R | PERM_W).unwrap();
+        let einval = -i64::from(libc::EINVAL);
+        // A pointer-taking command through the integer path would let the kernel
+        // write at an unchecked address.
+        assert_eq!(fcntl_int(0, libc::F_GETLK, 0x1234), einval);
+        assert_eq!(fcntl_int(0, 16 /* F_GETOWN_EX */, 0x1234), einval);
+        let b = m.host_range(0x10000, 64, PERM_R | PERM_W).unwrap();
+        assert_eq!(fcntl_lock(0, libc::F_GETFD, b), einval);
+        // TCGETS writes 36 bytes: a 4-byte buffer is refused before the call.
+        let small = m.host_range(0x10000, 4, PERM_W).unwrap();
+        assert_eq!(ioctl_buf(0, 0x5401, small), -i64::from(libc::EFAULT));
+        let any = m.host_range(0x10000, 64, PERM_W).unwrap();
+        assert_eq!(ioctl_buf(0, 0x1234, any), -i64::from(libc::ENOTTY));
+    }
+
+    #[test]
+    fn fionread_reports_the_bytes_waiting_in_a_pipe() {
+        let mut m = GuestMemory::new().unwrap();
+        m.map(0x10000, 0x1000, PERM_R | PERM_W).unwrap();
+        let [r, w] = pipe2(libc::O_CLOEXEC).unwrap();
+        m.write_bytes(0x10000, b"12345").unwrap();
+        assert_eq!(write(w, m.host_range(0x10000, 5, PERM_R).unwrap()), 5);
+        assert_eq!(
+            ioctl_buf(r, 0x541b, m.host_range(0x10100, 4, PERM_W).unwrap()),
+            0
+        );
+        let mut n = [0u8; 4];
+        m.read_bytes(0x10100, &mut n).unwrap();
+        assert_eq!(u32::from_le_bytes(n), 5);
+        for fd in [r, w] {
+            int_call(libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0]);
+        }
+    }
 }

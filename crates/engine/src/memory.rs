@@ -28,6 +28,10 @@ use rv64::{AccessKind, MemFault, Memory};
 
 /// Size of the guest address space in bytes: guest addresses are `[0, GUEST_SPACE)`.
 pub const GUEST_SPACE: u64 = 1 << 34;
+/// One past the highest user address a riscv64 Linux process may name (Sv48). Ranges
+/// between [`GUEST_SPACE`] and this limit are valid arguments (munmap of them succeeds,
+/// an empty buffer there is fine) but are never mapped.
+pub const USER_LIMIT: u64 = 1 << 47;
 /// log2 of the guest page size.
 pub const PAGE_SHIFT: u32 = 12;
 /// Guest page size (also the host page size the reservation is managed in).
@@ -363,11 +367,12 @@ impl GuestMemory {
 
     /// Checks that the guest range `[addr, addr+len)` lies in the guest space and every
     /// page it touches has all permission bits in `need`; returns the first faulting
-    /// guest address otherwise.
+    /// guest address otherwise. An empty range touches nothing and only needs a
+    /// plausible user address (below [`USER_LIMIT`]), as in Linux.
     #[inline]
     pub fn check_range(&self, addr: u64, len: u64, need: u8) -> Result<(), u64> {
         if len == 0 {
-            return if addr <= GUEST_SPACE {
+            return if addr <= USER_LIMIT {
                 Ok(())
             } else {
                 Err(addr)
@@ -388,18 +393,28 @@ impl GuestMemory {
         Ok(())
     }
 
+    /// The host view of a range `check_range` accepted. An empty range gets the base
+    /// address, so that the pointer handed to the host kernel always lies inside the
+    /// reservation (the kernel touches no byte of it either way).
+    fn view(&self, addr: u64, len: u64) -> HostRange<'_> {
+        let ptr = if len == 0 {
+            self.base.as_ptr()
+        } else {
+            self.base.as_ptr().wrapping_add(addr as usize)
+        };
+        HostRange {
+            ptr,
+            len: len as usize,
+            _mem: std::marker::PhantomData,
+        }
+    }
+
     /// A checked host view of a guest range for the host kernel (EFAULT when the check
     /// fails). `need` is the permission the guest would need (`PERM_W` when the kernel
     /// writes into the buffer).
     pub fn host_range(&mut self, addr: u64, len: u64, need: u8) -> Result<HostRange<'_>, u64> {
         self.check_range(addr, len, need)?;
-        Ok(HostRange {
-            // `wrapping_add` because a zero-length range may sit at `GUEST_SPACE`; the
-            // pointer then stays one past the end of the reservation, which is allowed.
-            ptr: self.base.as_ptr().wrapping_add(addr as usize),
-            len: len as usize,
-            _mem: std::marker::PhantomData,
-        })
+        Ok(self.view(addr, len))
     }
 
     /// Several checked host views at once (for readv/writev). Fails with the first bad
@@ -414,11 +429,7 @@ impl GuestMemory {
         }
         Ok(ranges
             .iter()
-            .map(|&(addr, len)| HostRange {
-                ptr: self.base.as_ptr().wrapping_add(addr as usize),
-                len: len as usize,
-                _mem: std::marker::PhantomData,
-            })
+            .map(|&(addr, len)| self.view(addr, len))
             .collect())
     }
 
@@ -485,6 +496,51 @@ impl GuestMemory {
                 self.base.as_ptr().add(to as usize),
                 len as usize,
             );
+        }
+        Ok(())
+    }
+
+    /// Moves the contents of the mapped page-aligned range at `from` to the mapped,
+    /// non-overlapping range at `to` (for mremap): afterwards `to` holds what `from`
+    /// held and `from` reads as zeros. The host kernel moves the pages themselves, so
+    /// pages the guest never touched stay unpopulated (a copy would commit every one of
+    /// them: growing a 256 MiB realloc'd block would cost 256 MiB of host memory).
+    pub fn move_pages(&mut self, from: u64, to: u64, len: u64) -> Result<(), MemoryError> {
+        let src = Self::page_range(from, len)?;
+        let dst = Self::page_range(to, len)?;
+        if src.start < dst.end && dst.start < src.end {
+            return Err(MemoryError::BadRange { addr: to, len });
+        }
+        let mapped =
+            |r: std::ops::Range<usize>| self.perms[r].iter().all(|&p| p & PERM_MAPPED != 0);
+        if !mapped(src) || !mapped(dst) {
+            return Err(MemoryError::NotMapped { addr: from, len });
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        // SAFETY: both ranges were validated above: page aligned, inside the
+        // reservation this value owns, disjoint. MREMAP_FIXED replaces the host pages
+        // of the target range (part of our private anonymous reservation) with the
+        // source's; MREMAP_DONTUNMAP leaves the source range mapped with the same
+        // protection, its pages now empty (zero on next touch), so the reservation
+        // keeps no hole another mapping could fall into. No Rust reference into guest
+        // memory is alive (we hold `&mut self`).
+        let r = unsafe {
+            libc::mremap(
+                self.base.as_ptr().add(from as usize).cast(),
+                len as usize,
+                len as usize,
+                libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED | libc::MREMAP_DONTUNMAP,
+                self.base.as_ptr().add(to as usize).cast::<libc::c_void>(),
+            )
+        };
+        if r == libc::MAP_FAILED {
+            // Kernels before 5.7 lack MREMAP_DONTUNMAP (and a host may run out of
+            // mappings): copy instead, which is correct, only costlier.
+            self.copy_within(from, to, len)
+                .map_err(|_| MemoryError::NotMapped { addr: from, len })?;
+            self.discard(from, len);
         }
         Ok(())
     }
@@ -727,6 +783,29 @@ mod tests {
         assert_eq!(m.find_free_top_down(0x1000, 0x1000, 0xa000), Some(0x8000));
         assert_eq!(m.find_free_top_down(0x2000, 0x1000, 0xb000), Some(0x7000));
         assert_eq!(m.find_free_top_down(0x3000, 0x8000, 0xb000), None);
+    }
+
+    #[test]
+    fn move_pages_moves_contents_and_leaves_zeros_behind() {
+        for mut m in [mem(), GuestMemory::new_commit_on_map().unwrap()] {
+            m.map(0x10000, 0x3000, PERM_R | PERM_W).unwrap();
+            m.map(0x40000, 0x3000, PERM_R | PERM_W).unwrap();
+            m.store64(0x10008, 0x1234).unwrap();
+            m.store64(0x12ff8, 0x5678).unwrap();
+            m.store64(0x40000, 0x9999).unwrap();
+            m.move_pages(0x10000, 0x40000, 0x3000).unwrap();
+            assert_eq!(m.load64(0x40008), Ok(0x1234));
+            assert_eq!(m.load64(0x42ff8), Ok(0x5678));
+            assert_eq!(
+                m.load64(0x40000),
+                Ok(0),
+                "the target's old contents are gone"
+            );
+            assert_eq!(m.load64(0x10008), Ok(0), "the source reads as zeros");
+            // Overlapping or unmapped ranges are refused.
+            assert!(m.move_pages(0x40000, 0x41000, 0x2000).is_err());
+            assert!(m.move_pages(0x40000, 0x80000, 0x1000).is_err());
+        }
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //! **Invariants.**
 //! - No guest pointer reaches the host kernel unchecked: buffers become
 //!   [`crate::memory::HostRange`]s, strings are copied into host `CString`s.
-//! - File descriptors are the host's (as in qemu-user): guest fd n is host fd n.
+//! - File descriptors are the host's (as in qemu-user): guest fd n is host fd n. The one
+//!   file the guest may not open is a `/proc/<pid>/mem`, which would reach host memory
+//!   outside its reservation.
 //! - Changes to executable memory (munmap, mprotect, mremap, MAP_FIXED over code,
 //!   riscv_flush_icache) are recorded in [`Syscalls::take_invalidations`] so the
 //!   dispatch loop can drop stale decoded or translated code before the next block.
@@ -23,7 +25,8 @@ use rv64::{Cpu, Memory};
 use crate::host;
 use crate::layout;
 use crate::memory::{
-    GuestMemory, PAGE_SIZE, PERM_MAPPED, PERM_R, PERM_W, page_ceil, perm_from_prot,
+    GUEST_SPACE, GuestMemory, PAGE_SIZE, PERM_MAPPED, PERM_R, PERM_W, USER_LIMIT, page_ceil,
+    perm_from_prot,
 };
 use crate::sysnames;
 
@@ -62,6 +65,9 @@ pub mod nr {
     pub const WRITEV: u64 = 66;
     pub const PREAD64: u64 = 67;
     pub const PWRITE64: u64 = 68;
+    pub const PREADV: u64 = 69;
+    pub const PWRITEV: u64 = 70;
+    pub const PPOLL: u64 = 73;
     pub const READLINKAT: u64 = 78;
     pub const NEWFSTATAT: u64 = 79;
     pub const FSTAT: u64 = 80;
@@ -159,6 +165,14 @@ const EFAULT: i64 = -(libc::EFAULT as i64);
 const EINVAL: i64 = -(libc::EINVAL as i64);
 const ENOMEM: i64 = -(libc::ENOMEM as i64);
 const PATH_MAX: usize = 4096;
+/// PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM: the bits mmap and mprotect accept
+/// (PROT_SEM is a no-op on riscv64, as on most architectures).
+const PROT_VALID: u64 = 0xf;
+
+/// Guest O_CLOEXEC (the only flag dup3 accepts).
+const O_CLOEXEC: u64 = 0o2000000;
+/// The flags pipe2 accepts: O_CLOEXEC, O_NONBLOCK, O_DIRECT, O_NOTIFICATION_PIPE.
+const PIPE2_FLAGS: u64 = O_CLOEXEC | 0o4000 | 0o40000 | 0o200;
 
 /// Guest (asm-generic) open flags and their host equivalents. The two ABIs agree on
 /// every bit today (x86-64 also uses the generic values), but translating through a
@@ -324,13 +338,20 @@ impl Syscalls {
                     Err(_) => EFAULT,
                 }
             }
-            nr::READV | nr::WRITEV => self.rw_vec(n == nr::READV, fd, a[1], a[2], mem),
-            nr::OPENAT => self.with_path(mem, a[1], |p| {
-                host::openat(a[0] as i32, p, open_flags_to_host(a[2] as u32), a[3] as u32)
+            nr::READV | nr::WRITEV => rw_vec(n == nr::WRITEV, fd, a[1], a[2], None, mem),
+            nr::PREADV | nr::PWRITEV => {
+                rw_vec(n == nr::PWRITEV, fd, a[1], a[2], Some(a[3] as i64), mem)
+            }
+            nr::OPENAT => self.with_path(mem, a[1], |p, _| {
+                let fd = host::openat(a[0] as i32, p, open_flags_to_host(a[2] as u32), a[3] as u32);
+                refuse_process_memory_file(fd)
             }),
             nr::CLOSE => host::int_call(libc::SYS_close, [a[0], 0, 0, 0, 0, 0]),
             nr::LSEEK => host::int_call(libc::SYS_lseek, [a[0], a[1], a[2], 0, 0, 0]),
             nr::DUP => host::int_call(libc::SYS_dup, [a[0], 0, 0, 0, 0, 0]),
+            // Linux refuses unknown flags here (unlike open, which ignores them);
+            // translating would silently drop them, so check first.
+            nr::DUP3 if a[2] & !O_CLOEXEC != 0 => EINVAL,
             nr::DUP3 => {
                 let flags = open_flags_to_host(a[2] as u32) as u64;
                 host::int_call(libc::SYS_dup3, [a[0], a[1], flags, 0, 0, 0])
@@ -343,6 +364,7 @@ impl Syscalls {
             nr::FLOCK => host::int_call(libc::SYS_flock, [a[0], a[1], 0, 0, 0, 0]),
             nr::UMASK => host::int_call(libc::SYS_umask, [a[0], 0, 0, 0, 0, 0]),
             nr::FCNTL => self.fcntl(fd, a[1] as i32, a[2], mem),
+            nr::PIPE2 if a[1] & !PIPE2_FLAGS != 0 => EINVAL,
             nr::PIPE2 => match host::pipe2(open_flags_to_host(a[1] as u32)) {
                 Ok([r0, w0]) => {
                     let mut b = [0u8; 8];
@@ -362,73 +384,55 @@ impl Syscalls {
                 Ok(st) => Self::put(mem, a[1], &stat_to_guest(&st)),
                 Err(r) => r,
             },
-            nr::NEWFSTATAT => match self.guest_path(mem, a[1]) {
-                Err(()) => EFAULT,
-                Ok(Err(r)) => r,
-                Ok(Ok(p)) => match host::fstatat(fd, &p, a[3] as i32) {
+            nr::NEWFSTATAT => self.with_path(mem, a[1], |p, mem| {
+                match host::fstatat(fd, p, a[3] as i32) {
                     Ok(st) => Self::put(mem, a[2], &stat_to_guest(&st)),
                     Err(r) => r,
-                },
-            },
-            nr::STATX => {
-                let Ok(path) = self.guest_path(mem, a[1]) else {
-                    return Ok(EFAULT);
-                };
-                match path {
-                    Err(r) => r,
-                    Ok(p) => match mem.host_range(a[4], 256, PERM_W) {
-                        Ok(b) => host::statx(fd, &p, a[2] as i32, a[3] as u32, b),
-                        Err(_) => EFAULT,
-                    },
                 }
+            }),
+            nr::STATX => self.with_path(mem, a[1], |p, mem| {
+                match mem.host_range(a[4], 256, PERM_W) {
+                    Ok(b) => host::statx(fd, p, a[2] as i32, a[3] as u32, b),
+                    Err(_) => EFAULT,
+                }
+            }),
+            nr::FACCESSAT => {
+                self.with_path(mem, a[1], |p, _| host::faccessat(fd, p, a[2] as i32, 0))
             }
-            nr::FACCESSAT => self.with_path(mem, a[1], |p| host::faccessat(fd, p, a[2] as i32, 0)),
-            nr::FACCESSAT2 => self.with_path(mem, a[1], |p| {
+            nr::FACCESSAT2 => self.with_path(mem, a[1], |p, _| {
                 host::faccessat(fd, p, a[2] as i32, a[3] as i32)
             }),
             nr::GETCWD => match mem.host_range(a[0], a[1], PERM_W) {
                 Ok(b) => host::getcwd(b),
                 Err(_) => EFAULT,
             },
-            nr::CHDIR => self.with_path(mem, a[0], host::chdir),
-            nr::FCHMODAT => self.with_path(mem, a[1], |p| host::fchmodat(fd, p, a[2] as u32)),
-            nr::UNLINKAT => self.with_path(mem, a[1], |p| host::unlinkat(fd, p, a[2] as i32)),
-            nr::MKDIRAT => self.with_path(mem, a[1], |p| host::mkdirat(fd, p, a[2] as u32)),
+            nr::CHDIR => self.with_path(mem, a[0], |p, _| host::chdir(p)),
+            nr::FCHMODAT => self.with_path(mem, a[1], |p, _| host::fchmodat(fd, p, a[2] as u32)),
+            nr::UNLINKAT => self.with_path(mem, a[1], |p, _| host::unlinkat(fd, p, a[2] as i32)),
+            nr::MKDIRAT => self.with_path(mem, a[1], |p, _| host::mkdirat(fd, p, a[2] as u32)),
             nr::RENAMEAT | nr::RENAMEAT2 => {
                 let flags = if n == nr::RENAMEAT2 { a[4] as u32 } else { 0 };
-                match (self.guest_path(mem, a[1]), self.guest_path(mem, a[3])) {
-                    (Ok(Ok(old)), Ok(Ok(new))) => {
-                        host::renameat2(fd, &old, a[2] as i32, &new, flags)
-                    }
-                    (Ok(Err(r)), _) | (_, Ok(Err(r))) => r,
-                    _ => EFAULT,
-                }
+                self.with_paths(mem, a[1], a[3], |old, new| {
+                    host::renameat2(fd, old, a[2] as i32, new, flags)
+                })
             }
-            nr::SYMLINKAT => match (self.guest_path(mem, a[0]), self.guest_path(mem, a[2])) {
-                (Ok(Ok(target)), Ok(Ok(link))) => host::symlinkat(&target, a[1] as i32, &link),
-                (Ok(Err(r)), _) | (_, Ok(Err(r))) => r,
-                _ => EFAULT,
-            },
-            nr::LINKAT => match (self.guest_path(mem, a[1]), self.guest_path(mem, a[3])) {
-                (Ok(Ok(old)), Ok(Ok(new))) => {
-                    host::linkat(fd, &old, a[2] as i32, &new, a[4] as i32)
-                }
-                (Ok(Err(r)), _) | (_, Ok(Err(r))) => r,
-                _ => EFAULT,
-            },
-            nr::FCHOWNAT => self.with_path(mem, a[1], |p| {
+            nr::SYMLINKAT => self.with_paths(mem, a[0], a[2], |target, link| {
+                host::symlinkat(target, a[1] as i32, link)
+            }),
+            nr::LINKAT => self.with_paths(mem, a[1], a[3], |old, new| {
+                host::linkat(fd, old, a[2] as i32, new, a[4] as i32)
+            }),
+            nr::FCHOWNAT => self.with_path(mem, a[1], |p, _| {
                 host::fchownat(fd, p, a[2] as u32, a[3] as u32, a[4] as i32)
             }),
-            nr::TRUNCATE => self.with_path(mem, a[0], |p| host::truncate(p, a[1])),
+            nr::TRUNCATE => self.with_path(mem, a[0], |p, _| host::truncate(p, a[1])),
             nr::UTIMENSAT => self.utimensat(fd, a[1], a[2], a[3] as i32, mem),
-            nr::STATFS => match self.guest_path(mem, a[0]) {
-                Ok(Ok(p)) => match mem.host_range(a[1], size_of::<libc::statfs>() as u64, PERM_W) {
-                    Ok(b) => host::statfs(Ok(&p), b),
+            nr::STATFS => self.with_path(mem, a[0], |p, mem| {
+                match mem.host_range(a[1], size_of::<libc::statfs>() as u64, PERM_W) {
+                    Ok(b) => host::statfs(Ok(p), b),
                     Err(_) => EFAULT,
-                },
-                Ok(Err(r)) => r,
-                Err(()) => EFAULT,
-            },
+                }
+            }),
             nr::FSTATFS => match mem.host_range(a[1], size_of::<libc::statfs>() as u64, PERM_W) {
                 Ok(b) => host::statfs(Err(fd), b),
                 Err(_) => EFAULT,
@@ -439,6 +443,7 @@ impl Syscalls {
                 Err(_) => EFAULT,
             },
             nr::IOCTL => self.ioctl(fd, a[1], a[2], mem),
+            nr::PPOLL => ppoll(a[0], a[1], a[2], mem),
             nr::BRK => self.sys_brk(a[0], mem),
             nr::MMAP => self.mmap(a, mem),
             nr::MUNMAP => self.munmap(a[0], a[1], mem),
@@ -449,10 +454,8 @@ impl Syscalls {
             nr::EXIT | nr::EXIT_GROUP => return Err(SyscallExit::Exited((a[0] & 0xff) as i32)),
             nr::CLOCK_GETTIME | nr::CLOCK_GETRES => {
                 match host::clock(n == nr::CLOCK_GETRES, a[0] as i32) {
-                    Ok((s, ns)) if n == nr::CLOCK_GETRES && a[1] == 0 => {
-                        let _ = (s, ns);
-                        0
-                    }
+                    // clock_getres may pass NULL just to validate the clock.
+                    Ok(_) if n == nr::CLOCK_GETRES && a[1] == 0 => 0,
                     Ok((s, ns)) => Self::put(mem, a[1], &timespec(s, ns)),
                     Err(r) => r,
                 }
@@ -470,8 +473,8 @@ impl Syscalls {
                 }
                 r
             }
-            nr::NANOSLEEP => self.nanosleep(a[0], a[1], mem),
-            nr::CLOCK_NANOSLEEP => self.clock_nanosleep(a[0] as i32, a[1], a[2], a[3], mem),
+            nr::NANOSLEEP => Self::sleep(libc::CLOCK_MONOTONIC, 0, a[0], a[1], mem),
+            nr::CLOCK_NANOSLEEP => Self::sleep(a[0] as i32, a[1], a[2], a[3], mem),
             nr::UNAME => self.uname(a[0], mem),
             nr::GETRANDOM => match mem.host_range(a[0], a[1], PERM_W) {
                 Ok(b) => host::getrandom(b, a[2] as u32),
@@ -481,8 +484,9 @@ impl Syscalls {
             nr::SET_ROBUST_LIST => 0,
             nr::RSEQ | nr::RISCV_HWPROBE => e(libc::ENOSYS),
             nr::PRLIMIT64 => {
+                // The guest is the only process it can see.
                 if a[0] != 0 && a[0] as i64 != self.pid {
-                    e(libc::EPERM)
+                    e(libc::ESRCH)
                 } else {
                     self.getrlimit(a[1], a[3], mem)
                 }
@@ -567,7 +571,7 @@ impl Syscalls {
         // vmjit itself ignores SIGPIPE (as every Rust program does), so the host kernel
         // answers EPIPE; a Linux guest would instead get SIGPIPE, whose default action
         // kills it (`vmjit run prog | head` must end the guest).
-        if r == e(libc::EPIPE) && matches!(n, nr::WRITE | nr::WRITEV | nr::PWRITE64) {
+        if r == e(libc::EPIPE) && matches!(n, nr::WRITE | nr::WRITEV | nr::PWRITE64 | nr::PWRITEV) {
             return self.signal_self(libc::SIGPIPE).map(|_| r);
         }
         Ok(r)
@@ -590,71 +594,51 @@ impl Syscalls {
         }
     }
 
-    /// Reads a guest path: outer `Err` = EFAULT, inner `Err(-errno)` = bad path.
-    fn guest_path(&self, mem: &GuestMemory, addr: u64) -> Result<Result<CString, i64>, ()> {
-        match mem.read_cstr(addr, PATH_MAX) {
-            Ok(bytes) => {
-                let bytes = if bytes == b"/proc/self/exe" {
-                    self.exe_path.clone()
-                } else {
-                    bytes
-                };
-                // `read_cstr` stops at the first NUL, so this cannot fail; map it anyway.
-                Ok(CString::new(bytes).map_err(|_| EINVAL))
-            }
-            Err(Some(_)) => Err(()),
-            Err(None) => Ok(Err(e(libc::ENAMETOOLONG))),
-        }
+    /// Reads a guest path (`/proc/self/exe` names the guest program, not vmjit);
+    /// `Err(-errno)`: EFAULT, or ENAMETOOLONG when no NUL comes within PATH_MAX bytes.
+    fn guest_path(&self, mem: &GuestMemory, addr: u64) -> Result<CString, i64> {
+        let bytes = match mem.read_cstr(addr, PATH_MAX) {
+            Ok(b) if b == b"/proc/self/exe" => self.exe_path.clone(),
+            Ok(b) => b,
+            Err(Some(_)) => return Err(EFAULT),
+            Err(None) => return Err(e(libc::ENAMETOOLONG)),
+        };
+        // Neither source holds a NUL (`read_cstr` stops at the first, the executable's
+        // path comes from the OS), so this cannot fail; map it anyway.
+        CString::new(bytes).map_err(|_| EINVAL)
     }
 
+    /// Runs `f` on the guest path at `addr`, or returns why it cannot be read.
     fn with_path(
         &self,
-        mem: &GuestMemory,
+        mem: &mut GuestMemory,
         addr: u64,
-        f: impl FnOnce(&std::ffi::CStr) -> i64,
+        f: impl FnOnce(&std::ffi::CStr, &mut GuestMemory) -> i64,
     ) -> i64 {
         match self.guest_path(mem, addr) {
-            Ok(Ok(p)) => f(&p),
-            Ok(Err(r)) => r,
-            Err(()) => EFAULT,
+            Ok(p) => f(&p, mem),
+            Err(r) => r,
         }
     }
 
-    fn rw_vec(&self, read: bool, fd: i32, iov: u64, cnt: u64, mem: &mut GuestMemory) -> i64 {
-        if cnt > 1024 {
-            return EINVAL;
-        }
-        let mut ranges = Vec::with_capacity(cnt as usize);
-        for i in 0..cnt {
-            let at = iov.wrapping_add(i * 16);
-            match (mem.load64(at), mem.load64(at.wrapping_add(8))) {
-                (Ok(base), Ok(len)) => {
-                    if len > i64::MAX as u64 {
-                        return EINVAL;
-                    }
-                    ranges.push((base, len));
-                }
-                _ => return EFAULT,
-            }
-        }
-        let need = if read { PERM_W } else { PERM_R };
-        match mem.host_ranges(&ranges, need) {
-            Ok(bufs) if read => host::readv(fd, &bufs),
-            Ok(bufs) => host::writev(fd, &bufs),
-            Err(_) => EFAULT,
+    /// Two-path calls (rename, link, symlink); the first bad path's error wins, as in
+    /// Linux, which reads them in order.
+    fn with_paths(
+        &self,
+        mem: &GuestMemory,
+        a: u64,
+        b: u64,
+        f: impl FnOnce(&std::ffi::CStr, &std::ffi::CStr) -> i64,
+    ) -> i64 {
+        match (self.guest_path(mem, a), self.guest_path(mem, b)) {
+            (Ok(p), Ok(q)) => f(&p, &q),
+            (Err(r), _) | (_, Err(r)) => r,
         }
     }
 
     fn fcntl(&self, fd: i32, cmd: i32, arg: u64, mem: &mut GuestMemory) -> i64 {
+        // The command numbers are asm-generic's, which x86-64 shares.
         match cmd {
-            libc::F_DUPFD
-            | libc::F_DUPFD_CLOEXEC
-            | libc::F_GETFD
-            | libc::F_SETFD
-            | libc::F_GETPIPE_SZ
-            | libc::F_SETPIPE_SZ
-            | libc::F_GET_SEALS
-            | libc::F_ADD_SEALS => host::fcntl_int(fd, cmd, arg),
             libc::F_GETFL => {
                 let r = host::fcntl_int(fd, cmd, 0);
                 if r < 0 {
@@ -664,32 +648,21 @@ impl Syscalls {
                 }
             }
             libc::F_SETFL => host::fcntl_int(fd, cmd, open_flags_to_host(arg as u32) as u64),
-            libc::F_GETLK
-            | libc::F_SETLK
-            | libc::F_SETLKW
-            | libc::F_OFD_GETLK
-            | libc::F_OFD_SETLK
-            | libc::F_OFD_SETLKW => {
+            _ if host::FCNTL_LOCK_CMDS.contains(&cmd) => {
                 match mem.host_range(arg, size_of::<libc::flock>() as u64, PERM_R | PERM_W) {
                     Ok(b) => host::fcntl_lock(fd, cmd, b),
                     Err(_) => EFAULT,
                 }
             }
-            _ => EINVAL,
+            // Integer-argument commands pass as they are; `fcntl_int` refuses the rest
+            // with EINVAL.
+            _ => host::fcntl_int(fd, cmd, arg),
         }
     }
 
     fn ioctl(&self, fd: i32, req: u64, arg: u64, mem: &mut GuestMemory) -> i64 {
-        // asm-generic ioctl numbers, equal to x86-64's; the structures have the same
-        // layout (kernel `struct termios` is 36 bytes, `struct winsize` 8).
-        const TCGETS: u64 = 0x5401;
-        const TIOCGWINSZ: u64 = 0x5413;
-        const FIONREAD: u64 = 0x541b;
-        let size = match req {
-            TCGETS => 36,
-            TIOCGWINSZ => 8,
-            FIONREAD => 4,
-            _ => return e(libc::ENOTTY),
+        let Some(size) = host::ioctl_out_size(req) else {
+            return e(libc::ENOTTY);
         };
         match mem.host_range(arg, size, PERM_W) {
             Ok(b) => host::ioctl_buf(fd, req, b),
@@ -697,7 +670,7 @@ impl Syscalls {
         }
     }
 
-    fn utimensat(&self, fd: i32, path: u64, times: u64, flags: i32, mem: &GuestMemory) -> i64 {
+    fn utimensat(&self, fd: i32, path: u64, times: u64, flags: i32, mem: &mut GuestMemory) -> i64 {
         let t = if times == 0 {
             None
         } else {
@@ -713,13 +686,16 @@ impl Syscalls {
         if path == 0 {
             return host::utimensat(fd, None, t, flags);
         }
-        self.with_path(mem, path, |p| host::utimensat(fd, Some(p), t, flags))
+        self.with_path(mem, path, |p, _| host::utimensat(fd, Some(p), t, flags))
     }
 
     fn readlinkat(&self, fd: i32, path: u64, buf: u64, size: u64, mem: &mut GuestMemory) -> i64 {
-        if size as i64 <= 0 {
+        // `bufsiz` is an `int` in Linux: only the low 32 bits count.
+        let size = size as i32;
+        if size <= 0 {
             return EINVAL;
         }
+        let size = size as u64;
         let p = match mem.read_cstr(path, PATH_MAX) {
             Ok(p) => p,
             Err(Some(_)) => return EFAULT,
@@ -804,7 +780,7 @@ impl Syscalls {
         const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
         let [addr, len, prot, flags, fd, off] = a;
         let fd = fd as i32;
-        if len == 0 || off % PAGE_SIZE != 0 || prot & !7 != 0 {
+        if len == 0 || off % PAGE_SIZE != 0 || prot & !PROT_VALID != 0 {
             return EINVAL;
         }
         let Some(len) = page_ceil(len) else {
@@ -817,15 +793,32 @@ impl Syscalls {
         if !matches!(kind, MAP_SHARED | MAP_PRIVATE | MAP_SHARED_VALIDATE) {
             return EINVAL;
         }
-        let anon = flags & MAP_ANONYMOUS != 0;
+        let mut anon = flags & MAP_ANONYMOUS != 0;
         if !anon {
-            if kind != MAP_PRIVATE && prot & 2 != 0 {
-                // Writes to a shared file mapping would have to reach the file; vmjit
-                // copies file contents into guest memory instead, so refuse.
-                return e(libc::ENODEV);
-            }
-            if let Err(r) = host::fstat(fd) {
-                return r;
+            let st = match host::fstat(fd) {
+                Ok(st) => st,
+                Err(r) => return r,
+            };
+            let ft = st.st_mode & libc::S_IFMT;
+            // /dev/zero maps as anonymous memory (a lone process cannot tell shared
+            // anonymous memory from private).
+            anon = ft == libc::S_IFCHR && st.st_rdev == libc::makedev(1, 5);
+            if !anon {
+                if kind != MAP_PRIVATE && prot & 2 != 0 {
+                    // Writes to a shared file mapping would have to reach the file;
+                    // vmjit copies file contents into guest memory instead, so refuse.
+                    return e(libc::ENODEV);
+                }
+                // Only files (and block devices) have contents to map; directories,
+                // pipes, sockets and other character devices have no mmap in Linux.
+                if ft != libc::S_IFREG && ft != libc::S_IFBLK {
+                    return e(libc::ENODEV);
+                }
+                // Linux needs read access to map a file, whatever `prot` asks for.
+                let fl = host::fcntl_int(fd, libc::F_GETFL, 0);
+                if fl >= 0 && fl as i32 & libc::O_ACCMODE == libc::O_WRONLY {
+                    return e(libc::EACCES);
+                }
             }
         }
         let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
@@ -887,11 +880,13 @@ impl Syscalls {
         let Some(len) = page_ceil(len) else {
             return EINVAL;
         };
-        if addr
-            .checked_add(len)
-            .is_none_or(|end| end > crate::memory::GUEST_SPACE)
-        {
+        if addr.checked_add(len).is_none_or(|end| end > USER_LIMIT) {
             return EINVAL;
+        }
+        // Nothing can be mapped beyond the guest space, so that part is already done.
+        let len = len.min(GUEST_SPACE.saturating_sub(addr));
+        if len == 0 {
+            return 0;
         }
         self.invalidate(mem, addr, len);
         if mem.unmap(addr, len).is_err() {
@@ -901,7 +896,7 @@ impl Syscalls {
     }
 
     fn mprotect(&mut self, addr: u64, len: u64, prot: u64, mem: &mut GuestMemory) -> i64 {
-        if !addr.is_multiple_of(PAGE_SIZE) || prot & !7 != 0 {
+        if !addr.is_multiple_of(PAGE_SIZE) || prot & !PROT_VALID != 0 {
             return EINVAL;
         }
         let Some(len) = page_ceil(len) else {
@@ -935,8 +930,12 @@ impl Syscalls {
         let (Some(old_len), Some(new_len)) = (page_ceil(old_len), page_ceil(new_len)) else {
             return EINVAL;
         };
-        if old_len == 0 || !mem.is_mapped(old, old_len) {
-            return e(libc::EFAULT);
+        // Linux allows old_len 0 only to duplicate a shared mapping, which vmjit has not.
+        if old_len == 0 {
+            return EINVAL;
+        }
+        if !mem.is_mapped(old, old_len) {
+            return EFAULT;
         }
         let perm = mem.page_perm(old) & !PERM_MAPPED;
         let target = if flags & MREMAP_FIXED != 0 {
@@ -945,6 +944,10 @@ impl Syscalls {
                     .checked_add(new_len)
                     .is_none_or(|end| end > layout::STACK_TOP)
             {
+                return EINVAL;
+            }
+            // The old range must survive until it is copied: Linux refuses overlap.
+            if new_addr < old + old_len && old < new_addr + new_len {
                 return EINVAL;
             }
             self.invalidate(mem, new_addr, new_len);
@@ -974,7 +977,7 @@ impl Syscalls {
         if mem.map(to, new_len, PERM_R | PERM_W).is_err() {
             return ENOMEM;
         }
-        let _ = mem.copy_within(old, to, old_len.min(new_len));
+        let _ = mem.move_pages(old, to, old_len.min(new_len));
         let _ = mem.protect(to, new_len, perm);
         self.invalidate(mem, old, old_len);
         let _ = mem.unmap(old, old_len);
@@ -992,70 +995,35 @@ impl Syscalls {
         if len == 0 {
             return 0;
         }
-        if !mem.is_mapped(addr, len) {
-            return ENOMEM;
+        if addr.checked_add(len).is_none_or(|end| end > USER_LIMIT) {
+            return EINVAL;
         }
+        // Linux applies the advice to the mapped parts and then reports a hole as
+        // ENOMEM; discarding an unmapped page changes nothing (it reads as zero when
+        // mapped again anyway).
         if advice == MADV_DONTNEED {
+            let len = len.min(GUEST_SPACE.saturating_sub(addr));
             self.invalidate(mem, addr, len);
             mem.discard(addr, len);
+        }
+        if !mem.is_mapped(addr, len) {
+            return ENOMEM;
         }
         0
     }
 
-    fn nanosleep(&self, req: u64, rem: u64, mem: &mut GuestMemory) -> i64 {
-        let Some((s, ns)) = read_timespec(mem, req) else {
-            return EFAULT;
-        };
-        if s < 0 || !(0..1_000_000_000).contains(&ns) {
-            return EINVAL;
-        }
-        match host::nanosleep(s, ns) {
-            Ok(()) => 0,
-            Err((r, (rs, rns))) => {
-                if rem != 0 {
-                    let _ = Self::put(mem, rem, &timespec(rs, rns));
-                }
-                r
-            }
-        }
-    }
-
-    fn clock_nanosleep(
-        &self,
-        clk: i32,
-        flags: u64,
-        req: u64,
-        rem: u64,
-        mem: &mut GuestMemory,
-    ) -> i64 {
+    /// nanosleep (`clk` CLOCK_MONOTONIC, `flags` 0, as Linux measures it) and
+    /// clock_nanosleep. The host kernel validates the clock, flags and timespec.
+    fn sleep(clk: i32, flags: u64, req: u64, rem: u64, mem: &mut GuestMemory) -> i64 {
         const TIMER_ABSTIME: u64 = 1;
         let Some((s, ns)) = read_timespec(mem, req) else {
             return EFAULT;
         };
-        if s < 0 || !(0..1_000_000_000).contains(&ns) {
-            return EINVAL;
-        }
-        let (s, ns) = if flags & TIMER_ABSTIME != 0 {
-            let now = match host::clock(false, clk) {
-                Ok(t) => t,
-                Err(r) => return r,
-            };
-            let total = (i128::from(s) * 1_000_000_000 + i128::from(ns))
-                - (i128::from(now.0) * 1_000_000_000 + i128::from(now.1));
-            if total <= 0 {
-                return 0;
-            }
-            (
-                (total / 1_000_000_000) as i64,
-                (total % 1_000_000_000) as i64,
-            )
-        } else {
-            (s, ns)
-        };
-        match host::nanosleep(s, ns) {
+        match host::clock_nanosleep(clk, flags as i32, s, ns) {
             Ok(()) => 0,
             Err((r, (rs, rns))) => {
-                if rem != 0 && flags & TIMER_ABSTIME == 0 {
+                // Only an interrupted relative sleep reports the time left.
+                if r == e(libc::EINTR) && rem != 0 && flags & TIMER_ABSTIME == 0 {
                     let _ = Self::put(mem, rem, &timespec(rs, rns));
                 }
                 r
@@ -1237,6 +1205,118 @@ impl Syscalls {
             WAKE | WAKE_BITSET | REQUEUE | CMP_REQUEUE | WAKE_OP => 0,
             _ => e(libc::ENOSYS),
         })
+    }
+}
+
+/// Closes `fd` and answers EACCES when it is a `/proc/<pid>/mem` file (however the
+/// guest named it: `/proc/self/mem`, `/proc/thread-self/mem`, a symlink, a path relative
+/// to a /proc directory fd). Through vmjit's own mem file the guest could read and
+/// write host memory outside its reservation, which the sandbox promises it cannot.
+/// Other results pass through.
+fn refuse_process_memory_file(fd: i64) -> i64 {
+    if fd < 0 {
+        return fd;
+    }
+    let Ok(target) = std::fs::read_link(format!("/proc/self/fd/{fd}")) else {
+        return fd;
+    };
+    let digits = |c: Option<std::path::Component<'_>>| {
+        c.and_then(|c| c.as_os_str().to_str())
+            .is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let parts: Vec<_> = target.components().collect();
+    let is_mem = match parts.as_slice() {
+        [root, proc, pid, mem] => {
+            root.as_os_str() == "/"
+                && proc.as_os_str() == "proc"
+                && digits(Some(*pid))
+                && mem.as_os_str() == "mem"
+        }
+        [root, proc, pid, task, tid, mem] => {
+            root.as_os_str() == "/"
+                && proc.as_os_str() == "proc"
+                && digits(Some(*pid))
+                && task.as_os_str() == "task"
+                && digits(Some(*tid))
+                && mem.as_os_str() == "mem"
+        }
+        _ => false,
+    };
+    if is_mem {
+        host::int_call(libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0]);
+        return e(libc::EACCES);
+    }
+    fd
+}
+
+/// ppoll. The signal mask argument is ignored: vmjit delivers no signals, so there is
+/// nothing for it to unblock during the wait.
+fn ppoll(fds: u64, nfds: u64, tmo: u64, mem: &mut GuestMemory) -> i64 {
+    // Linux refuses more entries than RLIMIT_NOFILE; this bound keeps the buffer sane.
+    if nfds > 1 << 20 {
+        return EINVAL;
+    }
+    let mut timeout = None;
+    if tmo != 0 {
+        match read_timespec(mem, tmo) {
+            Some(t) => timeout = Some(t),
+            None => return EFAULT,
+        }
+    }
+    let r = match mem.host_range(fds, nfds * 8, PERM_R | PERM_W) {
+        Ok(b) => host::ppoll(b, nfds, timeout.as_mut()),
+        Err(_) => return EFAULT,
+    };
+    // Like Linux, report the time left, and like Linux ignore a read-only timeout:
+    // the poll itself has already succeeded.
+    if let Some((s, ns)) = timeout
+        && r >= 0
+    {
+        let _ = mem.write_bytes(tmo, &timespec(s, ns));
+    }
+    r
+}
+
+/// readv/writev/preadv/pwritev. As qemu-user does, a bad first buffer is EFAULT, while
+/// a bad later one ends the transfer there (a short count, as Linux gives when it
+/// faults part way through).
+fn rw_vec(
+    write: bool,
+    fd: i32,
+    iov: u64,
+    cnt: u64,
+    off: Option<i64>,
+    mem: &mut GuestMemory,
+) -> i64 {
+    if cnt > 1024 {
+        return EINVAL;
+    }
+    let mut ranges = Vec::with_capacity(cnt as usize);
+    for i in 0..cnt {
+        let at = iov.wrapping_add(i * 16);
+        match (mem.load64(at), mem.load64(at.wrapping_add(8))) {
+            (Ok(base), Ok(len)) => {
+                if len > i64::MAX as u64 {
+                    return EINVAL;
+                }
+                ranges.push((base, len));
+            }
+            _ => return EFAULT,
+        }
+    }
+    let need = if write { PERM_R } else { PERM_W };
+    if let Some(bad) = ranges
+        .iter()
+        .position(|&(addr, len)| mem.check_range(addr, len, need).is_err())
+    {
+        if bad == 0 {
+            return EFAULT;
+        }
+        ranges.truncate(bad);
+    }
+    match mem.host_ranges(&ranges, need) {
+        Ok(bufs) => host::rw_vectored(write, fd, &bufs, off),
+        Err(_) => EFAULT,
     }
 }
 
@@ -1527,6 +1607,333 @@ mod tests {
     }
 
     #[test]
+    fn mremap_to_a_fixed_range_overlapping_the_old_one_is_refused_and_keeps_the_data() {
+        let (mut s, mut m) = setup();
+        let a = call(&mut s, &mut m, nr::MMAP, &[0, 16384, 3, 0x22, u64::MAX, 0]) as u64;
+        m.write_bytes(a, b"keep").unwrap();
+        // MREMAP_MAYMOVE | MREMAP_FIXED onto a range overlapping the source.
+        assert_eq!(
+            call(&mut s, &mut m, nr::MREMAP, &[a, 8192, 8192, 3, a + 4096]),
+            EINVAL
+        );
+        assert_eq!(
+            call(&mut s, &mut m, nr::MREMAP, &[a, 8192, 8192, 3, a]),
+            EINVAL
+        );
+        let mut buf = [0u8; 4];
+        m.read_bytes(a, &mut buf).unwrap();
+        assert_eq!(&buf, b"keep");
+        // A zero old length (duplicating a shared mapping in Linux) is refused too.
+        assert_eq!(call(&mut s, &mut m, nr::MREMAP, &[a, 0, 8192, 1]), EINVAL);
+        // A disjoint fixed target works and moves the bytes.
+        let to = a + 8192;
+        assert_eq!(
+            call(&mut s, &mut m, nr::MREMAP, &[a, 4096, 8192, 3, to]),
+            to as i64
+        );
+        m.read_bytes(to, &mut buf).unwrap();
+        assert_eq!(&buf, b"keep");
+        assert!(m.load8(a).is_err());
+    }
+
+    #[test]
+    fn readv_with_a_bad_later_buffer_transfers_up_to_it() {
+        let (mut s, mut m) = setup();
+        let [r, w] = host_pipe();
+        m.write_bytes(0x10000, b"0123456789abcdef").unwrap();
+        assert_eq!(
+            call(&mut s, &mut m, nr::WRITE, &[w as u64, 0x10000, 16]),
+            16
+        );
+        // Second buffer runs from writable into read-only memory.
+        m.protect(0x1f000, 0x1000, PERM_R).unwrap();
+        let iov: Vec<u8> = [0x10100u64, 4, 0x1eff8, 16]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        m.write_bytes(0x10200, &iov).unwrap();
+        assert_eq!(call(&mut s, &mut m, nr::READV, &[r as u64, 0x10200, 2]), 4);
+        assert_eq!(m.load32(0x10100), Ok(u32::from_le_bytes(*b"0123")));
+        // A bad first buffer is EFAULT and consumes nothing.
+        let iov: Vec<u8> = [0x1eff8u64, 16]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        m.write_bytes(0x10200, &iov).unwrap();
+        assert_eq!(
+            call(&mut s, &mut m, nr::READV, &[r as u64, 0x10200, 1]),
+            EFAULT
+        );
+        assert_eq!(call(&mut s, &mut m, nr::READ, &[r as u64, 0x10300, 64]), 12);
+        close(r);
+        close(w);
+    }
+
+    #[test]
+    fn preadv_and_pwritev_use_the_offset_and_leave_the_file_position() {
+        let (mut s, mut m) = setup();
+        let path = std::env::temp_dir().join(format!("vmjit-preadv-{}", std::process::id()));
+        std::fs::write(&path, b"hello world").unwrap();
+        let c = CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        let fd = host::openat(-100, &c, libc::O_RDWR | libc::O_CLOEXEC, 0) as u64;
+        let iov: Vec<u8> = [0x10000u64, 2, 0x10010, 3]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        m.write_bytes(0x10100, &iov).unwrap();
+        assert_eq!(call(&mut s, &mut m, nr::PREADV, &[fd, 0x10100, 2, 6]), 5);
+        assert_eq!(m.load16(0x10000), Ok(u16::from_le_bytes(*b"wo")));
+        m.write_bytes(0x10000, b"HE").unwrap();
+        m.write_bytes(0x10010, b"LLO").unwrap();
+        assert_eq!(call(&mut s, &mut m, nr::PWRITEV, &[fd, 0x10100, 2, 0]), 5);
+        assert_eq!(call(&mut s, &mut m, nr::LSEEK, &[fd, 0, 1]), 0);
+        assert_eq!(std::fs::read(&path).unwrap(), b"HELLO world");
+        close(fd as i32);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn empty_buffers_at_unmapped_user_addresses_are_fine() {
+        let (mut s, mut m) = setup();
+        let [r, w] = host_pipe();
+        assert_eq!(
+            call(&mut s, &mut m, nr::WRITE, &[w as u64, 0x0dea_dbee_f000, 0]),
+            0
+        );
+        assert_eq!(
+            call(&mut s, &mut m, nr::READ, &[r as u64, 0x0dea_dbee_f000, 0]),
+            0
+        );
+        // Not a user address at all: EFAULT, as Linux.
+        assert_eq!(
+            call(&mut s, &mut m, nr::WRITE, &[w as u64, u64::MAX, 0]),
+            EFAULT
+        );
+        close(r);
+        close(w);
+    }
+
+    #[test]
+    fn munmap_beyond_the_guest_space_but_in_user_space_succeeds() {
+        let (mut s, mut m) = setup();
+        assert_eq!(call(&mut s, &mut m, nr::MUNMAP, &[1 << 40, 4096]), 0);
+        assert_eq!(
+            call(&mut s, &mut m, nr::MUNMAP, &[GUEST_SPACE - 4096, 8192]),
+            0
+        );
+        assert_eq!(
+            call(&mut s, &mut m, nr::MUNMAP, &[u64::MAX - 4095, 4096]),
+            EINVAL
+        );
+    }
+
+    #[test]
+    fn prot_sem_is_accepted_and_unknown_prot_bits_refused() {
+        let (mut s, mut m) = setup();
+        let a = call(
+            &mut s,
+            &mut m,
+            nr::MMAP,
+            &[0, 4096, 0x8 | 3, 0x22, u64::MAX, 0],
+        );
+        assert!(a > 0, "{a}");
+        assert_eq!(
+            call(&mut s, &mut m, nr::MPROTECT, &[a as u64, 4096, 0x8 | 1]),
+            0
+        );
+        assert_eq!(
+            call(&mut s, &mut m, nr::MPROTECT, &[a as u64, 4096, 0x10]),
+            EINVAL
+        );
+    }
+
+    #[test]
+    fn mmap_of_a_directory_or_pipe_is_enodev_and_of_a_write_only_file_eacces() {
+        let (mut s, mut m) = setup();
+        let [r, w] = host_pipe();
+        assert_eq!(
+            call(&mut s, &mut m, nr::MMAP, &[0, 4096, 1, 2, r as u64, 0]),
+            e(libc::ENODEV)
+        );
+        let dir = CString::new(std::env::temp_dir().as_os_str().as_encoded_bytes()).unwrap();
+        let dfd = host::openat(-100, &dir, libc::O_RDONLY | libc::O_CLOEXEC, 0);
+        assert_eq!(
+            call(&mut s, &mut m, nr::MMAP, &[0, 4096, 1, 2, dfd as u64, 0]),
+            e(libc::ENODEV)
+        );
+        let path = std::env::temp_dir().join(format!("vmjit-wronly-{}", std::process::id()));
+        std::fs::write(&path, b"data").unwrap();
+        let c = CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        let wfd = host::openat(-100, &c, libc::O_WRONLY | libc::O_CLOEXEC, 0);
+        assert_eq!(
+            call(&mut s, &mut m, nr::MMAP, &[0, 4096, 1, 2, wfd as u64, 0]),
+            e(libc::EACCES)
+        );
+        for fd in [r, w, dfd as i32, wfd as i32] {
+            close(fd);
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn mmap_of_dev_zero_gives_zeroed_writable_memory() {
+        let (mut s, mut m) = setup();
+        let fd = host::openat(-100, c"/dev/zero", libc::O_RDONLY | libc::O_CLOEXEC, 0);
+        assert!(fd >= 0);
+        let a = call(&mut s, &mut m, nr::MMAP, &[0, 8192, 3, 2, fd as u64, 0]);
+        assert!(a > 0, "{a}");
+        m.store8(a as u64 + 5, 1).unwrap();
+        assert_eq!(m.load8(a as u64 + 4096), Ok(0));
+        close(fd as i32);
+    }
+
+    #[test]
+    fn pipe2_and_dup3_refuse_unknown_flags() {
+        let (mut s, mut m) = setup();
+        assert_eq!(
+            call(&mut s, &mut m, nr::PIPE2, &[0x10000, 0x8000_0000]),
+            EINVAL
+        );
+        assert_eq!(call(&mut s, &mut m, nr::PIPE2, &[0x10000, 1]), EINVAL);
+        assert_eq!(call(&mut s, &mut m, nr::DUP3, &[1, 50, 1]), EINVAL);
+        assert_eq!(call(&mut s, &mut m, nr::PIPE2, &[0x10000, 0o2004000]), 0);
+        let (r, w) = (m.load32(0x10000).unwrap(), m.load32(0x10004).unwrap());
+        let fl = call(
+            &mut s,
+            &mut m,
+            nr::FCNTL,
+            &[u64::from(r), libc::F_GETFL as u64],
+        );
+        assert_eq!(fl & 0o4000, 0o4000, "O_NONBLOCK reached the host");
+        close(r as i32);
+        close(w as i32);
+    }
+
+    #[test]
+    fn madvise_dontneed_over_a_hole_zeroes_the_mapped_parts_and_reports_enomem() {
+        let (mut s, mut m) = setup();
+        m.write_bytes(0x10000, b"x").unwrap();
+        m.write_bytes(0x1f000, b"y").unwrap();
+        // [0x10000, 0x20000) is mapped, [0x20000, 0x21000) is not.
+        assert_eq!(
+            call(&mut s, &mut m, nr::MADVISE, &[0x10000, 0x11000, 4]),
+            ENOMEM
+        );
+        assert_eq!(m.load8(0x10000), Ok(0));
+        assert_eq!(m.load8(0x1f000), Ok(0));
+        assert_eq!(call(&mut s, &mut m, nr::MADVISE, &[0x10000, 0x10000, 4]), 0);
+        assert_eq!(
+            call(&mut s, &mut m, nr::MADVISE, &[u64::MAX - 0xfff, 0x1000, 4]),
+            EINVAL
+        );
+    }
+
+    #[test]
+    fn opening_vmjits_own_memory_file_is_refused() {
+        let (mut s, mut m) = setup();
+        let cwd = (-100i64) as u64;
+        for path in [
+            &b"/proc/self/mem\0"[..],
+            b"/proc/thread-self/mem\0",
+            b"/proc/self/../self/./mem\0",
+        ] {
+            m.write_bytes(0x10000, path).unwrap();
+            assert_eq!(
+                call(&mut s, &mut m, nr::OPENAT, &[cwd, 0x10000, 2]),
+                e(libc::EACCES),
+                "{}",
+                String::from_utf8_lossy(path)
+            );
+        }
+        // Relative to a directory fd on /proc/self.
+        m.write_bytes(0x10000, b"/proc/self\0").unwrap();
+        let dir = call(&mut s, &mut m, nr::OPENAT, &[cwd, 0x10000, 0o200000]);
+        assert!(dir >= 0, "{dir}");
+        m.write_bytes(0x10000, b"mem\0").unwrap();
+        assert_eq!(
+            call(&mut s, &mut m, nr::OPENAT, &[dir as u64, 0x10000, 0]),
+            e(libc::EACCES)
+        );
+        // Its neighbours stay readable.
+        m.write_bytes(0x10000, b"maps\0").unwrap();
+        let maps = call(&mut s, &mut m, nr::OPENAT, &[dir as u64, 0x10000, 0]);
+        assert!(maps >= 0, "{maps}");
+        close(maps as i32);
+        close(dir as i32);
+    }
+
+    #[test]
+    fn ppoll_reports_a_readable_pipe_and_times_out_on_an_empty_one() {
+        let (mut s, mut m) = setup();
+        let [r, w] = host_pipe();
+        // struct pollfd { int fd; short events = POLLIN; short revents; }
+        let pfd = |fd: i32| {
+            let mut b = fd.to_le_bytes().to_vec();
+            b.extend_from_slice(&1u16.to_le_bytes());
+            b.extend_from_slice(&0u16.to_le_bytes());
+            b
+        };
+        m.write_bytes(0x10000, &pfd(r)).unwrap();
+        m.write_bytes(0x10100, &timespec(0, 0)).unwrap();
+        assert_eq!(call(&mut s, &mut m, nr::PPOLL, &[0x10000, 1, 0x10100]), 0);
+        m.write_bytes(0x10200, b"x").unwrap();
+        assert_eq!(call(&mut s, &mut m, nr::WRITE, &[w as u64, 0x10200, 1]), 1);
+        assert_eq!(call(&mut s, &mut m, nr::PPOLL, &[0x10000, 1, 0]), 1);
+        assert_eq!(m.load16(0x10006), Ok(1), "revents = POLLIN");
+        // The array must be mapped and writable (revents is written back).
+        assert_eq!(call(&mut s, &mut m, nr::PPOLL, &[0x1fffc, 1, 0]), EFAULT);
+        assert_eq!(
+            call(&mut s, &mut m, nr::PPOLL, &[0x10000, 1 << 40, 0]),
+            EINVAL
+        );
+        close(r);
+        close(w);
+    }
+
+    #[test]
+    fn fcntl_owner_and_signal_commands_are_forwarded() {
+        let (mut s, mut m) = setup();
+        let [r, w] = host_pipe();
+        assert_eq!(call(&mut s, &mut m, nr::FCNTL, &[r as u64, 9]), 0); // F_GETOWN
+        assert_eq!(call(&mut s, &mut m, nr::FCNTL, &[r as u64, 11]), 0); // F_GETSIG
+        assert_eq!(call(&mut s, &mut m, nr::FCNTL, &[r as u64, 12345]), EINVAL);
+        close(r);
+        close(w);
+    }
+
+    #[test]
+    fn clock_nanosleep_lets_the_host_validate_the_clock() {
+        let (mut s, mut m) = setup();
+        m.write_bytes(0x10000, &timespec(0, 1000)).unwrap();
+        assert_eq!(
+            call(&mut s, &mut m, nr::CLOCK_NANOSLEEP, &[12345, 0, 0x10000, 0]),
+            EINVAL
+        );
+        assert_eq!(
+            call(
+                &mut s,
+                &mut m,
+                nr::CLOCK_NANOSLEEP,
+                &[libc::CLOCK_THREAD_CPUTIME_ID as u64, 0, 0x10000, 0]
+            ),
+            e(libc::EOPNOTSUPP)
+        );
+        assert_eq!(
+            call(&mut s, &mut m, nr::CLOCK_NANOSLEEP, &[1, 0, 0x10000, 0]),
+            0
+        );
+        // An absolute time in the past returns at once.
+        assert_eq!(
+            call(&mut s, &mut m, nr::CLOCK_NANOSLEEP, &[1, 1, 0x10000, 0]),
+            0
+        );
+        assert_eq!(call(&mut s, &mut m, nr::NANOSLEEP, &[0x10000, 0]), 0);
+        m.write_bytes(0x10000, &timespec(-1, 0)).unwrap();
+        assert_eq!(call(&mut s, &mut m, nr::NANOSLEEP, &[0x10000, 0]), EINVAL);
+        assert_eq!(call(&mut s, &mut m, nr::NANOSLEEP, &[0, 0]), EFAULT);
+    }
+
+    #[test]
     fn fstat_uses_the_riscv64_struct_layout() {
         let (mut s, mut m) = setup();
         let path = std::env::temp_dir().join(format!("vmjit-stat-{}", std::process::id()));
@@ -1612,6 +2019,26 @@ mod tests {
     fn readlink_of_proc_self_exe_names_the_guest_program() {
         let (mut s, mut m) = setup();
         m.write_bytes(0x10000, b"/proc/self/exe\0").unwrap();
+        // Linux's `bufsiz` is an int: 2^32 is 0 and refused, 2^32 + 4 is 4.
+        let at = (-100i64) as u64;
+        assert_eq!(
+            call(
+                &mut s,
+                &mut m,
+                nr::READLINKAT,
+                &[at, 0x10000, 0x11000, 1 << 32]
+            ),
+            EINVAL
+        );
+        assert_eq!(
+            call(
+                &mut s,
+                &mut m,
+                nr::READLINKAT,
+                &[at, 0x10000, 0x11000, (1 << 32) + 4]
+            ),
+            4
+        );
         let n = call(
             &mut s,
             &mut m,
@@ -1747,6 +2174,22 @@ mod tests {
             nr::RISCV_FLUSH_ICACHE,
             nr::SET_TID_ADDRESS,
             nr::TGKILL,
+            // Buffer-taking calls on a descriptor that is never open: every guest
+            // pointer check runs, the host then answers EBADF.
+            nr::READ,
+            nr::WRITE,
+            nr::PREAD64,
+            nr::PWRITE64,
+            nr::READV,
+            nr::WRITEV,
+            nr::PREADV,
+            nr::PWRITEV,
+            nr::GETDENTS64,
+            nr::FSTAT,
+            nr::FSTATFS,
+            nr::FCNTL,
+            nr::IOCTL,
+            nr::PIPE2,
             9999,
         ];
         let values = [
@@ -1787,6 +2230,27 @@ mod tests {
             }
             if n == nr::TGKILL {
                 a[2] = 0; // signal 0 only probes
+            }
+            if matches!(
+                n,
+                nr::READ
+                    | nr::WRITE
+                    | nr::PREAD64
+                    | nr::PWRITE64
+                    | nr::READV
+                    | nr::WRITEV
+                    | nr::PREADV
+                    | nr::PWRITEV
+                    | nr::GETDENTS64
+                    | nr::FSTAT
+                    | nr::FSTATFS
+                    | nr::FCNTL
+                    | nr::IOCTL
+            ) {
+                a[0] = u64::MAX; // fd -1
+            }
+            if n == nr::PIPE2 {
+                a[1] = 0x8000_0000; // an invalid flag: the host refuses, no fds leak
             }
             let _ = s.dispatch(n, a, &mut m);
             let _ = s.take_invalidations();

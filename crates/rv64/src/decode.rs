@@ -31,17 +31,7 @@ pub fn decode(raw: u32) -> Result<Insn, DecodeError> {
 }
 
 const fn insn(op: Op, raw: u32, len: u8) -> Insn {
-    Insn {
-        op,
-        rd: 0,
-        rs1: 0,
-        rs2: 0,
-        rs3: 0,
-        rm: 0,
-        len,
-        imm: 0,
-        raw,
-    }
+    Insn::bare(op, raw, len)
 }
 
 /// R-type / register-only helper.

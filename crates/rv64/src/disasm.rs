@@ -174,26 +174,9 @@ impl fmt::Display for DisplayAt<'_> {
             }
             Op::Ecall | Op::Ebreak | Op::FenceI => write!(f, "{name}"),
             Op::LrW | Op::LrD => write!(f, "{name}{} {},({})", aqrl(i.rm), x(rd), x(rs1)),
-            Op::ScW
-            | Op::ScD
-            | Op::AmoswapW
-            | Op::AmoaddW
-            | Op::AmoxorW
-            | Op::AmoandW
-            | Op::AmoorW
-            | Op::AmominW
-            | Op::AmomaxW
-            | Op::AmominuW
-            | Op::AmomaxuW
-            | Op::AmoswapD
-            | Op::AmoaddD
-            | Op::AmoxorD
-            | Op::AmoandD
-            | Op::AmoorD
-            | Op::AmominD
-            | Op::AmomaxD
-            | Op::AmominuD
-            | Op::AmomaxuD => write!(f, "{name}{} {},{},({})", aqrl(i.rm), x(rd), x(rs2), x(rs1)),
+            op if op.is_amo() || matches!(op, Op::ScW | Op::ScD) => {
+                write!(f, "{name}{} {},{},({})", aqrl(i.rm), x(rd), x(rs2), x(rs1))
+            }
             Op::Csrrw | Op::Csrrs | Op::Csrrc | Op::Csrrwi | Op::Csrrsi | Op::Csrrci => {
                 fmt_csr(f, i)
             }

@@ -530,24 +530,8 @@ pub fn classify<F: Fmt>(a: u64) -> u64 {
 /// Float to integer (`width` 32 or 64, signed or not), saturating as RISC-V does. The
 /// result is sign-extended to 64 bits (also for unsigned 32-bit results).
 pub fn to_int<F: Fmt>(a: u64, width: usize, signed: bool, rm: Round) -> (u64, u32) {
-    let smax = (1u128 << (width - 1)) - 1;
-    let umax = if width == 64 {
-        u64::MAX as u128
-    } else {
-        u32::MAX as u128
-    };
-    let ext = |v: u128| -> u64 {
-        if width == 32 {
-            v as u32 as i32 as i64 as u64
-        } else {
-            v as u64
-        }
-    };
-    if is_nan::<F>(a) {
-        return (ext(if signed { smax } else { umax }), NV);
-    }
-    // In range, the host's exact rounding-to-integer functions give the result; only
-    // saturation (NV) needs the general path.
+    // In range, the host's exact rounding-to-integer functions give the result; NaN,
+    // infinities and saturation (NV) take the general path.
     let h = F::host(a);
     if h.is_finite() {
         let t = match rm {
@@ -569,7 +553,12 @@ pub fn to_int<F: Fmt>(a: u64, width: usize, signed: bool, rm: Round) -> (u64, u3
         };
         if fits {
             let v = if signed { t as i64 as u64 } else { t as u64 };
-            return (ext(v as u128), if t != h { NX } else { 0 });
+            let v = if width == 32 {
+                v as u32 as i32 as i64 as u64
+            } else {
+                v
+            };
+            return (v, if t != h { NX } else { 0 });
         }
     }
     to_int_soft::<F>(a, width, signed, rm)

@@ -25,6 +25,30 @@ pub struct Insn {
     pub raw: u32,
 }
 
+impl Insn {
+    /// An instruction of operation `op` with every operand field zero.
+    pub const fn bare(op: Op, raw: u32, len: u8) -> Insn {
+        Insn {
+            op,
+            rd: 0,
+            rs1: 0,
+            rs2: 0,
+            rs3: 0,
+            rm: 0,
+            len,
+            imm: 0,
+            raw,
+        }
+    }
+
+    /// The placeholder for bits that do not decode ([`Op::Illegal`]), with the length
+    /// their low bits announce, so that the interpreter can keep it in a block and
+    /// report it only if it is reached.
+    pub const fn illegal(raw: u32) -> Insn {
+        Insn::bare(Op::Illegal, raw, if raw & 3 == 3 { 4 } else { 2 })
+    }
+}
+
 /// Every operation of RV64GC, one variant per 32-bit instruction. `Illegal` is never
 /// produced by [`crate::decode()`]; the interpreter uses it to keep an undecodable
 /// instruction in a block so that reaching it reports [`crate::Exit::Illegal`].

@@ -3,10 +3,10 @@
 //!
 //! Invariants:
 //! - A block is a run of instructions decoded from consecutive addresses, ending after
-//!   the first instruction for which [`Op::ends_block`] holds, before an instruction that
+//!   the first instruction for which [`Op::ends_block`](crate::Op::ends_block) holds, before an instruction that
 //!   could not be fetched, or at [`MAX_BLOCK_INSNS`]. Only its last instruction can
 //!   change control flow, so the loop needs no per-instruction pc bookkeeping.
-//! - An undecodable instruction is kept as [`Op::Illegal`] and reported only if reached.
+//! - An undecodable instruction is kept as [`Op::Illegal`](crate::Op::Illegal) and reported only if reached.
 //! - `instret` is added once per block; when an exit happens inside a block it is exact
 //!   (instructions before the exiting one retired, the exiting one did not, except
 //!   `fence.i`), and rdinstret inside a block sees the exact count too.
@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 
 use crate::exec::{EXITED, misaligned_fetch, step};
-use crate::{Cpu, Exit, Insn, Memory, Op, decode};
+use crate::{Cpu, Exit, Insn, Memory, decode};
 
 /// Longest block the interpreter decodes, in instructions.
 pub const MAX_BLOCK_INSNS: usize = 128;
@@ -198,20 +198,9 @@ fn build_block<M: Memory>(start: u64, mem: &M) -> Result<Block, Exit> {
             // The next block will start at the faulting instruction and report it.
             Err(_) => break,
         };
-        let len = if raw & 3 == 3 { 4 } else { 2 };
-        let insn = decode(raw).unwrap_or(Insn {
-            op: Op::Illegal,
-            rd: 0,
-            rs1: 0,
-            rs2: 0,
-            rs3: 0,
-            rm: 0,
-            len,
-            imm: 0,
-            raw,
-        });
+        let insn = decode(raw).unwrap_or(Insn::illegal(raw));
         insns.push(insn);
-        pc = pc.wrapping_add(len as u64);
+        pc = pc.wrapping_add(insn.len as u64);
         if insn.op.ends_block() || insns.len() >= MAX_BLOCK_INSNS {
             break;
         }

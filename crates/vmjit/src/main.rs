@@ -10,6 +10,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// Run static riscv64 Linux programs (RV64GC, `riscv64-linux-gnu-gcc -static`) on this
@@ -86,30 +87,39 @@ enum Engine {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
+    let result = match cli.command {
         Command::Run(args) => run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            // `{:#}` prints the context chain on one line: `<program>: <reason>`.
+            say(format_args!("vmjit: {e:#}"));
+            ExitCode::from(1)
+        }
     }
 }
 
-fn fail(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("vmjit: {msg}");
-    ExitCode::from(1)
+/// Writes one line to stderr. Unlike `eprintln!`, a broken stderr (a closed pipe) is
+/// ignored instead of panicking: the exit status still tells how the guest ended.
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
-fn run(args: RunArgs) -> ExitCode {
+/// Runs the guest; `Err` is a problem before the guest started (one line, status 1).
+fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if args.engine == Engine::Jit {
-        return fail("the JIT engine is not available yet; use --engine interp");
+        anyhow::bail!("the JIT engine is not available yet; use --engine interp");
     }
     let env = engine::host_environment();
-    let mut vm = match engine::Vm::load(&args.program, &args.args, &env) {
-        Ok(vm) => vm,
-        Err(e) => return fail(format_args!("{}: {e}", args.program.display())),
-    };
+    let mut vm = engine::Vm::load(&args.program, &args.args, &env)
+        .with_context(|| args.program.display().to_string())?;
     vm.set_max_insns(args.max_insns);
     vm.set_trace(args.trace);
     let out = vm.run();
     if let Some(msg) = out.exit.message() {
-        eprintln!("{msg}");
+        say(format_args!("{msg}"));
     }
     if args.stats {
         let secs = out.wall.as_secs_f64();
@@ -118,12 +128,15 @@ fn run(args: RunArgs) -> ExitCode {
         } else {
             0.0
         };
-        eprintln!("vmjit: instructions retired: {}", out.instructions);
-        eprintln!("vmjit: basic blocks executed: {}", out.blocks);
-        eprintln!("vmjit: wall time: {secs:.3} s");
-        eprintln!("vmjit: speed: {mips:.1} M instructions/s");
+        say(format_args!(
+            "vmjit: instructions retired: {}",
+            out.instructions
+        ));
+        say(format_args!("vmjit: basic blocks executed: {}", out.blocks));
+        say(format_args!("vmjit: wall time: {secs:.3} s"));
+        say(format_args!("vmjit: speed: {mips:.1} M instructions/s"));
     }
-    ExitCode::from(out.exit.exit_code().clamp(0, 255) as u8)
+    Ok(ExitCode::from(out.exit.exit_code().clamp(0, 255) as u8))
 }
 
 #[cfg(test)]
