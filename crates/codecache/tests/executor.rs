@@ -1,0 +1,179 @@
+//! Executors: jump-cache hits, coherence on eviction / invalidation / replacement / flush,
+//! and quiescent-state reclamation (memory is not reused while an executor may run it).
+
+use codecache::{CacheConfig, CacheError, EvictionPolicy, InsertMeta, UnifiedCodeCache};
+
+fn cache(max_entries: usize, max_memory_bytes: usize, policy: EvictionPolicy) -> UnifiedCodeCache {
+    UnifiedCodeCache::new(CacheConfig {
+        max_entries,
+        max_memory_bytes,
+        policy,
+        ..CacheConfig::default()
+    })
+    .expect("valid config")
+}
+
+#[test]
+fn second_lookup_hits_the_jump_cache() {
+    let c = cache(10, 4096, EvictionPolicy::Lru);
+    c.insert(0x1000, &[0xc3]).unwrap();
+    let ex = c.register_executor();
+    let a = ex.lookup(0x1000).unwrap().as_ptr();
+    let b = ex.lookup(0x1000).unwrap().as_ptr();
+    assert_eq!(a, b);
+    let s = c.stats();
+    assert_eq!((s.index_hits, s.l1_hits, s.misses), (1, 1, 0));
+    assert_eq!(s.executors, 1);
+}
+
+#[test]
+fn jump_cache_layout_matches_the_probe_contract() {
+    let c = cache(10, 4096, EvictionPolicy::Lru);
+    let r = c.insert(0x1002, &[0xc3]).unwrap().as_ptr() as usize;
+    let ex = c.register_executor();
+    ex.lookup(0x1002).unwrap();
+    let l = ex.jump_cache_layout();
+    assert_eq!(
+        (
+            l.len,
+            l.key_shift,
+            l.entry_shift,
+            l.key_offset,
+            l.code_offset
+        ),
+        (4096, 1, 5, 0, 8)
+    );
+    assert_eq!(l.index(0x1002), (0x1002 >> 1) & 4095);
+    let e = l.base + (l.index(0x1002) << l.entry_shift);
+    // Read the entry the way generated code would.
+    // SAFETY: `e` is inside the executor's live jump-cache array (index < len); the
+    // fields are 8-byte aligned u64/usize atomics that we only read.
+    let (key, code) = unsafe {
+        (
+            *((e + l.key_offset) as *const u64),
+            *((e + l.code_offset) as *const usize),
+        )
+    };
+    assert_eq!((key, code), (0x1002, r));
+}
+
+#[test]
+fn eviction_invalidation_replacement_and_flush_clear_every_jump_cache() {
+    let c = cache(2, 4096, EvictionPolicy::Fifo);
+    let e1 = c.register_executor();
+    let e2 = c.register_executor();
+    c.insert(2, &[1]).unwrap();
+    c.insert(4, &[2]).unwrap();
+    for e in [&e1, &e2] {
+        assert!(e.lookup(2).is_some());
+        assert!(e.lookup(4).is_some());
+    }
+    c.insert(6, &[3]).unwrap(); // FIFO evicts 2
+    assert!(e1.lookup(2).is_none() && e2.lookup(2).is_none());
+    assert!(c.invalidate(4));
+    assert!(e1.lookup(4).is_none() && e2.lookup(4).is_none());
+    let old = e1.lookup(6).unwrap().as_ptr();
+    c.insert(6, &[9, 9]).unwrap();
+    let new = e1.lookup(6).unwrap();
+    assert_ne!(new.as_ptr(), old);
+    assert_eq!(new.size(), 2);
+    c.flush();
+    assert!(e1.lookup(6).is_none() && e2.lookup(6).is_none());
+}
+
+#[test]
+fn retired_memory_is_not_reused_until_every_online_executor_is_quiescent() {
+    let c = cache(100, 64, EvictionPolicy::Fifo);
+    let mut ex = c.register_executor();
+    let mut other = c.register_executor();
+    c.insert(1, &[0xaa; 64]).unwrap();
+    let held = ex.lookup(1).unwrap().as_ptr();
+    // Needs the whole arena: key 1 is evicted but `ex` may still run it.
+    let e = c.insert(2, &[0xbb; 64]).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            CacheError::ReclaimPending {
+                pending_bytes: 64,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(!c.contains(1), "evicted from the index at once");
+    // SAFETY: `held` points at 64 readable bytes of the RX view that were not reused.
+    assert_eq!(unsafe { *held }, 0xaa);
+    ex.quiescent();
+    assert!(
+        matches!(
+            c.insert(2, &[0xbb; 64]),
+            Err(CacheError::ReclaimPending { .. })
+        ),
+        "other not yet quiescent"
+    );
+    other.offline();
+    let r = c.insert(2, &[0xbb; 64]).unwrap();
+    assert_eq!(
+        r.as_ptr(),
+        held,
+        "space reused once no executor can run the old block"
+    );
+    assert_eq!(c.stats().reclaimed_entries, 1);
+}
+
+#[test]
+fn dropped_executors_do_not_block_reclamation() {
+    let c = cache(100, 64, EvictionPolicy::Lru);
+    let ex = c.register_executor();
+    c.insert(1, &[1; 64]).unwrap();
+    ex.lookup(1).unwrap();
+    drop(ex);
+    c.insert(2, &[2; 64]).unwrap();
+    let s = c.stats();
+    assert_eq!(
+        (s.executors, s.index_hits),
+        (0, 1),
+        "counters of departed executors are kept"
+    );
+}
+
+#[test]
+fn executor_insert_reclaims_its_own_retirements() {
+    let c = cache(100, 64, EvictionPolicy::FlushAll);
+    let mut ex = c.register_executor();
+    let meta = |k| InsertMeta {
+        guest_start: k,
+        guest_end: k + 4,
+        compile_cost: 1,
+    };
+    let a = ex.insert_with(1, &[1; 64], meta(1)).unwrap().as_ptr();
+    ex.lookup(1).unwrap();
+    // A full flush to make room: as the only executor, it holds no reference (`&mut`), so
+    // the flushed block's memory is reusable at once.
+    let b = ex.insert_with(2, &[2; 64], meta(2)).unwrap().as_ptr();
+    assert_eq!(a, b);
+    assert!(ex.lookup(2).is_some() && ex.lookup(1).is_none());
+}
+
+#[test]
+fn offline_executor_comes_back_online_on_lookup() {
+    let c = cache(10, 4096, EvictionPolicy::Lru);
+    c.insert(1, &[1]).unwrap();
+    let mut ex = c.register_executor();
+    ex.offline();
+    assert!(!ex.is_online());
+    assert!(ex.lookup(1).is_some());
+    assert!(ex.is_online());
+}
+
+#[test]
+fn jump_cache_hits_reach_the_shared_access_count_after_flush() {
+    let c = cache(10, 4096, EvictionPolicy::Lru);
+    c.insert(8, &[1]).unwrap();
+    let mut ex = c.register_executor();
+    for _ in 0..10 {
+        ex.lookup(8).unwrap();
+    }
+    ex.flush_hits();
+    assert_eq!(c.entry(8).unwrap().access_count, 10);
+}

@@ -1,0 +1,253 @@
+//! Multi-thread stress with real host code (x86-64 only: each block is
+//! `mov rax, imm64; ret` = 48 B8 imm64 C3, padded to varying sizes, returning its key).
+//!
+//! - `calls_always_return_their_key_under_churn`: executors call whatever they find while
+//!   writers insert, replace, evict, invalidate and flush under memory and entry pressure;
+//!   every call must return its key (a reused or torn block would return something else
+//!   or crash).
+//! - `resident_keys_never_miss_while_others_churn`: a set of keys stays resident (they are
+//!   only ever replaced, atomically); writers churn other keys (inserts, invalidations,
+//!   table rebuilds, slot recycling); no lookup of a resident key may miss.
+#![cfg(target_arch = "x86_64")]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use codecache::{CacheConfig, CacheError, EvictionPolicy, Executor, InsertMeta, UnifiedCodeCache};
+
+fn block(key: u64, pad: usize) -> Vec<u8> {
+    let mut v = vec![0x48, 0xB8];
+    v.extend_from_slice(&key.to_le_bytes());
+    v.push(0xC3);
+    v.resize(11 + pad, 0xCC);
+    v
+}
+
+fn call(ptr: *const u8) -> u64 {
+    // SAFETY: `ptr` came from an executor lookup whose borrow is still live (the caller
+    // has not announced quiescence), so it points at a published `mov rax, imm64; ret`
+    // block in the RX view: a valid `extern "C" fn() -> u64`.
+    let f: extern "C" fn() -> u64 = unsafe { std::mem::transmute(ptr) };
+    f()
+}
+
+fn meta(k: u64) -> InsertMeta {
+    InsertMeta {
+        guest_start: k * 16,
+        guest_end: k * 16 + 16,
+        compile_cost: k % 7,
+    }
+}
+
+/// Insert, retrying while executors still hold retired memory.
+fn insert(c: &UnifiedCodeCache, k: u64, code: &[u8]) {
+    loop {
+        match c.insert_with(k, code, meta(k)) {
+            Ok(_) => return,
+            Err(CacheError::ReclaimPending { .. }) => std::thread::yield_now(),
+            Err(e) => panic!("insert {k}: {e}"),
+        }
+    }
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// Runs at least `iters` lookups and keeps going until the writers are done, so the
+/// executors overlap all of the churn (bounded: the writers do a fixed amount of work).
+fn executor_loop(
+    mut ex: Executor,
+    keys: u64,
+    iters: u64,
+    seed: u64,
+    calls: &AtomicU64,
+    done: &AtomicBool,
+) {
+    let mut rng = Rng(seed);
+    let mut i = 0u64;
+    while i < iters || !done.load(Ordering::Relaxed) {
+        i += 1;
+        let k = rng.next() % keys;
+        if let Some(c) = ex.lookup(k) {
+            assert_eq!(
+                call(c.as_ptr()),
+                k,
+                "block for key {k} returned another key"
+            );
+            calls.fetch_add(1, Ordering::Relaxed);
+        }
+        if i.is_multiple_of(16) {
+            ex.quiescent();
+        }
+        if i.is_multiple_of(4096) {
+            ex.offline();
+            std::thread::yield_now();
+        }
+    }
+}
+
+#[test]
+fn calls_always_return_their_key_under_churn() {
+    for policy in [
+        EvictionPolicy::Generational,
+        EvictionPolicy::Lru,
+        EvictionPolicy::FlushAll,
+        EvictionPolicy::Hotness,
+        EvictionPolicy::Fifo,
+    ] {
+        let c = UnifiedCodeCache::new(CacheConfig {
+            max_entries: 200,
+            max_memory_bytes: 8 * 1024,
+            policy,
+            jump_cache_bits: 6,
+            jump_cache_key_shift: 0,
+            ..CacheConfig::default()
+        })
+        .unwrap();
+        const KEYS: u64 = 600;
+        let calls = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(AtomicBool::new(false));
+        let writers_done = Arc::new(AtomicU64::new(0));
+        std::thread::scope(|s| {
+            let (d, wd) = (Arc::clone(&done), Arc::clone(&writers_done));
+            s.spawn(move || {
+                while wd.load(Ordering::Relaxed) < 2 {
+                    std::thread::yield_now();
+                }
+                d.store(true, Ordering::Relaxed);
+            });
+            for t in 0..2u64 {
+                let ex = c.register_executor();
+                let calls = Arc::clone(&calls);
+                let done = Arc::clone(&done);
+                s.spawn(move || executor_loop(ex, KEYS, 50_000, 0x9E37 + t, &calls, &done));
+            }
+            let c2 = c.clone();
+            let done2 = Arc::clone(&writers_done);
+            s.spawn(move || {
+                let mut rng = Rng(77);
+                for i in 0..20_000u64 {
+                    let k = rng.next() % KEYS;
+                    match i % 50 {
+                        0 => {
+                            c2.invalidate_range(k * 16, k * 16 + 64);
+                            assert!(!c2.contains(k), "invalidated key {k} still found");
+                        }
+                        1 => {
+                            c2.evict(3);
+                        }
+                        2 if i % 1000 == 2 => c2.flush(),
+                        _ => insert(&c2, k, &block(k, (k as usize * 7 + i as usize) % 90)),
+                    }
+                }
+                done2.fetch_add(1, Ordering::Relaxed);
+            });
+            let c3 = c.clone();
+            let done3 = Arc::clone(&writers_done);
+            s.spawn(move || {
+                let mut rng = Rng(1234);
+                for _ in 0..10_000u64 {
+                    let k = rng.next() % KEYS;
+                    insert(&c3, k, &block(k, (k as usize) % 40));
+                }
+                done3.fetch_add(1, Ordering::Relaxed);
+            });
+        });
+        let st = c.stats();
+        eprintln!(
+            "{policy:?}: {} calls; {st:?}",
+            calls.load(Ordering::Relaxed)
+        );
+        assert!(
+            calls.load(Ordering::Relaxed) > 0,
+            "{policy:?}: executors ran some code"
+        );
+        assert!(
+            st.entries <= 200 && st.bytes_in_use + st.pending_reclaim_bytes <= 8 * 1024,
+            "{policy:?}: {st:?}"
+        );
+        assert!(
+            st.reclaimed_entries > 0,
+            "{policy:?}: memory was recycled under the executors"
+        );
+    }
+}
+
+#[test]
+fn resident_keys_never_miss_while_others_churn() {
+    let c = UnifiedCodeCache::new(CacheConfig {
+        max_entries: 4000,
+        max_memory_bytes: 4 << 20,
+        jump_cache_bits: 8,
+        jump_cache_key_shift: 0,
+        ..CacheConfig::default()
+    })
+    .unwrap();
+    const RESIDENT: u64 = 64;
+    for k in 0..RESIDENT {
+        insert(&c, k, &block(k, 0));
+    }
+    let misses = AtomicU64::new(0);
+    let lookups = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for t in 0..2u64 {
+            let mut ex = c.register_executor();
+            let (misses, lookups, c) = (&misses, &lookups, &c);
+            s.spawn(move || {
+                let mut rng = Rng(99 + t);
+                for i in 0..200_000u64 {
+                    let k = rng.next() % RESIDENT;
+                    let found = if i.is_multiple_of(2) {
+                        ex.lookup(k).map(|r| call(r.as_ptr()))
+                    } else {
+                        c.lookup(k).map(|r| r.key())
+                    };
+                    match found {
+                        Some(v) => assert_eq!(v, k),
+                        None => {
+                            misses.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    lookups.fetch_add(1, Ordering::Relaxed);
+                    if i.is_multiple_of(8) {
+                        ex.quiescent();
+                    }
+                }
+            });
+        }
+        s.spawn(|| {
+            let mut rng = Rng(5);
+            for i in 0..30_000u64 {
+                let k = RESIDENT + rng.next() % 3000;
+                if i.is_multiple_of(3) {
+                    c.invalidate(k);
+                } else {
+                    insert(&c, k, &block(k, (i % 64) as usize));
+                }
+                if i.is_multiple_of(10) {
+                    // Tier-2 style replacement of a resident key: stays resident throughout.
+                    let r = rng.next() % RESIDENT;
+                    insert(&c, r, &block(r, (i % 32) as usize));
+                }
+            }
+        });
+    });
+    assert_eq!(
+        misses.load(Ordering::Relaxed),
+        0,
+        "of {} lookups",
+        lookups.load(Ordering::Relaxed)
+    );
+    let st = c.stats();
+    assert!(
+        st.replacements > 0 && st.invalidations > 0 && st.reclaimed_entries > 0,
+        "{st:?}"
+    );
+}
