@@ -250,7 +250,8 @@ impl Shared {
             if h >> 60 == 0 {
                 let step = (1u64 << (63 - c.leading_zeros()).saturating_sub(4)).max(16);
                 if (h >> 20) & (step / 16 - 1) == 0 {
-                    slot.access_count.store(c.wrapping_add(step), Ordering::Relaxed);
+                    slot.access_count
+                        .store(c.wrapping_add(step), Ordering::Relaxed);
                 }
             }
         }
@@ -955,4 +956,3 @@ impl UnifiedCodeCache {
         self.stats().report()
     }
 }
-

@@ -44,15 +44,49 @@ enum Command {
 
 #[derive(clap::Args, Debug)]
 struct RunArgs {
-    /// Execution engine: `interp` interprets every instruction; `jit` translates hot code
-    /// to native code (not available yet).
-    #[arg(long, value_enum, default_value_t = Engine::Interp)]
+    /// Execution engine: `jit` translates hot code to native code kept in the unified
+    /// code cache (cold code is interpreted); `interp` interprets every instruction.
+    #[arg(long, value_enum, default_value_t = Engine::Jit)]
     engine: Engine,
 
     /// After the run, print instructions retired, basic blocks executed, wall time and
-    /// millions of instructions per second to stderr.
+    /// millions of instructions per second to stderr; with the JIT also the code cache's
+    /// report (hit rates, translations per tier, evictions, invalidations, compile time,
+    /// memory, the 10 hottest blocks with their first instruction).
     #[arg(long)]
     stats: bool,
+
+    /// Write the run's figures and the code cache's statistics as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    stats_json: Option<PathBuf>,
+
+    /// JIT: executable memory of the code cache in bytes; K, M and G suffixes
+    /// (powers of 1024) are accepted, e.g. 64K or 100M.
+    #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "100M")]
+    cache_size: usize,
+
+    /// JIT: most translated blocks resident in the code cache at once.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    cache_entries: usize,
+
+    /// JIT: which blocks leave the code cache when it is full.
+    #[arg(long, value_enum, value_name = "POLICY", default_value_t = Policy::Generational)]
+    cache_policy: Policy,
+
+    /// JIT: interpreted executions of a block before it is translated (tier 1).
+    #[arg(long, value_name = "N", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    hot_threshold: u32,
+
+    /// JIT: compile threads (tier 1 and tier 2 compile in the background while the guest
+    /// keeps running); 0 compiles on the guest thread.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    compile_threads: usize,
+
+    /// JIT: code-cache hits after which a translated block is recompiled, with the hot
+    /// blocks it branches to, as one optimised region (tier 2); 0 disables tier 2.
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    tier2_threshold: u64,
 
     /// Print every executed instruction (address, encoding, disassembly) to stderr
     /// before it runs. Slow: every instruction is decoded and executed one at a time.
@@ -80,8 +114,65 @@ struct RunArgs {
 enum Engine {
     /// The interpreter (reference semantics).
     Interp,
-    /// The JIT compiler (not available yet).
+    /// The JIT compiler (Cranelift, unified code cache).
     Jit,
+}
+
+/// `--cache-policy` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Policy {
+    /// Value = hotness x compile cost / size, sampled from the cold end.
+    Hotness,
+    /// Least recently used.
+    Lru,
+    /// First in, first out.
+    Fifo,
+    /// Evict everything when full (QEMU's tb_flush).
+    Flush,
+    /// FIFO nursery + CLOCK hot region (the default).
+    Generational,
+}
+
+impl From<Policy> for engine::EvictionPolicy {
+    fn from(p: Policy) -> Self {
+        match p {
+            Policy::Hotness => engine::EvictionPolicy::Hotness,
+            Policy::Lru => engine::EvictionPolicy::Lru,
+            Policy::Fifo => engine::EvictionPolicy::Fifo,
+            Policy::Flush => engine::EvictionPolicy::FlushAll,
+            Policy::Generational => engine::EvictionPolicy::Generational,
+        }
+    }
+}
+
+/// Parses a byte count with an optional K, M or G suffix (powers of 1024).
+fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let (digits, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.eq_ignore_ascii_case(&'k') => (&t[..i], 1usize << 10),
+        Some((i, c)) if c.eq_ignore_ascii_case(&'m') => (&t[..i], 1 << 20),
+        Some((i, c)) if c.eq_ignore_ascii_case(&'g') => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    let n: usize = digits.parse().map_err(|_| {
+        format!("`{s}` is not a size: expected a number of bytes with an optional K, M or G suffix (e.g. 65536, 64K, 100M)")
+    })?;
+    let bytes = n
+        .checked_mul(mult)
+        .ok_or_else(|| format!("`{s}` is too large"))?;
+    if bytes == 0 {
+        return Err("the cache size must be greater than 0".to_string());
+    }
+    Ok(bytes)
+}
+
+mod stats;
+
+fn engine_name(e: Engine) -> &'static str {
+    match e {
+        Engine::Interp => "interp",
+        Engine::Jit => "jit",
+    }
 }
 
 fn main() -> ExitCode {
@@ -97,9 +188,6 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 fn run(args: RunArgs) -> ExitCode {
-    if args.engine == Engine::Jit {
-        return fail("the JIT engine is not available yet; use --engine interp");
-    }
     let env = engine::host_environment();
     let mut vm = match engine::Vm::load(&args.program, &args.args, &env) {
         Ok(vm) => vm,
@@ -107,9 +195,32 @@ fn run(args: RunArgs) -> ExitCode {
     };
     vm.set_max_insns(args.max_insns);
     vm.set_trace(args.trace);
+    if args.engine == Engine::Jit {
+        let config = engine::JitConfig {
+            cache: engine::CacheConfig {
+                max_memory_bytes: args.cache_size,
+                max_entries: args.cache_entries,
+                policy: args.cache_policy.into(),
+                ..engine::CacheConfig::default()
+            },
+            hot_threshold: args.hot_threshold,
+            compile_threads: args.compile_threads,
+            tier2_threshold: args.tier2_threshold,
+        };
+        if let Err(e) = vm.enable_jit(config) {
+            return fail(format_args!("cannot start the JIT: {e}"));
+        }
+    }
     let out = vm.run();
     if let Some(msg) = out.exit.message() {
         eprintln!("{msg}");
+    }
+    let report = vm.jit_report();
+    if let Some(path) = &args.stats_json {
+        let json = stats::json(&out, report.as_ref(), engine_name(args.engine));
+        if let Err(e) = std::fs::write(path, json) {
+            eprintln!("vmjit: cannot write {}: {e}", path.display());
+        }
     }
     if args.stats {
         let secs = out.wall.as_secs_f64();
@@ -122,6 +233,9 @@ fn run(args: RunArgs) -> ExitCode {
         eprintln!("vmjit: basic blocks executed: {}", out.blocks);
         eprintln!("vmjit: wall time: {secs:.3} s");
         eprintln!("vmjit: speed: {mips:.1} M instructions/s");
+        if let Some(r) = &report {
+            eprint!("{}", stats::text(r));
+        }
     }
     ExitCode::from(out.exit.exit_code().clamp(0, 255) as u8)
 }
