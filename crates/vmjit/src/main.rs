@@ -40,6 +40,43 @@ enum Command {
     /// illegal instruction).
     #[command(arg_required_else_help = true)]
     Run(RunArgs),
+
+    /// Benchmark: run each benchmark guest under the interpreter, the JIT,
+    /// qemu-riscv64 (when installed) and its native x86-64 build (when
+    /// guests/build/native/<name> exists; `make -C guests native`), alternating the
+    /// engines, and print median times, ratios and geometric means.
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct BenchArgs {
+    /// Repetitions per engine (the median is reported).
+    #[arg(long, value_name = "N", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    reps: u32,
+
+    /// Print one JSON document instead of the table.
+    #[arg(long)]
+    json: bool,
+
+    /// vmjit's guests/ directory (with bin/, expected/ and build/native/).
+    #[arg(long, value_name = "DIR", default_value = "guests")]
+    guests: PathBuf,
+
+    /// Only these guests (comma separated; default: coremark, bytecode, intalg,
+    /// recursion, strmalloc, float, largecode).
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    only: Vec<String>,
+
+    /// Extra options for the JIT runs, e.g. `--jit-args=--cache-size=64K`
+    /// (comma separated).
+    #[arg(
+        long,
+        value_name = "OPTS",
+        value_delimiter = ',',
+        allow_hyphen_values = true
+    )]
+    jit_args: Vec<OsString>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -166,6 +203,7 @@ fn parse_size(s: &str) -> Result<usize, String> {
     Ok(bytes)
 }
 
+mod bench;
 mod stats;
 
 fn engine_name(e: Engine) -> &'static str {
@@ -179,6 +217,19 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run(args),
+        Command::Bench(b) => {
+            let opts = bench::Options {
+                guests_dir: b.guests,
+                reps: b.reps as usize,
+                only: b.only,
+                json: b.json,
+                jit_args: b.jit_args,
+            };
+            match bench::run(&opts) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(e),
+            }
+        }
     }
 }
 
@@ -254,7 +305,9 @@ mod tests {
     fn guest_arguments_starting_with_dashes_are_passed_verbatim() {
         let cli =
             Cli::try_parse_from(["vmjit", "run", "--stats", "prog", "-x", "--trace", "y"]).unwrap();
-        let Command::Run(r) = cli.command;
+        let Command::Run(r) = cli.command else {
+            panic!("parsed as run");
+        };
         assert!(r.stats);
         assert!(!r.trace);
         assert_eq!(r.program, PathBuf::from("prog"));

@@ -175,6 +175,27 @@ struct Heat {
     tier2: bool,
 }
 
+/// A multiplicative hasher for guest pcs (the `heat` map is probed on every
+/// interpreted block; SipHash would double the cost of a miss).
+#[derive(Clone, Copy, Default)]
+struct PcHasher(u64);
+
+impl std::hash::Hasher for PcHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (v ^ (v >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type PcMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<PcHasher>>;
+
 /// The JIT tier of one guest process (one executor).
 pub struct Jit {
     config: JitConfig,
@@ -184,7 +205,7 @@ pub struct Jit {
     translators: Translators,
     trampoline: enter::Trampoline,
     pool: Option<Pool>,
-    heat: HashMap<u64, Heat>,
+    heat: PcMap<Heat>,
     /// Bumped by every code invalidation.
     generation: u64,
     stats: JitStats,
@@ -232,7 +253,7 @@ impl Jit {
             translators,
             trampoline,
             pool,
-            heat: HashMap::new(),
+            heat: PcMap::default(),
             generation: 0,
             stats: JitStats::default(),
             warned_translate: false,
@@ -575,4 +596,122 @@ fn decode_block(pc: u64, mem: &GuestMemory) -> Option<Vec<(u64, Insn)>> {
         }
     }
     if block.is_empty() { None } else { Some(block) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::{PERM_R, PERM_X};
+
+    const CODE: u64 = 0x10000;
+    /// addi a0,a0,1 ; j -4 (an endless counting loop).
+    const LOOP: [u32; 2] = [0x0015_0513, 0xffdf_f06f];
+
+    fn setup(config: JitConfig) -> (Jit, GuestMemory, Interpreter, Cpu) {
+        let mut mem = GuestMemory::new().expect("guest memory");
+        mem.map(CODE, 0x1000, PERM_R | PERM_X).expect("map code");
+        let bytes: Vec<u8> = LOOP.iter().flat_map(|w| w.to_le_bytes()).collect();
+        mem.write_bytes_privileged(CODE, &bytes)
+            .expect("write code");
+        let mut cpu = Cpu::new();
+        cpu.pc = CODE;
+        (Jit::new(config).expect("jit"), mem, Interpreter::new(), cpu)
+    }
+
+    fn on_guest_thread() -> JitConfig {
+        JitConfig {
+            hot_threshold: 3,
+            compile_threads: 0,
+            ..JitConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_hot_loop_is_translated_and_runs_with_exact_instret() {
+        let (mut jit, mut mem, mut interp, mut cpu) = setup(on_guest_thread());
+        let exit = jit.run(&mut cpu, &mut mem, &mut interp, 100_000);
+        assert_eq!(exit, Exit::Budget);
+        assert_eq!(jit.stats().tier1_translations, 1);
+        assert!(jit.stats().entries > 0);
+        // Every iteration retires two instructions and adds one to a0.
+        assert_eq!(cpu.instret, 2 * cpu.x[10]);
+        assert!(cpu.instret >= 100_000 && cpu.instret < 100_000 + 2 * MAX_BLOCK as u64);
+    }
+
+    #[test]
+    fn invalidating_the_guest_range_drops_the_translated_entry() {
+        let (mut jit, mut mem, mut interp, mut cpu) = setup(on_guest_thread());
+        jit.run(&mut cpu, &mut mem, &mut interp, 10_000);
+        let before = jit.cache().stats();
+        assert_eq!(before.entries, 1);
+        assert!(jit.cache().contains(CODE));
+        // A range next to the code drops nothing.
+        jit.invalidate_range(CODE + 0x100, CODE + 0x200);
+        assert_eq!(jit.cache().stats().entries, 1);
+        jit.invalidate_range(CODE + 4, CODE + 6);
+        let after = jit.cache().stats();
+        assert_eq!(after.entries, 0);
+        assert_eq!(after.invalidations, before.invalidations + 1);
+        assert!(!jit.cache().contains(CODE));
+        assert_eq!(jit.stats().invalidated_entries, 1);
+        // Still correct afterwards: the loop is interpreted, then translated again.
+        let x = cpu.x[10];
+        jit.run(&mut cpu, &mut mem, &mut interp, 10_000);
+        assert!(cpu.x[10] > x);
+        assert_eq!(cpu.instret, 2 * cpu.x[10]);
+        assert_eq!(jit.stats().tier1_translations, 2);
+    }
+
+    #[test]
+    fn flush_drops_every_entry_and_background_results_decoded_before_it() {
+        let (mut jit, mut mem, mut interp, mut cpu) = setup(on_guest_thread());
+        jit.run(&mut cpu, &mut mem, &mut interp, 10_000);
+        assert_eq!(jit.cache().len(), 1);
+        jit.flush();
+        assert_eq!(jit.cache().len(), 0);
+        // A result decoded before an invalidation is never published.
+        let stale = jit.translators.compile(Job {
+            key: CODE,
+            tier: Tier::Quick,
+            blocks: vec![decode_block(CODE, &mem).expect("decodes")],
+            generation: jit.generation - 1,
+        });
+        assert!(!jit.publish(stale));
+        assert_eq!(jit.stats().stale_results, 1);
+        assert_eq!(jit.cache().len(), 0);
+    }
+
+    #[test]
+    fn a_cache_too_small_for_any_block_leaves_the_loop_interpreted() {
+        let mut config = on_guest_thread();
+        config.cache.max_memory_bytes = 64;
+        let (mut jit, mut mem, mut interp, mut cpu) = setup(config);
+        assert_eq!(
+            jit.run(&mut cpu, &mut mem, &mut interp, 10_000),
+            Exit::Budget
+        );
+        assert_eq!(jit.stats().tier1_translations, 0);
+        assert_eq!(jit.stats().insert_failures, 1);
+        assert_eq!(cpu.instret, 2 * cpu.x[10]);
+    }
+
+    #[test]
+    fn background_compilation_publishes_the_loop() {
+        let config = JitConfig {
+            hot_threshold: 3,
+            compile_threads: 2,
+            ..JitConfig::default()
+        };
+        let (mut jit, mut mem, mut interp, mut cpu) = setup(config);
+        let mut rounds = 0;
+        while jit.stats().tier1_translations == 0 {
+            jit.run(&mut cpu, &mut mem, &mut interp, 1000);
+            std::thread::yield_now();
+            rounds += 1;
+            assert!(rounds < 10_000_000, "never published");
+        }
+        jit.run(&mut cpu, &mut mem, &mut interp, 10_000);
+        assert!(jit.stats().entries > 0);
+        assert_eq!(cpu.instret, 2 * cpu.x[10]);
+    }
 }
