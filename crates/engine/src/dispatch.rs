@@ -1,13 +1,14 @@
 //! The dispatch loop: runs guest code until something needs the engine (a system
 //! call, fence.i, a fault, the instruction limit) and handles it.
 //!
-//! Today every block runs in `rv64`'s interpreter (tier 0), which counts the blocks it
-//! executes; the JIT tier will slot in at `run_guest_code`: look the pc up in the code
-//! cache, run translated code, fall back to the interpreter on a miss.
+//! Without the JIT every block runs in `rv64`'s interpreter (tier 0), which counts the
+//! blocks it executes; with it, `run_guest_code` hands over to [`crate::jit::Jit::run`],
+//! which looks the pc up in the code cache, runs translated code and interprets misses.
 //!
 //! **Invariants.**
-//! - Before any guest code runs after a system call, pending code invalidations
-//!   (munmap, mprotect, riscv_flush_icache) have been applied to every tier.
+//! - Before any guest code runs after a system call or a fence.i, pending code
+//!   invalidations (munmap, mprotect, riscv_flush_icache, fence.i) have been applied to
+//!   every tier: the interpreter's decoded blocks and the JIT's code cache.
 //! - With `--max-insns N`, no more than N instructions retire: the interpreter runs
 //!   in budgets that stop [`SLACK`] instructions early (its blocks are shorter than
 //!   that), and the last instructions are single-stepped.
@@ -65,9 +66,13 @@ pub fn run(vm: &mut Vm) -> GuestExit {
     exit
 }
 
-/// Tier selection point. Today: the interpreter.
+/// Tier selection point: the JIT when enabled (which interprets cold blocks itself),
+/// otherwise the interpreter.
 fn run_guest_code(vm: &mut Vm, budget: u64) -> Exit {
-    vm.interp.run(&mut vm.cpu, &mut vm.mem, budget)
+    match vm.jit.as_deref_mut() {
+        Some(jit) => jit.run(&mut vm.cpu, &mut vm.mem, &mut vm.interp, budget),
+        None => vm.interp.run(&mut vm.cpu, &mut vm.mem, budget),
+    }
 }
 
 /// Handles an exit from guest code; `Some` ends the run.
@@ -94,6 +99,9 @@ fn handle(vm: &mut Vm, exit: Exit, trace: &mut TraceBuf) -> Option<GuestExit> {
         }),
         Exit::FenceI => {
             vm.interp.flush();
+            if let Some(jit) = vm.jit.as_deref_mut() {
+                jit.flush();
+            }
             None
         }
         Exit::Illegal { pc, raw } => Some(GuestExit::Illegal { pc, raw }),
@@ -104,16 +112,26 @@ fn handle(vm: &mut Vm, exit: Exit, trace: &mut TraceBuf) -> Option<GuestExit> {
     }
 }
 
-/// Applies the system-call layer's code invalidations to every tier (today: the
-/// interpreter's decoded blocks; later also the code cache).
+/// Applies the system-call layer's code invalidations to every tier: the interpreter's
+/// decoded blocks and, with the JIT, the code cache.
 fn apply_invalidations(vm: &mut Vm) {
     if !vm.sys.has_invalidations() {
         return;
     }
     for inv in vm.sys.take_invalidations() {
         match inv {
-            Invalidation::Range { lo, hi } => vm.interp.invalidate_range(lo, hi),
-            Invalidation::All => vm.interp.flush(),
+            Invalidation::Range { lo, hi } => {
+                vm.interp.invalidate_range(lo, hi);
+                if let Some(jit) = vm.jit.as_deref_mut() {
+                    jit.invalidate_range(lo, hi);
+                }
+            }
+            Invalidation::All => {
+                vm.interp.flush();
+                if let Some(jit) = vm.jit.as_deref_mut() {
+                    jit.flush();
+                }
+            }
         }
     }
 }

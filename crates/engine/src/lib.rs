@@ -3,8 +3,8 @@
 //! It owns everything between the ELF file and the instruction semantics of `rv64`:
 //! the guest memory sandbox ([`memory`]), the ELF loader ([`loader`]), the initial
 //! stack ([`stack`]), the Linux system-call layer ([`syscall`]) and the dispatch loop
-//! ([`dispatch`]) that runs guest code (today through `rv64`'s interpreter; the JIT tier
-//! slots in there later). [`Vm`] ties them together.
+//! ([`dispatch`]) that runs guest code through `rv64`'s interpreter or, when enabled,
+//! the JIT tier ([`jit`]: Cranelift translations kept in the unified code cache). [`Vm`] ties them together.
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -20,11 +20,13 @@
 //!   access and every buffer handed to the host kernel is checked against the page table
 //!   of [`memory::GuestMemory`]. A bad access ends the run as [`GuestExit::Fault`]; the
 //!   host process never takes a signal for it.
-//! - `unsafe` lives only in [`memory`] and [`host`].
+//! - `unsafe` lives only in [`memory`], [`host`] and the JIT's `enter` module (the only
+//!   place that jumps into translated code).
 //! - Bad input (any file) is a typed [`LoadError`], never a panic.
 
 pub mod dispatch;
 pub mod host;
+pub mod jit;
 pub mod layout;
 pub mod loader;
 pub mod memory;
@@ -33,6 +35,8 @@ pub mod syscall;
 pub mod sysnames;
 pub mod vm;
 
+pub use codecache::{CacheConfig, EvictionPolicy};
+pub use jit::{JitConfig, JitError, JitReport, JitStats};
 pub use loader::ElfError;
 pub use memory::{GuestMemory, MemoryError};
 pub use stack::StackError;

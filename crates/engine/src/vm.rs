@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use rv64::{Cpu, Interpreter};
 
+use crate::jit::{Jit, JitConfig, JitError, JitReport};
 use crate::layout;
 use crate::loader::{self, ElfError};
 use crate::memory::{GuestMemory, MemoryError, PERM_R, PERM_W};
@@ -199,6 +200,8 @@ pub struct Vm {
     pub(crate) max_insns: Option<u64>,
     pub(crate) trace: bool,
     pub(crate) stepped_blocks: u64,
+    /// The JIT tier, when enabled ([`Vm::enable_jit`]).
+    pub(crate) jit: Option<Box<Jit>>,
 }
 
 impl std::fmt::Debug for Vm {
@@ -271,6 +274,7 @@ impl Vm {
             max_insns: None,
             trace: false,
             stepped_blocks: 0,
+            jit: None,
         })
     }
 
@@ -282,6 +286,24 @@ impl Vm {
     /// Print every executed instruction (pc, encoding, disassembly) to stderr.
     pub fn set_trace(&mut self, on: bool) {
         self.trace = on;
+    }
+
+    /// Runs hot guest code through the JIT (code cache + Cranelift) from now on.
+    pub fn enable_jit(&mut self, config: JitConfig) -> Result<(), JitError> {
+        self.jit = Some(Box::new(Jit::new(config)?));
+        Ok(())
+    }
+
+    /// The JIT's report (counters, code-cache statistics, hottest blocks), if the JIT
+    /// is enabled.
+    pub fn jit_report(&mut self) -> Option<JitReport> {
+        let mem = &self.mem;
+        self.jit.as_deref_mut().map(|j| j.report(mem))
+    }
+
+    /// The JIT tier, if enabled (for tests and tools).
+    pub fn jit(&self) -> Option<&Jit> {
+        self.jit.as_deref()
     }
 
     /// The guest's registers (for tests and tools).

@@ -41,19 +41,90 @@ enum Command {
     /// illegal instruction).
     #[command(arg_required_else_help = true)]
     Run(RunArgs),
+
+    /// Benchmark: run each benchmark guest under the interpreter, the JIT,
+    /// qemu-riscv64 (when installed) and its native x86-64 build (when
+    /// guests/build/native/<name> exists; `make -C guests native`), alternating the
+    /// engines, and print median times, ratios and geometric means.
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct BenchArgs {
+    /// Repetitions per engine (the median is reported).
+    #[arg(long, value_name = "N", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    reps: u32,
+
+    /// Print one JSON document instead of the table.
+    #[arg(long)]
+    json: bool,
+
+    /// vmjit's guests/ directory (with bin/, expected/ and build/native/).
+    #[arg(long, value_name = "DIR", default_value = "guests")]
+    guests: PathBuf,
+
+    /// Only these guests (comma separated; default: coremark, bytecode, intalg,
+    /// recursion, strmalloc, float, largecode).
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    only: Vec<String>,
+
+    /// Extra options for the JIT runs, e.g. `--jit-args=--cache-size=64K`
+    /// (comma separated).
+    #[arg(
+        long,
+        value_name = "OPTS",
+        value_delimiter = ',',
+        allow_hyphen_values = true
+    )]
+    jit_args: Vec<OsString>,
 }
 
 #[derive(clap::Args, Debug)]
 struct RunArgs {
-    /// Execution engine: `interp` interprets every instruction; `jit` translates hot code
-    /// to native code (not available yet).
-    #[arg(long, value_enum, default_value_t = Engine::Interp)]
+    /// Execution engine: `jit` translates hot code to native code kept in the unified
+    /// code cache (cold code is interpreted); `interp` interprets every instruction.
+    #[arg(long, value_enum, default_value_t = Engine::Jit)]
     engine: Engine,
 
     /// After the run, print instructions retired, basic blocks executed, wall time and
-    /// millions of instructions per second to stderr.
+    /// millions of instructions per second to stderr; with the JIT also the code cache's
+    /// report (hit rates, translations per tier, evictions, invalidations, compile time,
+    /// memory, the 10 hottest blocks with their first instruction).
     #[arg(long)]
     stats: bool,
+
+    /// Write the run's figures and the code cache's statistics as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    stats_json: Option<PathBuf>,
+
+    /// JIT: executable memory of the code cache in bytes; K, M and G suffixes
+    /// (powers of 1024) are accepted, e.g. 64K or 100M.
+    #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "100M")]
+    cache_size: usize,
+
+    /// JIT: most translated blocks resident in the code cache at once.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    cache_entries: usize,
+
+    /// JIT: which blocks leave the code cache when it is full.
+    #[arg(long, value_enum, value_name = "POLICY", default_value_t = Policy::Generational)]
+    cache_policy: Policy,
+
+    /// JIT: interpreted executions of a block before it is translated (tier 1).
+    #[arg(long, value_name = "N", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    hot_threshold: u32,
+
+    /// JIT: compile threads (tier 1 and tier 2 compile in the background while the guest
+    /// keeps running); 0 compiles on the guest thread.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    compile_threads: usize,
+
+    /// JIT: code-cache hits after which a translated block is recompiled, with the hot
+    /// blocks it branches to, as one optimised region (tier 2); 0 disables tier 2.
+    #[arg(long, value_name = "N", default_value_t = 20_000)]
+    tier2_threshold: u64,
 
     /// Print every executed instruction (address, encoding, disassembly) to stderr
     /// before it runs. Slow: every instruction is decoded and executed one at a time.
@@ -81,14 +152,84 @@ struct RunArgs {
 enum Engine {
     /// The interpreter (reference semantics).
     Interp,
-    /// The JIT compiler (not available yet).
+    /// The JIT compiler (Cranelift, unified code cache).
     Jit,
+}
+
+/// `--cache-policy` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Policy {
+    /// Value = hotness x compile cost / size, sampled from the cold end.
+    Hotness,
+    /// Least recently used.
+    Lru,
+    /// First in, first out.
+    Fifo,
+    /// Evict everything when full (QEMU's tb_flush).
+    Flush,
+    /// FIFO nursery + CLOCK hot region (the default).
+    Generational,
+}
+
+impl From<Policy> for engine::EvictionPolicy {
+    fn from(p: Policy) -> Self {
+        match p {
+            Policy::Hotness => engine::EvictionPolicy::Hotness,
+            Policy::Lru => engine::EvictionPolicy::Lru,
+            Policy::Fifo => engine::EvictionPolicy::Fifo,
+            Policy::Flush => engine::EvictionPolicy::FlushAll,
+            Policy::Generational => engine::EvictionPolicy::Generational,
+        }
+    }
+}
+
+/// Parses a byte count with an optional K, M or G suffix (powers of 1024).
+fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let (digits, mult) = match t.char_indices().last() {
+        Some((i, c)) if c.eq_ignore_ascii_case(&'k') => (&t[..i], 1usize << 10),
+        Some((i, c)) if c.eq_ignore_ascii_case(&'m') => (&t[..i], 1 << 20),
+        Some((i, c)) if c.eq_ignore_ascii_case(&'g') => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    let n: usize = digits.parse().map_err(|_| {
+        format!("`{s}` is not a size: expected a number of bytes with an optional K, M or G suffix (e.g. 65536, 64K, 100M)")
+    })?;
+    let bytes = n
+        .checked_mul(mult)
+        .ok_or_else(|| format!("`{s}` is too large"))?;
+    if bytes == 0 {
+        return Err("the cache size must be greater than 0".to_string());
+    }
+    Ok(bytes)
+}
+
+mod bench;
+mod stats;
+
+fn engine_name(e: Engine) -> &'static str {
+    match e {
+        Engine::Interp => "interp",
+        Engine::Jit => "jit",
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(args),
+        Command::Bench(b) => {
+            let opts = bench::Options {
+                guests_dir: b.guests,
+                reps: b.reps as usize,
+                only: b.only,
+                json: b.json,
+                jit_args: b.jit_args,
+            };
+            bench::run(&opts)
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(anyhow::Error::msg)
+        }
     };
     match result {
         Ok(code) => code,
@@ -109,17 +250,35 @@ fn say(line: std::fmt::Arguments<'_>) {
 
 /// Runs the guest; `Err` is a problem before the guest started (one line, status 1).
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    if args.engine == Engine::Jit {
-        anyhow::bail!("the JIT engine is not available yet; use --engine interp");
-    }
     let env = engine::host_environment();
     let mut vm = engine::Vm::load(&args.program, &args.args, &env)
         .with_context(|| args.program.display().to_string())?;
     vm.set_max_insns(args.max_insns);
     vm.set_trace(args.trace);
+    if args.engine == Engine::Jit {
+        let config = engine::JitConfig {
+            cache: engine::CacheConfig {
+                max_memory_bytes: args.cache_size,
+                max_entries: args.cache_entries,
+                policy: args.cache_policy.into(),
+                ..engine::CacheConfig::default()
+            },
+            hot_threshold: args.hot_threshold,
+            compile_threads: args.compile_threads,
+            tier2_threshold: args.tier2_threshold,
+        };
+        vm.enable_jit(config).context("cannot start the JIT")?;
+    }
     let out = vm.run();
     if let Some(msg) = out.exit.message() {
         say(format_args!("{msg}"));
+    }
+    let report = vm.jit_report();
+    if let Some(path) = &args.stats_json {
+        let json = stats::json(&out, report.as_ref(), engine_name(args.engine));
+        if let Err(e) = std::fs::write(path, json) {
+            say(format_args!("vmjit: cannot write {}: {e}", path.display()));
+        }
     }
     if args.stats {
         let secs = out.wall.as_secs_f64();
@@ -135,6 +294,9 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         say(format_args!("vmjit: basic blocks executed: {}", out.blocks));
         say(format_args!("vmjit: wall time: {secs:.3} s"));
         say(format_args!("vmjit: speed: {mips:.1} M instructions/s"));
+        if let Some(r) = &report {
+            say(format_args!("{}", stats::text(r).trim_end()));
+        }
     }
     Ok(ExitCode::from(out.exit.exit_code().clamp(0, 255) as u8))
 }
@@ -153,7 +315,9 @@ mod tests {
     fn guest_arguments_starting_with_dashes_are_passed_verbatim() {
         let cli =
             Cli::try_parse_from(["vmjit", "run", "--stats", "prog", "-x", "--trace", "y"]).unwrap();
-        let Command::Run(r) = cli.command;
+        let Command::Run(r) = cli.command else {
+            panic!("parsed as run");
+        };
         assert!(r.stats);
         assert!(!r.trace);
         assert_eq!(r.program, PathBuf::from("prog"));

@@ -28,20 +28,158 @@ fn stats(stderr: &str) -> (u64, u64) {
     )
 }
 
+fn run_args(args: &[&str], path: &std::path::Path) -> common::Run {
+    let mut v: Vec<&std::ffi::OsStr> = vec!["run".as_ref()];
+    v.extend(args.iter().map(|a| std::ffi::OsStr::new(*a)));
+    v.push(path.as_os_str());
+    vmjit(&v)
+}
+
 #[test]
-fn jit_engine_is_refused_until_it_exists() {
-    let hello = common::guests_dir().join("bin/hello");
-    let run = vmjit(&[
-        "run".as_ref(),
-        "--engine".as_ref(),
-        "jit".as_ref(),
-        hello.as_os_str(),
-    ]);
-    assert_eq!(run.code, 1);
-    assert_eq!(
-        run.stderr_text(),
-        "vmjit: the JIT engine is not available yet; use --engine interp\n"
+fn jit_retires_exactly_the_interpreters_instruction_count() {
+    let recursion = common::guests_dir().join("bin/recursion");
+    let interp = run_args(&["--engine", "interp", "--stats"], &recursion);
+    let jit = run_args(
+        &[
+            "--engine",
+            "jit",
+            "--stats",
+            "--hot-threshold",
+            "2",
+            "--compile-threads",
+            "0",
+        ],
+        &recursion,
     );
+    assert_eq!(interp.code, 0);
+    assert_eq!(jit.code, 0, "{}", jit.stderr_text());
+    assert_eq!(interp.stdout, jit.stdout);
+    assert_eq!(stats(&interp.stderr_text()).0, stats(&jit.stderr_text()).0);
+    assert!(
+        jit.stderr_text().contains("vmjit: translations: tier 1 "),
+        "{}",
+        jit.stderr_text()
+    );
+}
+
+#[test]
+fn max_insns_is_exact_while_translated_code_runs() {
+    // coremark spends its time in a few hot loops: with threshold 2 and compiling on
+    // the guest thread, the limit is reached inside chained translated code.
+    let coremark = common::guests_dir().join("bin/coremark");
+    for limit in ["1000003", "7654321"] {
+        let run = run_args(
+            &[
+                "--engine",
+                "jit",
+                "--stats",
+                "--hot-threshold",
+                "2",
+                "--compile-threads",
+                "0",
+                "--max-insns",
+                limit,
+            ],
+            &coremark,
+        );
+        assert_eq!(run.code, 124, "{}", run.stderr_text());
+        let want = format!("vmjit: instructions retired: {limit}\n");
+        assert!(run.stderr_text().contains(&want), "{}", run.stderr_text());
+    }
+}
+
+#[test]
+fn jit_stats_report_the_code_cache() {
+    let coremark = common::guests_dir().join("bin/coremark");
+    let run = run_args(
+        &[
+            "--stats",
+            "--compile-threads",
+            "0",
+            "--max-insns",
+            "50000000",
+        ],
+        &coremark,
+    );
+    assert_eq!(run.code, 124);
+    let err = run.stderr_text();
+    for key in [
+        "vmjit: code cache lookups: ",
+        "% L1 jump cache",
+        "vmjit: translations: tier 1 ",
+        "vmjit: compile time: ",
+        "vmjit: evictions: ",
+        "bytes in use, peak ",
+        "vmjit: hottest blocks:",
+    ] {
+        assert!(err.contains(key), "missing {key:?} in {err}");
+    }
+}
+
+#[test]
+fn stats_json_holds_run_figures_and_cache_statistics() {
+    let dir = common::fresh_dir("json");
+    let file = dir.join("stats.json");
+    let recursion = common::guests_dir().join("bin/recursion");
+    let f = file.to_str().expect("utf-8 temp path");
+    let run = run_args(&["--stats-json", f], &recursion);
+    assert_eq!(run.code, 0, "{}", run.stderr_text());
+    let text = std::fs::read_to_string(&file).expect("stats file written");
+    for key in [
+        "\"engine\": \"jit\"",
+        "\"instructions\"",
+        "\"l1_hits\"",
+        "\"tier1_translations\"",
+        "\"hottest\"",
+        "\"first_insn\"",
+    ] {
+        assert!(text.contains(key), "missing {key} in {text}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn cache_size_accepts_suffixes_and_rejects_junk() {
+    let hello = common::guests_dir().join("bin/hello");
+    for ok in ["64K", "1m", "1G", "70000"] {
+        let run = run_args(&["--cache-size", ok], &hello);
+        assert_eq!(run.code, 0, "{ok}: {}", run.stderr_text());
+    }
+    for bad in ["12X", "K", "-5", "0", "99999999999999999999G"] {
+        let run = run_args(&[&format!("--cache-size={bad}")], &hello);
+        assert_eq!(run.code, 2, "{bad} accepted: {}", run.stderr_text());
+        assert!(
+            run.stderr_text().contains("--cache-size"),
+            "{bad}: {}",
+            run.stderr_text()
+        );
+    }
+}
+
+#[test]
+fn a_cache_too_small_for_any_block_falls_back_to_the_interpreter_with_one_warning() {
+    let recursion = common::guests_dir().join("bin/recursion");
+    let want = run_args(&["--engine", "interp"], &recursion);
+    let run = run_args(
+        &["--cache-size", "64", "--compile-threads", "0"],
+        &recursion,
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr_text());
+    assert_eq!(run.stdout, want.stdout);
+    let err = run.stderr_text();
+    assert_eq!(err.matches("warning").count(), 1, "{err}");
+    assert!(err.contains("cannot hold the translation"), "{err}");
+}
+
+#[test]
+fn unknown_policy_is_rejected_with_the_list_of_policies() {
+    let hello = common::guests_dir().join("bin/hello");
+    let run = run_args(&["--cache-policy", "random"], &hello);
+    assert_eq!(run.code, 2);
+    let err = run.stderr_text();
+    for p in ["hotness", "lru", "fifo", "flush", "generational"] {
+        assert!(err.contains(p), "{err}");
+    }
 }
 
 #[test]
@@ -155,6 +293,12 @@ fn help_explains_every_option() {
         "--stats",
         "--trace",
         "--max-insns",
+        "--cache-size",
+        "--cache-entries",
+        "--cache-policy",
+        "--hot-threshold",
+        "--compile-threads",
+        "--stats-json",
         "PROGRAM",
         "ARGS",
     ] {
@@ -168,7 +312,13 @@ fn help_explains_every_option() {
 #[test]
 fn trace_and_interpreter_agree_on_instruction_and_block_counts() {
     let hello_path = common::guests_dir().join("bin/hello");
-    let fast = vmjit(&["run".as_ref(), "--stats".as_ref(), hello_path.as_os_str()]);
+    let fast = vmjit(&[
+        "run".as_ref(),
+        "--engine".as_ref(),
+        "interp".as_ref(),
+        "--stats".as_ref(),
+        hello_path.as_os_str(),
+    ]);
     let traced = vmjit(&[
         "run".as_ref(),
         "--stats".as_ref(),

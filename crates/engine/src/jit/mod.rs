@@ -1,0 +1,717 @@
+//! The JIT tier: hot guest blocks are translated by `translate` (Cranelift) into the
+//! unified code cache (`codecache`) and run from there.
+//!
+//! Dispatch (QEMU's `cpu_exec` loop): announce a quiescent point, insert finished
+//! background translations, look the pc up in this executor's L1 jump cache and then
+//! the shared index; on a hit enter the translated code (which chains to further
+//! translated blocks through the jump cache while `chain_budget` lasts); on a miss
+//! interpret one block with `rv64`'s interpreter and count it. A block interpreted
+//! `hot_threshold` times is decoded (the interpreter's block boundaries) and translated
+//! at tier 1; entries that the cache reports much hotter are recompiled as a region
+//! (tier 2, optimised, several blocks with the loops inside) that replaces the tier-1
+//! entry.
+//!
+//! **Invariants.**
+//! - Semantics are the interpreter's: translated code leaves `pc` and `instret` exactly
+//!   as the interpreter would, faults are reported at the same pc and address, and any
+//!   translation or insertion failure only means the block keeps being interpreted
+//!   (with one warning per kind of failure).
+//! - No more than `budget` + 128 instructions run per call of [`Jit::run`] beyond the
+//!   budget (the interpreter's guarantee, which `--max-insns` relies on): the chain
+//!   budget given to translated code shrinks with the instructions left, one unit per
+//!   block of at most `rv64::interp::MAX_BLOCK_INSNS` instructions.
+//! - A translation is published only if no code invalidation happened since its guest
+//!   bytes were decoded (generation check), so stale code never becomes visible.
+//! - The executor's quiescent point is announced only in the dispatch loop, never while
+//!   translated code runs or a `CodeRef` is held.
+
+mod enter;
+mod worker;
+
+use std::collections::HashMap;
+
+use codecache::{CacheConfig, CacheError, CacheStats, Executor, InsertMeta, UnifiedCodeCache};
+use rv64::{Cpu, Exit, Insn, Interpreter, Op};
+use serde::Serialize;
+use translate::context::{JC_CODE_OFFSET, JC_ENTRY_SHIFT, JC_HITS_OFFSET, JC_KEY_OFFSET};
+use translate::helpers::FLAT_HELPERS;
+use translate::{JitContext, TranslateError, status};
+
+use crate::memory::{GUEST_SPACE, GuestMemory};
+pub use enter::TrampolineError;
+use worker::{Done, Job, Pool, Tier, Translators};
+
+/// Longest guest block, in instructions: the interpreter's, so both tiers agree on block
+/// boundaries and the instruction-limit argument holds.
+const MAX_BLOCK: usize = rv64::interp::MAX_BLOCK_INSNS;
+
+/// Chained transfers translated code may make before it returns to the dispatcher (the
+/// period of quiescent points and result polling while guest code runs).
+const CHAIN_BUDGET: u64 = 1 << 14;
+
+/// Most blocks in a tier-2 region.
+const REGION_BLOCKS: usize = 16;
+
+/// Most guest instructions in a tier-2 region (bounds compile time on a compile thread).
+const REGION_INSNS: usize = 512;
+
+/// Dispatcher iterations between two looks at the cache's hottest entries for tier 2.
+const TIER2_PERIOD: u32 = 1 << 12;
+
+/// How the JIT tier is set up.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JitConfig {
+    /// The code cache's configuration (size, entries, policy, jump-cache shape).
+    pub cache: CacheConfig,
+    /// Interpreted executions of a block before it is translated (tier 1). At least 1.
+    pub hot_threshold: u32,
+    /// Compile threads; 0 compiles on the guest thread (the guest waits for it).
+    pub compile_threads: usize,
+    /// Cache hits (approximate access count) after which a tier-1 entry is recompiled as
+    /// an optimised region (tier 2); 0 disables tier 2.
+    pub tier2_threshold: u64,
+}
+
+impl Default for JitConfig {
+    fn default() -> Self {
+        JitConfig {
+            cache: CacheConfig::default(),
+            hot_threshold: 50,
+            compile_threads: 1,
+            tier2_threshold: 20_000,
+        }
+    }
+}
+
+/// Why the JIT could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum JitError {
+    #[error("code cache: {0}")]
+    Cache(#[from] CacheError),
+    #[error("translator: {0}")]
+    Translate(#[from] TranslateError),
+    #[error(transparent)]
+    Trampoline(#[from] TrampolineError),
+    #[error(
+        "the code cache's jump-cache layout does not match what translated code expects \
+         (entry shift {0}); the codecache and translate crates disagree"
+    )]
+    JumpCacheLayout(u32),
+    #[error("--hot-threshold must be at least 1")]
+    HotThreshold,
+}
+
+/// The JIT's own counters (the cache keeps its own in [`CacheStats`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct JitStats {
+    /// Times the dispatcher entered translated code.
+    pub entries: u64,
+    /// Blocks run by the interpreter (misses and cold code).
+    pub interpreted_blocks: u64,
+    /// Tier-1 translations published.
+    pub tier1_translations: u64,
+    /// Tier-2 regions published.
+    pub tier2_translations: u64,
+    /// Blocks in published tier-2 regions.
+    pub tier2_blocks: u64,
+    /// Translations that failed (the block stays interpreted).
+    pub translate_failures: u64,
+    /// Inserts the cache refused (the block stays interpreted or is retried).
+    pub insert_failures: u64,
+    /// Background results dropped because guest code was invalidated meanwhile.
+    pub stale_results: u64,
+    /// Nanoseconds spent translating (on any thread).
+    pub compile_ns: u64,
+    /// Nanoseconds the guest thread spent translating (compile threads excluded).
+    pub guest_thread_compile_ns: u64,
+    /// Code invalidation requests applied (ranges and flushes).
+    pub invalidations: u64,
+    /// Translated entries those requests removed (flushes not counted).
+    pub invalidated_entries: u64,
+}
+
+/// One of the hottest cache entries, for `--stats`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HotBlock {
+    /// Guest address (the cache key).
+    pub pc: u64,
+    /// Approximate executions through the cache.
+    pub hits: u64,
+    /// Hotness score (the cache's formula).
+    pub hotness: f64,
+    /// Host code bytes.
+    pub code_bytes: usize,
+    /// Guest range translated.
+    pub guest_start: u64,
+    pub guest_end: u64,
+    /// Disassembly of the first instruction.
+    pub first_insn: String,
+}
+
+/// Everything `--stats` / `--stats-json` report about the JIT.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct JitReport {
+    pub jit: JitStats,
+    pub cache: CacheStats,
+    pub hottest: Vec<HotBlock>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum State {
+    /// Interpreted; translated when hot.
+    #[default]
+    Cold,
+    /// A translation is queued on a compile thread.
+    Queued,
+    /// Translation or insertion failed for good: always interpret.
+    Failed,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Heat {
+    runs: u32,
+    state: State,
+    /// A tier-2 region was requested or published for this entry.
+    tier2: bool,
+}
+
+/// A multiplicative hasher for guest pcs (the `heat` map is probed on every
+/// interpreted block; SipHash would double the cost of a miss).
+#[derive(Clone, Copy, Default)]
+struct PcHasher(u64);
+
+impl std::hash::Hasher for PcHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (v ^ (v >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type PcMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<PcHasher>>;
+
+/// The JIT tier of one guest process (one executor).
+pub struct Jit {
+    config: JitConfig,
+    cache: UnifiedCodeCache,
+    exec: Executor,
+    /// Guest-thread translators (all compiles with 0 threads; fallback otherwise).
+    translators: Translators,
+    trampoline: enter::Trampoline,
+    pool: Option<Pool>,
+    heat: PcMap<Heat>,
+    /// Bumped by every code invalidation.
+    generation: u64,
+    stats: JitStats,
+    warned_translate: bool,
+    warned_insert: bool,
+    since_tier2_check: u32,
+}
+
+impl std::fmt::Debug for Jit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jit")
+            .field("config", &self.config)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Jit {
+    /// Creates the cache, the translators, the trampoline and the compile threads.
+    pub fn new(config: JitConfig) -> Result<Self, JitError> {
+        if config.hot_threshold == 0 {
+            return Err(JitError::HotThreshold);
+        }
+        let cache = UnifiedCodeCache::new(config.cache.clone())?;
+        let exec = cache.register_executor();
+        let layout = exec.jump_cache_layout();
+        if layout.entry_shift != JC_ENTRY_SHIFT
+            || layout.key_offset as i32 != JC_KEY_OFFSET
+            || layout.code_offset as i32 != JC_CODE_OFFSET
+            || layout.hits_offset as i32 != JC_HITS_OFFSET
+            || !layout.len.is_power_of_two()
+        {
+            return Err(JitError::JumpCacheLayout(layout.entry_shift));
+        }
+        let mut translators = Translators::new()?;
+        let trampoline = enter::Trampoline::new(translators.quick())?;
+        let pool = match config.compile_threads {
+            0 => None,
+            n => Some(Pool::new(n)?),
+        };
+        Ok(Jit {
+            config,
+            cache,
+            exec,
+            translators,
+            trampoline,
+            pool,
+            heat: PcMap::default(),
+            generation: 0,
+            stats: JitStats::default(),
+            warned_translate: false,
+            warned_insert: false,
+            since_tier2_check: 0,
+        })
+    }
+
+    /// The code cache (shared handle).
+    pub fn cache(&self) -> &UnifiedCodeCache {
+        &self.cache
+    }
+
+    /// The JIT's counters so far.
+    pub fn stats(&self) -> &JitStats {
+        &self.stats
+    }
+
+    /// Runs guest code from `cpu.pc` until an exit or until at least `budget`
+    /// instructions retired (then `Exit::Budget`, overshooting by less than one block).
+    pub fn run(
+        &mut self,
+        cpu: &mut Cpu,
+        mem: &mut GuestMemory,
+        interp: &mut Interpreter,
+        budget: u64,
+    ) -> Exit {
+        let layout = self.exec.jump_cache_layout();
+        let mut ctx = JitContext::new(
+            cpu.clone(),
+            mem.base_ptr(),
+            mem.perm_table_ptr(),
+            GUEST_SPACE,
+            &FLAT_HELPERS,
+        );
+        ctx.jump_cache = layout.base as *const core::ffi::c_void;
+        ctx.jc_mask = (layout.len - 1) as u64;
+        ctx.jc_shift = u64::from(layout.key_shift);
+        let start = ctx.cpu.instret;
+        let exit = loop {
+            self.exec.quiescent();
+            self.poll_background();
+            let done = ctx.cpu.instret.wrapping_sub(start);
+            if done >= budget {
+                break Exit::Budget;
+            }
+            let pc = ctx.cpu.pc;
+            if let Some(code) = self.exec.lookup(pc) {
+                ctx.chain_budget = CHAIN_BUDGET.min((budget - done) / MAX_BLOCK as u64);
+                self.stats.entries += 1;
+                // SAFETY: `code` was looked up from this executor after its last
+                // quiescent point and its borrow spans the call; the block was
+                // translated with chaining by `Translators` (the trampoline's
+                // configuration); `ctx` holds the guest memory's base, permission table
+                // and GUEST_SPACE with FLAT_HELPERS (the layout `GuestMemory`
+                // documents) and this executor's jump cache; `mem` is not used until
+                // the call returns.
+                let st = unsafe { self.trampoline.call(&mut ctx, code.as_ptr()) };
+                if st != status::CONTINUE {
+                    break match ctx.exit_for(st) {
+                        Some(e) => e,
+                        // Unknown status: a translator bug; stop rather than guess.
+                        None => Exit::Illegal {
+                            pc: ctx.cpu.pc,
+                            raw: 0,
+                        },
+                    };
+                }
+                self.since_tier2_check += 1;
+                if self.since_tier2_check >= TIER2_PERIOD {
+                    self.since_tier2_check = 0;
+                    self.consider_tier2(mem);
+                }
+                continue;
+            }
+            let heat = self.heat.entry(pc).or_default();
+            heat.runs = heat.runs.saturating_add(1);
+            if heat.runs >= self.config.hot_threshold
+                && heat.state == State::Cold
+                && self.request(pc, Tier::Quick, mem)
+            {
+                continue;
+            }
+            self.stats.interpreted_blocks += 1;
+            if let Err(e) = interp.run_block(&mut ctx.cpu, mem) {
+                break e;
+            }
+        };
+        *cpu = ctx.cpu.clone();
+        exit
+    }
+
+    /// Decodes and translates the code at `pc` for `tier`, on the guest thread or a
+    /// compile thread. True when a translation was published now (so the dispatcher
+    /// should look again).
+    fn request(&mut self, pc: u64, tier: Tier, mem: &GuestMemory) -> bool {
+        let blocks = match tier {
+            Tier::Quick => match decode_block(pc, mem) {
+                Some(b) => vec![b],
+                None => return false,
+            },
+            Tier::Region => self.form_region(pc, mem),
+        };
+        if blocks.is_empty() {
+            return false;
+        }
+        let job = Job {
+            key: pc,
+            tier,
+            blocks,
+            generation: self.generation,
+        };
+        let job = match &self.pool {
+            Some(pool) => match pool.submit(job) {
+                Ok(()) => {
+                    if tier == Tier::Quick {
+                        self.heat.entry(pc).or_default().state = State::Queued;
+                    }
+                    return false;
+                }
+                Err(job) => job,
+            },
+            None => job,
+        };
+        let done = self.translators.compile(job);
+        self.stats.guest_thread_compile_ns += done.cost_ns;
+        self.publish(done)
+    }
+
+    /// Inserts every finished background translation.
+    fn poll_background(&mut self) {
+        while let Some(done) = self.pool.as_ref().and_then(Pool::try_done) {
+            self.publish(done);
+        }
+    }
+
+    /// Publishes a finished translation (or records why not); true if inserted.
+    fn publish(&mut self, done: Done) -> bool {
+        self.stats.compile_ns += done.cost_ns;
+        let heat = self.heat.entry(done.key).or_default();
+        if done.tier == Tier::Quick && heat.state == State::Queued {
+            heat.state = State::Cold;
+        }
+        if done.generation != self.generation {
+            self.stats.stale_results += 1;
+            if done.tier == Tier::Region {
+                heat.tier2 = false;
+            }
+            return false;
+        }
+        let compiled = match done.result {
+            Ok(c) => c,
+            Err(e) => {
+                self.stats.translate_failures += 1;
+                if done.tier == Tier::Quick {
+                    heat.state = State::Failed;
+                }
+                if !self.warned_translate {
+                    self.warned_translate = true;
+                    eprintln!(
+                        "vmjit: warning: cannot translate guest code at {:#x} ({e}); \
+                         interpreting it instead",
+                        done.key
+                    );
+                }
+                return false;
+            }
+        };
+        let meta = InsertMeta {
+            guest_start: compiled.guest_start,
+            guest_end: compiled.guest_end,
+            compile_cost: done.cost_ns.max(1),
+        };
+        match self.exec.insert_with(done.key, &compiled.code, meta) {
+            Ok(_) => {
+                match done.tier {
+                    Tier::Quick => {
+                        self.stats.tier1_translations += 1;
+                        heat.tier2 = false;
+                    }
+                    Tier::Region => {
+                        self.stats.tier2_translations += 1;
+                        self.stats.tier2_blocks += compiled.ranges.len() as u64;
+                    }
+                }
+                true
+            }
+            Err(e) => {
+                self.stats.insert_failures += 1;
+                let permanent = !matches!(e, CacheError::ReclaimPending { .. });
+                if permanent && done.tier == Tier::Quick {
+                    heat.state = State::Failed;
+                } else {
+                    // Retry once it is hot again, when space may have been reclaimed.
+                    heat.runs = 0;
+                }
+                if permanent && !self.warned_insert {
+                    self.warned_insert = true;
+                    eprintln!(
+                        "vmjit: warning: the code cache cannot hold the translation of \
+                         {:#x} ({e}); interpreting it instead",
+                        done.key
+                    );
+                }
+                false
+            }
+        }
+    }
+
+    /// Queues tier-2 regions for the hottest tier-1 entries.
+    fn consider_tier2(&mut self, mem: &GuestMemory) {
+        if self.config.tier2_threshold == 0 {
+            return;
+        }
+        self.exec.flush_hits();
+        for e in self.cache.hottest(4) {
+            if e.access_count < self.config.tier2_threshold {
+                continue;
+            }
+            let heat = self.heat.entry(e.key).or_default();
+            if heat.tier2 {
+                continue;
+            }
+            heat.tier2 = true;
+            self.request(e.key, Tier::Region, mem);
+        }
+    }
+
+    /// The blocks of a tier-2 region entered at `pc`: the block there and the blocks
+    /// reachable from it by direct branches, jumps and fall-through that are hot
+    /// themselves (already past the tier-1 threshold), breadth first.
+    fn form_region(&self, pc: u64, mem: &GuestMemory) -> Vec<Vec<(u64, Insn)>> {
+        let mut blocks: Vec<Vec<(u64, Insn)>> = Vec::new();
+        let mut queue = std::collections::VecDeque::from([pc]);
+        let mut insns = 0usize;
+        while let Some(at) = queue.pop_front() {
+            if blocks.len() >= REGION_BLOCKS || blocks.iter().any(|b| b[0].0 == at) {
+                continue;
+            }
+            let hot = at == pc
+                || self
+                    .heat
+                    .get(&at)
+                    .is_some_and(|h| h.runs >= self.config.hot_threshold);
+            if !hot {
+                continue;
+            }
+            let Some(block) = decode_block(at, mem) else {
+                continue;
+            };
+            if insns + block.len() > REGION_INSNS.min(translate::MAX_BLOCK_INSNS) {
+                break;
+            }
+            insns += block.len();
+            let &(last_pc, last) = block.last().unwrap_or(&(at, block[0].1));
+            let next = last_pc.wrapping_add(u64::from(last.len));
+            match last.op {
+                Op::Beq | Op::Bne | Op::Blt | Op::Bge | Op::Bltu | Op::Bgeu => {
+                    queue.push_back(last_pc.wrapping_add(last.imm as u64));
+                    queue.push_back(next);
+                }
+                Op::Jal if last.rd == 0 => queue.push_back(last_pc.wrapping_add(last.imm as u64)),
+                op if !op.ends_block() => queue.push_back(next),
+                _ => {}
+            }
+            blocks.push(block);
+        }
+        blocks
+    }
+
+    /// Drops translations of guest bytes in `[lo, hi)` (munmap, mprotect,
+    /// riscv_flush_icache).
+    pub fn invalidate_range(&mut self, lo: u64, hi: u64) {
+        self.generation += 1;
+        self.stats.invalidations += 1;
+        self.stats.invalidated_entries += self.cache.invalidate_range(lo, hi) as u64;
+    }
+
+    /// Drops every translation (fence.i).
+    pub fn flush(&mut self) {
+        self.generation += 1;
+        self.stats.invalidations += 1;
+        self.cache.flush();
+    }
+
+    /// A report for `--stats`: the JIT's counters, the cache's, and the hottest
+    /// entries with the disassembly of their first instruction.
+    pub fn report(&mut self, mem: &GuestMemory) -> JitReport {
+        self.exec.flush_hits();
+        let cache = self.cache.stats();
+        let hottest = cache
+            .hottest
+            .iter()
+            .map(|e| HotBlock {
+                pc: e.key,
+                hits: e.access_count,
+                hotness: e.hotness_score,
+                code_bytes: e.code_size,
+                guest_start: e.guest_start,
+                guest_end: e.guest_end,
+                first_insn: match rv64::fetch(mem, e.key).map(rv64::decode) {
+                    Ok(Ok(insn)) => crate::dispatch::disasm(&insn, e.key),
+                    _ => "(not readable)".to_string(),
+                },
+            })
+            .collect();
+        JitReport {
+            jit: self.stats.clone(),
+            cache,
+            hottest,
+        }
+    }
+}
+
+/// Decodes the basic block at `pc` exactly as the interpreter delimits it; `None` if
+/// its first instruction cannot be fetched (the interpreter reports that fault).
+fn decode_block(pc: u64, mem: &GuestMemory) -> Option<Vec<(u64, Insn)>> {
+    if pc & 1 != 0 {
+        return None;
+    }
+    let mut block = Vec::new();
+    let mut at = pc;
+    while let Ok(raw) = rv64::fetch(mem, at) {
+        let len = if raw & 3 == 3 { 4 } else { 2 };
+        let insn = rv64::decode(raw).unwrap_or(Insn {
+            op: Op::Illegal,
+            rd: 0,
+            rs1: 0,
+            rs2: 0,
+            rs3: 0,
+            rm: 0,
+            len,
+            imm: 0,
+            raw,
+        });
+        block.push((at, insn));
+        at = at.wrapping_add(u64::from(len));
+        if insn.op.ends_block() || block.len() >= MAX_BLOCK {
+            break;
+        }
+    }
+    if block.is_empty() { None } else { Some(block) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::{PERM_R, PERM_X};
+
+    const CODE: u64 = 0x10000;
+    /// addi a0,a0,1 ; j -4 (an endless counting loop).
+    const LOOP: [u32; 2] = [0x0015_0513, 0xffdf_f06f];
+
+    fn setup(config: JitConfig) -> (Jit, GuestMemory, Interpreter, Cpu) {
+        let mut mem = GuestMemory::new().expect("guest memory");
+        mem.map(CODE, 0x1000, PERM_R | PERM_X).expect("map code");
+        let bytes: Vec<u8> = LOOP.iter().flat_map(|w| w.to_le_bytes()).collect();
+        mem.write_bytes_privileged(CODE, &bytes)
+            .expect("write code");
+        let mut cpu = Cpu::new();
+        cpu.pc = CODE;
+        (Jit::new(config).expect("jit"), mem, Interpreter::new(), cpu)
+    }
+
+    fn on_guest_thread() -> JitConfig {
+        JitConfig {
+            hot_threshold: 3,
+            compile_threads: 0,
+            ..JitConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_hot_loop_is_translated_and_runs_with_exact_instret() {
+        let (mut jit, mut mem, mut interp, mut cpu) = setup(on_guest_thread());
+        let exit = jit.run(&mut cpu, &mut mem, &mut interp, 100_000);
+        assert_eq!(exit, Exit::Budget);
+        assert_eq!(jit.stats().tier1_translations, 1);
+        assert!(jit.stats().entries > 0);
+        // Every iteration retires two instructions and adds one to a0.
+        assert_eq!(cpu.instret, 2 * cpu.x[10]);
+        assert!(cpu.instret >= 100_000 && cpu.instret < 100_000 + 2 * MAX_BLOCK as u64);
+    }
+
+    #[test]
+    fn invalidating_the_guest_range_drops_the_translated_entry() {
+        let (mut jit, mut mem, mut interp, mut cpu) = setup(on_guest_thread());
+        jit.run(&mut cpu, &mut mem, &mut interp, 10_000);
+        let before = jit.cache().stats();
+        assert_eq!(before.entries, 1);
+        assert!(jit.cache().contains(CODE));
+        // A range next to the code drops nothing.
+        jit.invalidate_range(CODE + 0x100, CODE + 0x200);
+        assert_eq!(jit.cache().stats().entries, 1);
+        jit.invalidate_range(CODE + 4, CODE + 6);
+        let after = jit.cache().stats();
+        assert_eq!(after.entries, 0);
+        assert_eq!(after.invalidations, before.invalidations + 1);
+        assert!(!jit.cache().contains(CODE));
+        assert_eq!(jit.stats().invalidated_entries, 1);
+        // Still correct afterwards: the loop is interpreted, then translated again.
+        let x = cpu.x[10];
+        jit.run(&mut cpu, &mut mem, &mut interp, 10_000);
+        assert!(cpu.x[10] > x);
+        assert_eq!(cpu.instret, 2 * cpu.x[10]);
+        assert_eq!(jit.stats().tier1_translations, 2);
+    }
+
+    #[test]
+    fn flush_drops_every_entry_and_background_results_decoded_before_it() {
+        let (mut jit, mut mem, mut interp, mut cpu) = setup(on_guest_thread());
+        jit.run(&mut cpu, &mut mem, &mut interp, 10_000);
+        assert_eq!(jit.cache().len(), 1);
+        jit.flush();
+        assert_eq!(jit.cache().len(), 0);
+        // A result decoded before an invalidation is never published.
+        let stale = jit.translators.compile(Job {
+            key: CODE,
+            tier: Tier::Quick,
+            blocks: vec![decode_block(CODE, &mem).expect("decodes")],
+            generation: jit.generation - 1,
+        });
+        assert!(!jit.publish(stale));
+        assert_eq!(jit.stats().stale_results, 1);
+        assert_eq!(jit.cache().len(), 0);
+    }
+
+    #[test]
+    fn a_cache_too_small_for_any_block_leaves_the_loop_interpreted() {
+        let mut config = on_guest_thread();
+        config.cache.max_memory_bytes = 64;
+        let (mut jit, mut mem, mut interp, mut cpu) = setup(config);
+        assert_eq!(
+            jit.run(&mut cpu, &mut mem, &mut interp, 10_000),
+            Exit::Budget
+        );
+        assert_eq!(jit.stats().tier1_translations, 0);
+        assert_eq!(jit.stats().insert_failures, 1);
+        assert_eq!(cpu.instret, 2 * cpu.x[10]);
+    }
+
+    #[test]
+    fn background_compilation_publishes_the_loop() {
+        let config = JitConfig {
+            hot_threshold: 3,
+            compile_threads: 2,
+            ..JitConfig::default()
+        };
+        let (mut jit, mut mem, mut interp, mut cpu) = setup(config);
+        let mut rounds = 0;
+        while jit.stats().tier1_translations == 0 {
+            jit.run(&mut cpu, &mut mem, &mut interp, 1000);
+            std::thread::yield_now();
+            rounds += 1;
+            assert!(rounds < 10_000_000, "never published");
+        }
+        jit.run(&mut cpu, &mut mem, &mut interp, 10_000);
+        assert!(jit.stats().entries > 0);
+        assert_eq!(cpu.instret, 2 * cpu.x[10]);
+    }
+}
