@@ -35,7 +35,8 @@ pub(crate) struct ExecMemory {
     _fd: OwnedFd,
 }
 
-// SAFETY (Send/Sync): the raw pointers are two private mappings owned by this struct;
+// SAFETY (Send/Sync): the raw pointers are two mappings (MAP_SHARED views of a memfd
+// nobody else holds) owned exclusively by this struct;
 // writing needs `&mut self` and reading the RX view is only done through addresses handed
 // out to callers, so sharing the struct between threads introduces no data race.
 // SAFETY: see the comment above.
@@ -116,7 +117,8 @@ impl ExecMemory {
             return None;
         }
         // SAFETY: `offset..end` is inside the RW mapping (checked above); `&mut self`
-        // makes this the only writer; the source slice cannot overlap the private mapping.
+        // makes this the only writer; the source slice cannot overlap the RW view, whose
+        // address never leaves this struct (callers only ever see RX addresses).
         unsafe {
             std::ptr::copy_nonoverlapping(
                 bytes.as_ptr(),

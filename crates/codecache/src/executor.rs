@@ -39,7 +39,8 @@ pub const EMPTY_KEY: u64 = u64::MAX;
 /// | 28     | pad    |                                                           |
 ///
 /// Probe: `e = base + (((key >> shift) & (len - 1)) << 5)`; hit iff `[e] == key`, then
-/// jump to `[e + 8]`. See [`JumpCacheLayout`].
+/// jump to `[e + 8]`. See [`JumpCacheLayout`]. Never probe with [`EMPTY_KEY`] itself: a
+/// cleared entry has `key == EMPTY_KEY` but keeps the retired block's `code`.
 #[repr(C, align(32))]
 #[derive(Debug)]
 pub struct JumpCacheEntry {
@@ -180,7 +181,10 @@ impl Executor {
             self.go_online();
         }
         let e = &self.l1[((key >> self.shift) as usize) & self.mask];
-        if e.key.load(Ordering::Relaxed) == key {
+        // A writer clears an entry by storing EMPTY_KEY into `key` only (the owner's
+        // `code` must stay intact under its concurrent reads), so a cleared entry still
+        // holds a retired block's address: the reserved key must never count as a match.
+        if e.key.load(Ordering::Relaxed) == key && key != EMPTY_KEY {
             let code = e.code.load(Ordering::Relaxed);
             let size = e.size.load(Ordering::Relaxed);
             e.hits.store(

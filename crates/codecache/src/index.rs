@@ -189,11 +189,14 @@ impl Index {
     ) {
         let s = &self.slots[slot as usize];
         // A reader holding an old word for this slot may be mid-read: make it retry if it
-        // misses. Writers are serialised (the token), so a plain load + store suffices; the
-        // Release fence below orders it before the slot's new contents.
+        // misses. Writers are serialised (the token), so a plain load + store suffices.
+        // Release: a reader whose `s1` already includes this bump (so it will not retry)
+        // must also see every earlier table store, e.g. the replacement that moved the
+        // key off this slot; with Relaxed a weakly ordered host (AArch64) could show it
+        // the new `seq` with the old word, and the reader would then miss a resident key.
         self.seq.store(
             self.seq.load(Ordering::Relaxed).wrapping_add(1),
-            Ordering::Relaxed,
+            Ordering::Release,
         );
         let v = s.version.load(Ordering::Relaxed);
         // Release: a reader that sees the odd version also sees the seq bump above.
@@ -254,6 +257,7 @@ impl Index {
     /// Marks every word of the active table removed (flush).
     pub(crate) fn clear(&self, t: &WriteToken) {
         let spare = (self.active.load(Ordering::Relaxed) & 1) ^ 1;
+        Self::before_reusing_spare();
         for w in self.tables[spare].iter() {
             w.store(EMPTY, Ordering::Relaxed);
         }
@@ -265,6 +269,7 @@ impl Index {
         let cur = self.active.load(Ordering::Relaxed) & 1;
         let spare = cur ^ 1;
         let mask = self.mask();
+        Self::before_reusing_spare();
         for w in self.tables[spare].iter() {
             w.store(EMPTY, Ordering::Relaxed);
         }
@@ -283,6 +288,16 @@ impl Index {
             live += 1;
         }
         self.switch(t, spare, live);
+    }
+
+    /// The spare table may still be scanned by a reader that loaded `active` before the
+    /// last switch. The wipe and refill below are Relaxed stores; this fence orders the
+    /// earlier `seq` bumps before them, so a reader that sees a wiped or rewritten word
+    /// (Acquire load) also sees the bump and retries instead of reporting a miss. (On
+    /// x86-64 stores are never reordered; AArch64 needs it.)
+    #[inline]
+    fn before_reusing_spare() {
+        fence(Ordering::Release);
     }
 
     fn switch(&self, _t: &WriteToken, to: usize, live: usize) {

@@ -51,7 +51,7 @@
 //! ## Costs
 //! | feature | cost |
 //! |---|---|
-//! | L1 hit | key load + compare, code/size loads, one plain store to the entry's own `hits`; no atomic RMW, no shared write |
+//! | L1 hit | online check, key load + compare (and a register compare rejecting `EMPTY_KEY`), code/size loads, one plain store to the entry's own `hits`; no atomic RMW, no shared write |
 //! | shared-index hit | seq + table-selector + table-word loads, then the entry's slot line with a seqlock re-check; plain stores to a per-thread counter, to the reference bit (only when clear), to the hit count (exact below 16, Morris-sampled above) and to `last_access` (only when the logical clock moved) |
 //! | per configured entry | 2 entry slots (64 B each, room for retired entries) + 2 writer metadata records (≤ 128 B each, asserted by a unit test) + 2 tables × 2–4 words × 8 B; code is rounded up to 16 B |
 //! | per executor | 32 B × 2^`jump_cache_bits` (128 KiB by default) |

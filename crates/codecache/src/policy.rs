@@ -192,7 +192,9 @@ impl PolicyState {
                         worst = Some(i);
                     }
                 }
-                let w = worst?;
+                // Values are finite by construction; should one ever be NaN, still evict
+                // (the first candidate) rather than drop the popped sample from the heap.
+                let w = worst.or((!sample.is_empty()).then_some(0))?;
                 for (i, &s) in sample.iter().enumerate() {
                     if i != w {
                         h.push(Reverse((stamps[i], s, ctx.meta[s as usize].inc)));

@@ -424,3 +424,50 @@ fn stats_serialize_to_json_and_report_as_text() {
     assert!(r.contains("1 index hits"), "{r}");
     assert!(r.contains("entries     1 / 10"), "{r}");
 }
+
+#[test]
+fn extreme_keys_sizes_and_ranges_never_panic() {
+    // Smallest arena: one 16-byte block; one entry.
+    let c = UnifiedCodeCache::new(CacheConfig {
+        max_entries: 1,
+        max_memory_bytes: 16,
+        jump_cache_bits: 1,
+        jump_cache_key_shift: 32,
+        ..CacheConfig::default()
+    })
+    .unwrap();
+    let mut ex = c.register_executor();
+    for key in [0, 1, u64::MAX - 1, 1 << 63] {
+        // Parked while this thread inserts: the previous key's block can be reused.
+        ex.offline();
+        let end = key.saturating_add(16);
+        let meta = InsertMeta {
+            guest_start: key,
+            guest_end: end,
+            compile_cost: u64::MAX,
+        };
+        assert_eq!(c.insert_with(key, &[0xc3; 16], meta).unwrap().size(), 16);
+        assert!(matches!(
+            c.insert_with(key, &[0xc3; 17], meta),
+            Err(CacheError::CodeTooLarge { .. })
+        ));
+        assert_eq!(ex.lookup(key).map(|r| r.key()), Some(key));
+        assert_eq!(c.len(), 1);
+        assert!(c.stats().bytes_in_use <= 16);
+    }
+    assert!(ex.lookup(u64::MAX).is_none());
+    assert!(c.lookup(u64::MAX).is_none());
+    assert_eq!(c.invalidate_range(10, 5), 0);
+    assert_eq!(c.invalidate_range(7, 7), 0);
+    assert_eq!(c.invalidate_range(0, u64::MAX), 1);
+    assert!(c.is_empty());
+    assert_eq!(c.evict(usize::MAX), 0);
+    assert!(!c.invalidate(u64::MAX));
+    assert!(c.entry(u64::MAX).is_none());
+    assert!(c.hottest(usize::MAX).is_empty());
+    c.flush();
+    c.maintain();
+    c.decay_now();
+    ex.offline();
+    assert!(c.insert(u64::MAX - 1, &[0xc3]).is_ok());
+}

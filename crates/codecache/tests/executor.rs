@@ -177,3 +177,22 @@ fn jump_cache_hits_reach_the_shared_access_count_after_flush() {
     ex.flush_hits();
     assert_eq!(c.entry(8).unwrap().access_count, 10);
 }
+
+#[test]
+fn reserved_key_never_hits_a_cleared_jump_cache_entry() {
+    // A cleared jump-cache entry keeps key == EMPTY_KEY (u64::MAX) next to the retired
+    // block's code address; u64::MAX always indexes the last entry, so a lookup of it
+    // must not be taken for a hit there.
+    let c = UnifiedCodeCache::new(CacheConfig {
+        jump_cache_bits: 1,
+        jump_cache_key_shift: 0,
+        ..CacheConfig::default()
+    })
+    .unwrap();
+    let ex = c.register_executor();
+    c.insert(1, &[0xc3]).unwrap();
+    assert!(ex.lookup(1).is_some());
+    assert!(c.invalidate(1));
+    assert!(ex.lookup(codecache::EMPTY_KEY).is_none());
+    assert!(ex.lookup(1).is_none());
+}

@@ -10,6 +10,10 @@
 //!   table rebuilds, slot recycling); no lookup of a resident key may miss.
 //! - `racing_inserts_of_one_key_leave_one_valid_entry`: two threads replace one key
 //!   10 000 times (last writer wins); it is never missing and always runs correctly.
+//! - `no_jump_cache_returns_a_block_after_its_invalidation_or_replacement_returned`: a
+//!   writer replaces and invalidates keys while two executors refill their jump caches
+//!   from the shared index; once a retiring call has returned (and the executor has seen
+//!   that), no lookup returns the retired block.
 #![cfg(target_arch = "x86_64")]
 
 use std::sync::Arc;
@@ -301,4 +305,74 @@ fn racing_inserts_of_one_key_leave_one_valid_entry() {
     let st = c.stats();
     assert_eq!((st.inserts, st.replacements), (10_001, 10_000));
     assert_eq!(ex.lookup(KEY).map(|r| call(r.as_ptr())), Some(KEY));
+}
+
+#[test]
+fn no_jump_cache_returns_a_block_after_its_invalidation_or_replacement_returned() {
+    // Blocks return a generation number, not their key: generation g of key k is
+    // `k << 32 | g`. The writer publishes "every generation <= g of key k is retired"
+    // only after the retiring call returned; an executor that has read that (Acquire)
+    // must never get an older generation back, from its jump cache or the index.
+    const KEYS: u64 = 4;
+    const ROUNDS: u64 = 20_000;
+    let c = UnifiedCodeCache::new(CacheConfig {
+        max_entries: 64,
+        max_memory_bytes: 64 * 1024,
+        jump_cache_bits: 1,
+        jump_cache_key_shift: 0,
+        ..CacheConfig::default()
+    })
+    .unwrap();
+    let retired: Vec<AtomicU64> = (0..KEYS).map(|_| AtomicU64::new(0)).collect();
+    let done = AtomicBool::new(false);
+    let bad = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for t in 0..2u64 {
+            let mut ex = c.register_executor();
+            let (retired, done, bad) = (&retired, &done, &bad);
+            s.spawn(move || {
+                let mut rng = Rng(17 + t);
+                let mut n = 0u64;
+                while !done.load(Ordering::Relaxed) || n < 10_000 {
+                    n += 1;
+                    let k = rng.next() % KEYS;
+                    let floor = retired[k as usize].load(Ordering::Acquire);
+                    if let Some(r) = ex.lookup(k) {
+                        let v = call(r.as_ptr());
+                        if v >> 32 != k || v & 0xffff_ffff <= floor {
+                            // Recorded, not asserted: a panic here would leave the
+                            // executor online and the writer waiting for it.
+                            bad.lock().unwrap().push((k, floor, v));
+                        }
+                    }
+                    ex.quiescent();
+                }
+            });
+        }
+        let mut rng = Rng(3);
+        for g in 1..=ROUNDS {
+            let k = rng.next() % KEYS;
+            let kr = &retired[k as usize];
+            // Whatever generation of k is resident is older than g.
+            insert(&c, k, &block(k << 32 | g, (g % 48) as usize));
+            kr.store(g - 1, Ordering::Release);
+            if g % 3 == 0 {
+                c.invalidate(k);
+                kr.store(g, Ordering::Release);
+            }
+        }
+        done.store(true, Ordering::Relaxed);
+    });
+    let bad = bad.into_inner().unwrap();
+    assert!(
+        bad.is_empty(),
+        "{} stale results (key, retired up to, got): {:?}",
+        bad.len(),
+        &bad[..bad.len().min(5)]
+    );
+    let st = c.stats();
+    assert!(
+        st.replacements > 0 && st.invalidations > 0 && st.l1_hits > 0,
+        "{st:?}"
+    );
 }
