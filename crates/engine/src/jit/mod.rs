@@ -173,6 +173,18 @@ struct Heat {
     state: State,
     /// A tier-2 region was requested or published for this entry.
     tier2: bool,
+    /// Tier-1 translations of this block published so far. Each one doubles the
+    /// interpreted runs needed for the next (HotSpot raises thresholds as the cache
+    /// fills): a block the cache keeps evicting is recompiled O(log runs) times, not on
+    /// every miss.
+    translations: u8,
+}
+
+impl Heat {
+    fn is_hot(&self, threshold: u32) -> bool {
+        let shift = u32::from(self.translations.min(16));
+        self.runs >= threshold.saturating_mul(1 << shift)
+    }
 }
 
 /// A multiplicative hasher for guest pcs (the `heat` map is probed on every
@@ -331,7 +343,7 @@ impl Jit {
             }
             let heat = self.heat.entry(pc).or_default();
             heat.runs = heat.runs.saturating_add(1);
-            if heat.runs >= self.config.hot_threshold
+            if heat.is_hot(self.config.hot_threshold)
                 && heat.state == State::Cold
                 && self.request(pc, Tier::Quick, mem)
             {
@@ -433,6 +445,8 @@ impl Jit {
                     Tier::Quick => {
                         self.stats.tier1_translations += 1;
                         heat.tier2 = false;
+                        heat.translations = heat.translations.saturating_add(1);
+                        heat.runs = 0;
                     }
                     Tier::Region => {
                         self.stats.tier2_translations += 1;
@@ -497,7 +511,7 @@ impl Jit {
                 || self
                     .heat
                     .get(&at)
-                    .is_some_and(|h| h.runs >= self.config.hot_threshold);
+                    .is_some_and(|h| h.translations > 0 || h.runs >= self.config.hot_threshold);
             if !hot {
                 continue;
             }
