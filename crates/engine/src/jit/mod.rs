@@ -55,6 +55,12 @@ const REGION_BLOCKS: usize = 16;
 /// Most guest instructions in a tier-2 region (bounds compile time on a compile thread).
 const REGION_INSNS: usize = 512;
 
+/// A block is translated only if fewer than one in `HELPER_SHARE` of its instructions
+/// run through the translator's `exec_one` helper: helper-run instructions (F/D
+/// arithmetic, A, Zicsr) are slower in translated code than in the interpreter
+/// (measured: the float guest ran 3x slower with its FP blocks translated).
+const HELPER_SHARE: usize = 4;
+
 /// Dispatcher iterations between two looks at the cache's hottest entries for tier 2.
 const TIER2_PERIOD: u32 = 1 << 12;
 
@@ -114,6 +120,9 @@ pub struct JitStats {
     pub tier2_translations: u64,
     /// Blocks in published tier-2 regions.
     pub tier2_blocks: u64,
+    /// Hot blocks kept interpreted because most of their instructions would run
+    /// through the translator's helper anyway.
+    pub helper_heavy_blocks: u64,
     /// Translations that failed (the block stays interpreted).
     pub translate_failures: u64,
     /// Inserts the cache refused (the block stays interpreted or is retried).
@@ -217,6 +226,9 @@ pub struct Jit {
     translators: Translators,
     trampoline: enter::Trampoline,
     pool: Option<Pool>,
+    /// Jobs submitted to the pool and not received back: the result channel is polled
+    /// only while this is non-zero (polling costs more than a dispatch otherwise).
+    in_flight: usize,
     heat: PcMap<Heat>,
     /// Bumped by every code invalidation.
     generation: u64,
@@ -265,6 +277,7 @@ impl Jit {
             translators,
             trampoline,
             pool,
+            in_flight: 0,
             heat: PcMap::default(),
             generation: 0,
             stats: JitStats::default(),
@@ -364,7 +377,18 @@ impl Jit {
     fn request(&mut self, pc: u64, tier: Tier, mem: &GuestMemory) -> bool {
         let blocks = match tier {
             Tier::Quick => match decode_block(pc, mem) {
-                Some(b) => vec![b],
+                Some(b) => {
+                    let helpers = b
+                        .iter()
+                        .filter(|(_, i)| translate::runs_in_helper(i.op))
+                        .count();
+                    if helpers * HELPER_SHARE >= b.len() {
+                        self.stats.helper_heavy_blocks += 1;
+                        self.heat.entry(pc).or_default().state = State::Failed;
+                        return false;
+                    }
+                    vec![b]
+                }
                 None => return false,
             },
             Tier::Region => self.form_region(pc, mem),
@@ -381,6 +405,7 @@ impl Jit {
         let job = match &self.pool {
             Some(pool) => match pool.submit(job) {
                 Ok(()) => {
+                    self.in_flight += 1;
                     if tier == Tier::Quick {
                         self.heat.entry(pc).or_default().state = State::Queued;
                     }
@@ -397,7 +422,10 @@ impl Jit {
 
     /// Inserts every finished background translation.
     fn poll_background(&mut self) {
-        while let Some(done) = self.pool.as_ref().and_then(Pool::try_done) {
+        while self.in_flight > 0
+            && let Some(done) = self.pool.as_ref().and_then(Pool::try_done)
+        {
+            self.in_flight -= 1;
             self.publish(done);
         }
     }
