@@ -121,7 +121,9 @@ struct RunArgs {
     compile_threads: usize,
 
     /// JIT: code-cache hits after which a translated block is recompiled, with the hot
-    /// blocks it branches to, as one optimised region (tier 2); 0 disables tier 2.
+    /// blocks it branches to, as one optimised region (tier 2); 0 disables tier 2. Tier 2
+    /// also stays off with a cache smaller than 1 MiB or more than half full (regions
+    /// would evict the blocks they speed up).
     #[arg(long, value_name = "N", default_value_t = 20_000)]
     tier2_threshold: u64,
 
