@@ -89,7 +89,9 @@ struct RunArgs {
     /// After the run, print instructions retired, basic blocks executed, wall time and
     /// millions of instructions per second to stderr; with the JIT also the code cache's
     /// report (hit rates, translations per tier, evictions, invalidations, compile time,
-    /// memory, the 10 hottest blocks with their first instruction).
+    /// memory, the 10 hottest blocks with their first instruction). Under the JIT,
+    /// "basic blocks executed" counts the blocks the interpreter ran (translated blocks
+    /// chain without being counted).
     #[arg(long)]
     stats: bool,
 
