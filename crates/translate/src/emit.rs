@@ -495,6 +495,11 @@ impl<'a, 'b> Emitter<'a, 'b> {
     /// Calls `exec_one` for `insn`; on a non-continue status leaves through the helper
     /// exit. Afterwards the builder is in a fresh block on the continue path.
     fn helper(&mut self, pc: u64, insn: &Insn, retired: u64) {
+        debug_assert!(
+            runs_in_helper(insn.op) || mem_op(insn.op).is_some(),
+            "{:?} is emitted through the helper but runs_in_helper says inline",
+            insn.op
+        );
         self.flush(insn.rs1);
         self.flush(insn.rs2);
         self.flush(insn.rd);
@@ -877,4 +882,83 @@ impl<'a, 'b> Emitter<'a, 'b> {
         }
         false
     }
+}
+
+/// Whether translated code runs `op` through the embedder's `exec_one` helper instead of
+/// inline code (A, most of F/D, Zicsr). Such instructions cost more in translated code
+/// than in the interpreter (register write-back, re-decoding, an indirect call), so an
+/// engine may keep blocks made mostly of them interpreted. Agrees with
+/// `Emitter`'s instruction match (checked by a test).
+pub fn runs_in_helper(op: Op) -> bool {
+    use Op::*;
+    let inline = mem_op(op).is_some()
+        || matches!(
+            op,
+            Lui | Auipc
+                | Jal
+                | Jalr
+                | Beq
+                | Bne
+                | Blt
+                | Bge
+                | Bltu
+                | Bgeu
+                | Addi
+                | Slti
+                | Sltiu
+                | Xori
+                | Ori
+                | Andi
+                | Slli
+                | Srli
+                | Srai
+                | Add
+                | Sub
+                | Sll
+                | Srl
+                | Sra
+                | Slt
+                | Sltu
+                | Xor
+                | Or
+                | And
+                | Addiw
+                | Slliw
+                | Srliw
+                | Sraiw
+                | Addw
+                | Subw
+                | Sllw
+                | Srlw
+                | Sraw
+                | Mul
+                | Mulh
+                | Mulhu
+                | Mulhsu
+                | Div
+                | Divu
+                | Rem
+                | Remu
+                | Mulw
+                | Divw
+                | Divuw
+                | Remw
+                | Remuw
+                | Fence
+                | FmvXW
+                | FmvXD
+                | FmvWX
+                | FmvDX
+                | FsgnjS
+                | FsgnjnS
+                | FsgnjxS
+                | FsgnjD
+                | FsgnjnD
+                | FsgnjxD
+                | Ecall
+                | Ebreak
+                | FenceI
+                | Illegal
+        );
+    !inline
 }

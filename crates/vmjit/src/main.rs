@@ -90,7 +90,9 @@ struct RunArgs {
     /// After the run, print instructions retired, basic blocks executed, wall time and
     /// millions of instructions per second to stderr; with the JIT also the code cache's
     /// report (hit rates, translations per tier, evictions, invalidations, compile time,
-    /// memory, the 10 hottest blocks with their first instruction).
+    /// memory, the 10 hottest blocks with their first instruction). Under the JIT,
+    /// "basic blocks executed" counts the blocks the interpreter ran (translated blocks
+    /// chain without being counted).
     #[arg(long)]
     stats: bool,
 
@@ -122,7 +124,9 @@ struct RunArgs {
     compile_threads: usize,
 
     /// JIT: code-cache hits after which a translated block is recompiled, with the hot
-    /// blocks it branches to, as one optimised region (tier 2); 0 disables tier 2.
+    /// blocks it branches to, as one optimised region (tier 2); 0 disables tier 2. Tier 2
+    /// also stays off with a cache smaller than 1 MiB or more than half full (regions
+    /// would evict the blocks they speed up).
     #[arg(long, value_name = "N", default_value_t = 20_000)]
     tier2_threshold: u64,
 

@@ -32,10 +32,11 @@ pub fn text(r: &JitReport) -> String {
     );
     let _ = writeln!(
         s,
-        "vmjit: translations: tier 1 {}, tier 2 {} regions ({} blocks); failed {}, refused by the cache {}, stale {}",
+        "vmjit: translations: tier 1 {}, tier 2 {} regions ({} blocks); kept interpreted (helper-heavy) {}, failed {}, refused by the cache {}, stale {}",
         j.tier1_translations,
         j.tier2_translations,
         j.tier2_blocks,
+        j.helper_heavy_blocks,
         j.translate_failures,
         j.insert_failures,
         j.stale_results

@@ -55,6 +55,18 @@ const REGION_BLOCKS: usize = 16;
 /// Most guest instructions in a tier-2 region (bounds compile time on a compile thread).
 const REGION_INSNS: usize = 512;
 
+/// A block is translated only if fewer than one in `HELPER_SHARE` of its instructions
+/// run through the translator's `exec_one` helper: helper-run instructions (F/D
+/// arithmetic, A, Zicsr) are slower in translated code than in the interpreter
+/// (measured: the float guest ran 3x slower with its FP blocks translated).
+const HELPER_SHARE: usize = 4;
+
+/// Smallest code cache in which tier 2 runs: regions are several blocks' worth of code,
+/// and in a small cache they evict the tier-1 blocks they would speed up (single runs
+/// of coremark with a 64 KiB cache on a loaded 2-core host: 8.3 s with tier 2, 3.5 s
+/// without; such runs vary by up to 2x, so this is a guard, not a tuned figure).
+const TIER2_MIN_CACHE: usize = 1 << 20;
+
 /// Dispatcher iterations between two looks at the cache's hottest entries for tier 2.
 const TIER2_PERIOD: u32 = 1 << 12;
 
@@ -114,6 +126,9 @@ pub struct JitStats {
     pub tier2_translations: u64,
     /// Blocks in published tier-2 regions.
     pub tier2_blocks: u64,
+    /// Hot blocks kept interpreted because most of their instructions would run
+    /// through the translator's helper anyway.
+    pub helper_heavy_blocks: u64,
     /// Translations that failed (the block stays interpreted).
     pub translate_failures: u64,
     /// Inserts the cache refused (the block stays interpreted or is retried).
@@ -173,6 +188,18 @@ struct Heat {
     state: State,
     /// A tier-2 region was requested or published for this entry.
     tier2: bool,
+    /// Tier-1 translations of this block published so far. Each one doubles the
+    /// interpreted runs needed for the next (HotSpot raises thresholds as the cache
+    /// fills): a block the cache keeps evicting is recompiled O(log runs) times, not on
+    /// every miss.
+    translations: u8,
+}
+
+impl Heat {
+    fn is_hot(&self, threshold: u32) -> bool {
+        let shift = u32::from(self.translations.min(16));
+        self.runs >= threshold.saturating_mul(1 << shift)
+    }
 }
 
 /// A multiplicative hasher for guest pcs (the `heat` map is probed on every
@@ -205,6 +232,9 @@ pub struct Jit {
     translators: Translators,
     trampoline: enter::Trampoline,
     pool: Option<Pool>,
+    /// Jobs submitted to the pool and not received back: the result channel is polled
+    /// only while this is non-zero (polling costs more than a dispatch otherwise).
+    in_flight: usize,
     heat: PcMap<Heat>,
     /// Bumped by every code invalidation.
     generation: u64,
@@ -253,6 +283,7 @@ impl Jit {
             translators,
             trampoline,
             pool,
+            in_flight: 0,
             heat: PcMap::default(),
             generation: 0,
             stats: JitStats::default(),
@@ -331,7 +362,7 @@ impl Jit {
             }
             let heat = self.heat.entry(pc).or_default();
             heat.runs = heat.runs.saturating_add(1);
-            if heat.runs >= self.config.hot_threshold
+            if heat.is_hot(self.config.hot_threshold)
                 && heat.state == State::Cold
                 && self.request(pc, Tier::Quick, mem)
             {
@@ -352,7 +383,18 @@ impl Jit {
     fn request(&mut self, pc: u64, tier: Tier, mem: &GuestMemory) -> bool {
         let blocks = match tier {
             Tier::Quick => match decode_block(pc, mem) {
-                Some(b) => vec![b],
+                Some(b) => {
+                    let helpers = b
+                        .iter()
+                        .filter(|(_, i)| translate::runs_in_helper(i.op))
+                        .count();
+                    if helpers * HELPER_SHARE >= b.len() {
+                        self.stats.helper_heavy_blocks += 1;
+                        self.heat.entry(pc).or_default().state = State::Failed;
+                        return false;
+                    }
+                    vec![b]
+                }
                 None => return false,
             },
             Tier::Region => self.form_region(pc, mem),
@@ -369,6 +411,7 @@ impl Jit {
         let job = match &self.pool {
             Some(pool) => match pool.submit(job) {
                 Ok(()) => {
+                    self.in_flight += 1;
                     if tier == Tier::Quick {
                         self.heat.entry(pc).or_default().state = State::Queued;
                     }
@@ -385,7 +428,10 @@ impl Jit {
 
     /// Inserts every finished background translation.
     fn poll_background(&mut self) {
-        while let Some(done) = self.pool.as_ref().and_then(Pool::try_done) {
+        while self.in_flight > 0
+            && let Some(done) = self.pool.as_ref().and_then(Pool::try_done)
+        {
+            self.in_flight -= 1;
             self.publish(done);
         }
     }
@@ -433,6 +479,8 @@ impl Jit {
                     Tier::Quick => {
                         self.stats.tier1_translations += 1;
                         heat.tier2 = false;
+                        heat.translations = heat.translations.saturating_add(1);
+                        heat.runs = 0;
                     }
                     Tier::Region => {
                         self.stats.tier2_translations += 1;
@@ -465,7 +513,13 @@ impl Jit {
 
     /// Queues tier-2 regions for the hottest tier-1 entries.
     fn consider_tier2(&mut self, mem: &GuestMemory) {
-        if self.config.tier2_threshold == 0 {
+        if self.config.tier2_threshold == 0 || self.config.cache.max_memory_bytes < TIER2_MIN_CACHE
+        {
+            return;
+        }
+        // For the same reason as TIER2_MIN_CACHE, no regions once the cache is half full.
+        let st = self.cache.stats();
+        if st.bytes_in_use.saturating_add(st.pending_reclaim_bytes) * 2 > st.capacity_bytes {
             return;
         }
         self.exec.flush_hits();
@@ -497,7 +551,7 @@ impl Jit {
                 || self
                     .heat
                     .get(&at)
-                    .is_some_and(|h| h.runs >= self.config.hot_threshold);
+                    .is_some_and(|h| h.translations > 0 || h.runs >= self.config.hot_threshold);
             if !hot {
                 continue;
             }

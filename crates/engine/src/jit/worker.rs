@@ -8,8 +8,11 @@
 //!   results at its next dispatch point, after checking that no code invalidation
 //!   happened since it decoded the job (the job's generation). So a translation of bytes
 //!   that a fence.i, munmap or mprotect made stale can never be published.
-//! - Dropping the [`Pool`] closes the queue and joins every thread.
+//! - Dropping the [`Pool`] tells the threads to stop, closes the queue and joins every
+//!   thread: queued jobs are abandoned (the guest has finished with them), so a run
+//!   ends after at most the one translation each thread is in the middle of.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -105,6 +108,7 @@ pub struct Pool {
     jobs: Option<Sender<Job>>,
     done: Receiver<Done>,
     threads: Vec<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
 }
 
 impl Pool {
@@ -114,6 +118,7 @@ impl Pool {
         let (job_tx, job_rx) = channel::<Job>();
         let (done_tx, done_rx) = channel::<Done>();
         let job_rx = Arc::new(Mutex::new(job_rx));
+        let stop = Arc::new(AtomicBool::new(false));
         let mut translators = Vec::with_capacity(n);
         for _ in 0..n {
             translators.push(Translators::new()?);
@@ -122,6 +127,7 @@ impl Pool {
         for (i, mut tr) in translators.into_iter().enumerate() {
             let rx = Arc::clone(&job_rx);
             let tx = done_tx.clone();
+            let stop_flag = Arc::clone(&stop);
             let spawned = std::thread::Builder::new()
                 .name(format!("vmjit-compile-{i}"))
                 .spawn(move || {
@@ -132,6 +138,9 @@ impl Pool {
                             guard.recv()
                         };
                         let Ok(job) = job else { break };
+                        if stop_flag.load(Ordering::Relaxed) {
+                            break;
+                        }
                         if tx.send(tr.compile(job)).is_err() {
                             break;
                         }
@@ -151,6 +160,7 @@ impl Pool {
             },
             done: done_rx,
             threads,
+            stop,
         })
     }
 
@@ -170,6 +180,7 @@ impl Pool {
 
 impl Drop for Pool {
     fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
         self.jobs = None;
         for t in self.threads.drain(..) {
             let _ = t.join();
