@@ -631,20 +631,9 @@ fn decode_block(pc: u64, mem: &GuestMemory) -> Option<Vec<(u64, Insn)>> {
     let mut block = Vec::new();
     let mut at = pc;
     while let Ok(raw) = rv64::fetch(mem, at) {
-        let len = if raw & 3 == 3 { 4 } else { 2 };
-        let insn = rv64::decode(raw).unwrap_or(Insn {
-            op: Op::Illegal,
-            rd: 0,
-            rs1: 0,
-            rs2: 0,
-            rs3: 0,
-            rm: 0,
-            len,
-            imm: 0,
-            raw,
-        });
+        let insn = rv64::decode(raw).unwrap_or(Insn::illegal(raw));
         block.push((at, insn));
-        at = at.wrapping_add(u64::from(len));
+        at = at.wrapping_add(u64::from(insn.len));
         if insn.op.ends_block() || block.len() >= MAX_BLOCK {
             break;
         }
