@@ -188,26 +188,45 @@ pub fn fetch<M: Memory>(mem: &M, pc: u64) -> Result<u32, crate::MemFault> {
     }
 }
 
-fn build_block<M: Memory>(start: u64, mem: &M) -> Result<Block, Exit> {
-    let mut insns = Vec::new();
+/// Decodes the basic block at `start` with the interpreter's boundaries: up to and
+/// including the first instruction that ends a block, at most [`MAX_BLOCK_INSNS`]
+/// instructions, stopping before an instruction that cannot be fetched (the next block
+/// starts there and reports the fault). An undecodable instruction is kept as
+/// [`Op::Illegal`](crate::Op::Illegal) so reaching it reports [`Exit::Illegal`]. The JIT
+/// translates exactly these blocks, so both tiers agree on boundaries.
+///
+/// Each instruction comes with its address. Fails only if `start` is misaligned or its
+/// first instruction cannot be fetched.
+pub fn decode_block<M: Memory>(mem: &M, start: u64) -> Result<Vec<(u64, Insn)>, Exit> {
+    if start & 1 != 0 {
+        return Err(misaligned_fetch(start));
+    }
+    let mut block = Vec::new();
     let mut pc = start;
     loop {
         let raw = match fetch(mem, pc) {
             Ok(raw) => raw,
-            Err(fault) if insns.is_empty() => return Err(Exit::Fault { pc, fault }),
-            // The next block will start at the faulting instruction and report it.
+            Err(fault) if block.is_empty() => return Err(Exit::Fault { pc, fault }),
             Err(_) => break,
         };
         let insn = decode(raw).unwrap_or(Insn::illegal(raw));
-        insns.push(insn);
+        block.push((pc, insn));
         pc = pc.wrapping_add(insn.len as u64);
-        if insn.op.ends_block() || insns.len() >= MAX_BLOCK_INSNS {
+        if insn.op.ends_block() || block.len() >= MAX_BLOCK_INSNS {
             break;
         }
     }
+    Ok(block)
+}
+
+fn build_block<M: Memory>(start: u64, mem: &M) -> Result<Block, Exit> {
+    let decoded = decode_block(mem, start)?;
+    let end = decoded
+        .last()
+        .map_or(start, |(pc, insn)| pc.wrapping_add(insn.len as u64));
     Ok(Block {
         start,
-        end: pc,
-        insns: insns.into_boxed_slice(),
+        end,
+        insns: decoded.into_iter().map(|(_, insn)| insn).collect(),
     })
 }

@@ -625,20 +625,7 @@ impl Jit {
 /// Decodes the basic block at `pc` exactly as the interpreter delimits it; `None` if
 /// its first instruction cannot be fetched (the interpreter reports that fault).
 fn decode_block(pc: u64, mem: &GuestMemory) -> Option<Vec<(u64, Insn)>> {
-    if pc & 1 != 0 {
-        return None;
-    }
-    let mut block = Vec::new();
-    let mut at = pc;
-    while let Ok(raw) = rv64::fetch(mem, at) {
-        let insn = rv64::decode(raw).unwrap_or(Insn::illegal(raw));
-        block.push((at, insn));
-        at = at.wrapping_add(u64::from(insn.len));
-        if insn.op.ends_block() || block.len() >= MAX_BLOCK {
-            break;
-        }
-    }
-    if block.is_empty() { None } else { Some(block) }
+    rv64::decode_block(mem, pc).ok()
 }
 
 #[cfg(test)]
