@@ -12,25 +12,10 @@ macro_rules! case {
     ($name:ident) => {
         #[test]
         fn $name() {
-            let name = stringify!($name);
-            let (want_out, want_code) = common::expected(name);
-            let run = common::run_guest(&common::vmjit_interp(), name);
-            let mut problems = Vec::new();
-            if let Some(d) = common::describe_diff("stdout", &want_out, &run.stdout) {
-                problems.push(d);
-            }
-            if run.code != want_code {
-                problems.push(format!("exit code {} (expected {want_code})", run.code));
-            }
-            assert!(
-                problems.is_empty(),
-                "guest {name}:\n{}\nvmjit stderr:\n{}",
-                problems.join("\n"),
-                run.stderr_text()
-            );
-            assert!(
-                !run.stderr_text().contains("panicked"),
-                "vmjit panicked on {name}"
+            common::assert_matches_expected(
+                &common::vmjit_interp(),
+                stringify!($name),
+                "(interpreter)",
             );
         }
     };

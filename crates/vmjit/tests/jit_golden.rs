@@ -11,7 +11,6 @@ use std::ffi::OsString;
 
 /// Runs guest `name` under the JIT with `opts` and checks stdout and exit code.
 fn check(name: &str, opts: &[&str]) {
-    let (want_out, want_code) = common::expected(name);
     let mut cmd: Vec<OsString> = vec![
         env!("CARGO_BIN_EXE_vmjit").into(),
         "run".into(),
@@ -19,24 +18,7 @@ fn check(name: &str, opts: &[&str]) {
         "jit".into(),
     ];
     cmd.extend(opts.iter().map(OsString::from));
-    let run = common::run_guest(&cmd, name);
-    let mut problems = Vec::new();
-    if let Some(d) = common::describe_diff("stdout", &want_out, &run.stdout) {
-        problems.push(d);
-    }
-    if run.code != want_code {
-        problems.push(format!("exit code {} (expected {want_code})", run.code));
-    }
-    assert!(
-        problems.is_empty(),
-        "guest {name} with {opts:?}:\n{}\nvmjit stderr:\n{}",
-        problems.join("\n"),
-        run.stderr_text()
-    );
-    assert!(
-        !run.stderr_text().contains("panicked"),
-        "vmjit panicked on {name} with {opts:?}"
-    );
+    common::assert_matches_expected(&cmd, name, &format!("with {opts:?}"));
 }
 
 #[allow(

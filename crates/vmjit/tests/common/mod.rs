@@ -137,6 +137,31 @@ pub fn vmjit_interp() -> Vec<OsString> {
     ]
 }
 
+/// Runs guest `name` with `cmd` (the vmjit command line up to the program) and asserts
+/// that its stdout and exit code equal the recorded ones and that vmjit did not panic;
+/// `config` names the configuration in failure messages.
+pub fn assert_matches_expected(cmd: &[OsString], name: &str, config: &str) {
+    let (want_out, want_code) = expected(name);
+    let run = run_guest(cmd, name);
+    let mut problems = Vec::new();
+    if let Some(d) = describe_diff("stdout", &want_out, &run.stdout) {
+        problems.push(d);
+    }
+    if run.code != want_code {
+        problems.push(format!("exit code {} (expected {want_code})", run.code));
+    }
+    assert!(
+        problems.is_empty(),
+        "guest {name} {config}:\n{}\nvmjit stderr:\n{}",
+        problems.join("\n"),
+        run.stderr_text()
+    );
+    assert!(
+        !run.stderr_text().contains("panicked"),
+        "vmjit panicked on {name} {config}"
+    );
+}
+
 /// Expected stdout and exit code of guest `name`.
 pub fn expected(name: &str) -> (Vec<u8>, i32) {
     let e = guests_dir().join("expected");
