@@ -16,7 +16,10 @@
 //!   faults are precise, and nothing depends on host signals.
 //! - Host pages of an unmapped guest page read as zero the next time they are mapped
 //!   (`madvise(MADV_DONTNEED)` on unmap).
-//! - The JIT will inline the same check; [`GuestMemory::base_ptr`],
+//! - Translated code inlines a cheaper form of the same check: the table also carries
+//!   `translate`'s fast-path bits (page *and next page* readable / writable) and a
+//!   sentinel entry past the last page, refreshed on every permission change, so one
+//!   byte test covers bounds, page crossing and permission. [`GuestMemory::base_ptr`],
 //!   [`GuestMemory::perm_table_ptr`], [`PAGE_SHIFT`] and the `PERM_*` bits are the layout
 //!   it relies on.
 //!
@@ -165,7 +168,8 @@ impl GuestMemory {
     fn with_base(base: NonNull<u8>, commit_on_map: bool) -> Self {
         GuestMemory {
             base,
-            perms: vec![0u8; NUM_PAGES].into_boxed_slice(),
+            // One more than the pages: the sentinel translated code clamps to.
+            perms: vec![0u8; NUM_PAGES + 1].into_boxed_slice(),
             commit_on_map,
         }
     }
@@ -226,17 +230,31 @@ impl GuestMemory {
         self.base.as_ptr()
     }
 
-    /// The permission table: `NUM_PAGES` bytes, entry `addr >> PAGE_SHIFT`.
+    /// The permission table: `NUM_PAGES + 1` bytes, entry `addr >> PAGE_SHIFT`, the last
+    /// one a sentinel that is always 0. Entries carry `translate`'s fast-path bits
+    /// (`PERM_FAST_R`/`PERM_FAST_W`: "this page and the next have the permission"), kept
+    /// current on every change, which is the layout `translate::JitContext` documents.
     pub fn perm_table_ptr(&self) -> *const u8 {
         self.perms.as_ptr()
     }
 
-    /// Permission byte of the page holding `addr` (0 when outside the space).
+    /// Permission byte of the page holding `addr` (`PERM_*` bits; 0 when outside the
+    /// space).
     pub fn page_perm(&self, addr: u64) -> u8 {
         self.perms
             .get((addr >> PAGE_SHIFT) as usize)
             .copied()
             .unwrap_or(0)
+            & (PERM_R | PERM_W | PERM_X | PERM_MAPPED)
+    }
+
+    /// Sets the permission bytes of the pages `r` with `f` and refreshes the fast-path
+    /// bits of those pages and of the page before them (whose "next page" changed).
+    fn set_perms(&mut self, r: std::ops::Range<usize>, f: impl Fn(u8) -> u8) {
+        for p in &mut self.perms[r.clone()] {
+            *p = f(*p);
+        }
+        translate::context::update_fast_bits(&mut self.perms, r.start.saturating_sub(1)..r.end);
     }
 
     fn page_range(addr: u64, len: u64) -> Result<std::ops::Range<usize>, MemoryError> {
@@ -282,7 +300,7 @@ impl GuestMemory {
     pub fn map(&mut self, addr: u64, len: u64, perm: u8) -> Result<(), MemoryError> {
         let r = Self::page_range(addr, len)?;
         self.host_protect(addr, len, true)?;
-        self.perms[r].fill(perm | PERM_MAPPED);
+        self.set_perms(r, |_| perm | PERM_MAPPED);
         Ok(())
     }
 
@@ -291,9 +309,7 @@ impl GuestMemory {
     pub fn map_union(&mut self, addr: u64, len: u64, perm: u8) -> Result<(), MemoryError> {
         let r = Self::page_range(addr, len)?;
         self.host_protect(addr, len, true)?;
-        for p in &mut self.perms[r] {
-            *p |= perm | PERM_MAPPED;
-        }
+        self.set_perms(r, |p| p | perm | PERM_MAPPED);
         Ok(())
     }
 
@@ -301,7 +317,7 @@ impl GuestMemory {
     /// reads zeros. Unmapped pages in the range are fine (as with Linux `munmap`).
     pub fn unmap(&mut self, addr: u64, len: u64) -> Result<(), MemoryError> {
         let r = Self::page_range(addr, len)?;
-        self.perms[r].fill(0);
+        self.set_perms(r, |_| 0);
         self.discard(addr, len);
         // Giving the commit charge back cannot meaningfully fail; the guest-visible
         // state (unmapped) is already right.
@@ -334,7 +350,7 @@ impl GuestMemory {
         if !self.perms[r.clone()].iter().all(|&p| p & PERM_MAPPED != 0) {
             return Err(MemoryError::NotMapped { addr, len });
         }
-        self.perms[r].fill(perm | PERM_MAPPED);
+        self.set_perms(r, |_| perm | PERM_MAPPED);
         Ok(())
     }
 

@@ -9,8 +9,12 @@
 //!   runs (the code may load them once per block). The permission *bytes* may change
 //!   between blocks (mmap/mprotect happen in system calls, which exit the block).
 //! - `guest_size` is a non-zero multiple of [`PAGE_SIZE`]; `perms` has
-//!   `guest_size >> PAGE_SHIFT` entries; guest address `a < guest_size` lives at host
-//!   address `mem_base + a`. This is the layout of `engine::memory::GuestMemory`.
+//!   `(guest_size >> PAGE_SHIFT) + 1` entries, the last always 0; guest address
+//!   `a < guest_size` lives at host address `mem_base + a`. This is the layout of
+//!   `engine::memory::GuestMemory`.
+//! - The fast-path bits of the permission table ([`PERM_FAST_R`], [`PERM_FAST_W`]) are
+//!   never set on a page unless it and the next page have the permission; they may be
+//!   missing (that only sends accesses to the slow path).
 //! - Only chained blocks read `jump_cache`, `jc_mask`, `jc_shift` and `chain_budget`;
 //!   they read jump-cache entries with plain aligned loads (atomic on every supported
 //!   host) and write only the entry's `hits` counter and `chain_budget`.
@@ -30,6 +34,35 @@ pub const PERM_R: u8 = 1;
 pub const PERM_W: u8 = 2;
 /// Permission bit: executable.
 pub const PERM_X: u8 = 4;
+/// Fast-path hint: this page *and the next one* are readable, so an access of at most
+/// [`PAGE_SIZE`] bytes that starts in this page is readable wherever it ends. Translated
+/// code checks only this bit of the page an access starts in; without it the access
+/// takes the slow path (the `exec_one` helper), which checks exactly. Maintained by
+/// [`update_fast_bits`].
+pub const PERM_FAST_R: u8 = PERM_R << FAST_SHIFT;
+/// Fast-path hint: this page and the next one are writable (see [`PERM_FAST_R`]).
+pub const PERM_FAST_W: u8 = PERM_W << FAST_SHIFT;
+const FAST_SHIFT: u32 = 4;
+
+/// Recomputes the fast-path bits ([`PERM_FAST_R`], [`PERM_FAST_W`]) of the pages in
+/// `pages` from the permission bits of each page and of the page after it. Call it with
+/// the changed pages *and the page before them* after any permission change. The last
+/// entry of the table is the sentinel (see [`JitContext::perms`]) and never gets fast
+/// bits; indices past the table are ignored.
+pub fn update_fast_bits(perms: &mut [u8], pages: core::ops::Range<usize>) {
+    let fast = PERM_FAST_R | PERM_FAST_W;
+    let end = pages.end.min(perms.len());
+    for p in pages.start..end {
+        let next = perms.get(p + 1).copied().unwrap_or(0);
+        let both = perms[p] & next & (PERM_R | PERM_W);
+        let bits = if p + 1 < perms.len() {
+            both << FAST_SHIFT
+        } else {
+            0
+        };
+        perms[p] = (perms[p] & !fast) | bits;
+    }
+}
 
 /// log2 of the size of one jump-cache entry (32 bytes, as `codecache::JumpCacheEntry`;
 /// the embedder checks its cache's `JumpCacheLayout` against these constants).
@@ -102,7 +135,10 @@ pub struct JitContext {
     pub cpu: Cpu,
     /// Host address of guest address 0.
     pub mem_base: *mut u8,
-    /// Permission table: one byte per guest page (`PERM_*` bits).
+    /// Permission table: one byte per guest page (`PERM_*` bits, with the fast-path
+    /// bits kept up to date by [`update_fast_bits`]), plus one sentinel entry at index
+    /// `guest_size >> PAGE_SHIFT` that is always 0 (out-of-range addresses are clamped
+    /// to it, so they fail the inline check without a separate bounds test).
     pub perms: *const u8,
     /// Size of the guest address space in bytes (a multiple of [`PAGE_SIZE`]).
     pub guest_size: u64,

@@ -14,9 +14,11 @@
 //! - In a region, a direct transfer to a block start of the region is a jump inside the
 //!   function only while `ctx.chain_budget` is non-zero (and decrements it), so a guest
 //!   loop always returns to the dispatcher eventually.
-//! - Every memory access is checked inline (bounds, page crossing, permission byte);
-//!   anything that fails the inline check is re-executed by the `exec_one` helper, which
-//!   either completes it (page crossing) or reports the precise fault.
+//! - Every memory access is checked inline with one byte test: the address clamped to
+//!   `guest_size` selects a permission entry (the sentinel past the last page when out
+//!   of range) whose fast-path bit covers the page and the next one, so bounds, page
+//!   crossing and permission are one test. Anything that fails it is re-executed by the
+//!   `exec_one` helper, which either completes it or reports the precise fault.
 //! - Division never traps: the divisor is replaced by 1 in the cases RISC-V defines
 //!   (zero, `MIN / -1`) and the result fixed up with selects.
 //! - Float registers are never cached: inline float code (loads/stores, moves, sign
@@ -35,8 +37,8 @@ use cranelift_frontend::{FunctionBuilder, Variable};
 use rv64::{Insn, Op};
 
 use crate::context::{
-    JC_CODE_OFFSET, JC_ENTRY_SHIFT, JC_HITS_OFFSET, JC_KEY_OFFSET, PAGE_SIZE, PERM_R, PERM_W,
-    offsets, status,
+    JC_CODE_OFFSET, JC_ENTRY_SHIFT, JC_HITS_OFFSET, JC_KEY_OFFSET, PERM_FAST_R, PERM_FAST_W,
+    PERM_R, PERM_W, offsets, status,
 };
 
 const I64: Type = types::I64;
@@ -44,6 +46,12 @@ const I32: Type = types::I32;
 
 fn ctx_flags() -> MemFlagsData {
     MemFlagsData::trusted()
+}
+
+/// Context fields that never change while translated code runs (`mem_base`, `perms`,
+/// `guest_size`): the optimiser may merge and hoist their loads.
+fn ctx_invariant() -> MemFlagsData {
+    MemFlagsData::trusted().with_readonly().with_can_move()
 }
 
 fn guest_flags() -> MemFlagsData {
@@ -124,8 +132,6 @@ pub(crate) struct Emitter<'a, 'b> {
     dirty: [bool; 32],
     exec_sig: SigRef,
     helper_exit: Block,
-    /// Loaded on entry when the block has memory operations.
-    mem: Option<(Value, Value, Value)>,
     /// Signature of the next block, when blocks chain.
     chain: Option<SigRef>,
     /// Region translation: instructions retired before the current guest block (a
@@ -173,7 +179,6 @@ impl<'a, 'b> Emitter<'a, 'b> {
             dirty: [false; 32],
             exec_sig,
             helper_exit,
-            mem: None,
             chain,
             base: None,
             targets: HashMap::new(),
@@ -227,7 +232,6 @@ impl<'a, 'b> Emitter<'a, 'b> {
     }
 
     fn prologue(&mut self, block: &[(u64, Insn)]) {
-        let mut has_mem = self.mem.is_some();
         for (_, i) in block {
             for r in [i.rd, i.rs1, i.rs2] {
                 let r = (r & 31) as usize;
@@ -245,22 +249,6 @@ impl<'a, 'b> Emitter<'a, 'b> {
             if rd != 0 {
                 self.dirty[rd] = true;
             }
-            has_mem |= mem_op(i.op).is_some();
-        }
-        if has_mem && self.mem.is_none() {
-            let base = self
-                .b
-                .ins()
-                .load(I64, ctx_flags(), self.ctx, offsets::MEM_BASE);
-            let perms = self
-                .b
-                .ins()
-                .load(I64, ctx_flags(), self.ctx, offsets::PERMS);
-            let size = self
-                .b
-                .ins()
-                .load(I64, ctx_flags(), self.ctx, offsets::GUEST_SIZE);
-            self.mem = Some((base, perms, size));
         }
     }
 
@@ -528,49 +516,63 @@ impl<'a, 'b> Emitter<'a, 'b> {
     }
 
     fn memory(&mut self, pc: u64, insn: &Insn, m: MemOp, retired: u64) {
-        let Some((base, perms, size)) = self.mem else {
-            // The prologue loads these whenever a memory operation exists.
-            self.helper(pc, insn, retired);
-            return;
-        };
-        let n = m.width as i64;
         let a = self.get(insn.rs1);
         let addr = self.b.ins().iadd_imm_s(a, insn.imm);
-        let limit = self.b.ins().iadd_imm_s(size, -n);
-        let mut ok = self
+        // One test covers bounds, page crossing and permission: an address at or past
+        // `guest_size` is clamped to the sentinel page (always 0), and the fast bit of
+        // the page an access starts in promises that page and the next (an access is
+        // at most 8 bytes) have the permission. Anything else takes the slow path,
+        // which checks exactly and reports precise faults.
+        let size = self
             .b
             .ins()
-            .icmp(IntCC::UnsignedLessThanOrEqual, addr, limit);
-        if n > 1 {
-            let off = self.b.ins().band_imm_s(addr, (PAGE_SIZE - 1) as i64);
-            let nocross =
-                self.b
-                    .ins()
-                    .icmp_imm_s(IntCC::UnsignedLessThanOrEqual, off, PAGE_SIZE as i64 - n);
-            ok = self.b.ins().band(ok, nocross);
-        }
-        // The permission byte is read at page 0 when the address is out of range, so
-        // the table is never indexed out of bounds; `ok` is false then anyway.
+            .load(I64, ctx_invariant(), self.ctx, offsets::GUEST_SIZE);
+        let clamped = self.b.ins().umin(addr, size);
         let page = self
             .b
             .ins()
-            .ushr_imm_s(addr, crate::context::PAGE_SHIFT as i64);
-        let zero = self.b.ins().iconst(I64, 0);
-        let idx = self.b.ins().select(ok, page, zero);
-        let pa = self.b.ins().iadd(perms, idx);
+            .ushr_imm_s(clamped, crate::context::PAGE_SHIFT as i64);
+        let perms = self
+            .b
+            .ins()
+            .load(I64, ctx_invariant(), self.ctx, offsets::PERMS);
+        let pa = self.b.ins().iadd(perms, page);
         let perm = self.b.ins().uload8(I32, ctx_flags(), pa, 0);
-        let need = if m.store { PERM_W } else { PERM_R } as i64;
-        let pm = self.b.ins().band_imm_s(perm, need);
-        let pok = self.b.ins().icmp_imm_s(IntCC::Equal, pm, need);
-        let ok = self.b.ins().band(ok, pok);
+        let need = if m.store { PERM_FAST_W } else { PERM_FAST_R } as i64;
+        let ok = self.b.ins().band_imm_s(perm, need);
 
         let fast = self.b.create_block();
+        let near_end = self.b.create_block();
         let slow = self.b.create_block();
         let join = self.b.create_block();
+        self.b.set_cold_block(near_end);
         self.b.set_cold_block(slow);
-        self.b.ins().brif(ok, fast, &[], slow, &[]);
+        self.b.ins().brif(ok, fast, &[], near_end, &[]);
+
+        // The last page of a mapping (a stack top, the end of .bss) has no fast bit, as
+        // its next page lacks the permission; an access there that stays inside the
+        // page is still fine: check the page's own bit and the offset.
+        self.b.switch_to_block(near_end);
+        let own = if m.store { PERM_W } else { PERM_R } as i64;
+        let has = self.b.ins().band_imm_s(perm, own);
+        let has = self.b.ins().icmp_imm_s(IntCC::NotEqual, has, 0);
+        let off = self
+            .b
+            .ins()
+            .band_imm_s(addr, (crate::context::PAGE_SIZE - 1) as i64);
+        let inside = self.b.ins().icmp_imm_s(
+            IntCC::UnsignedLessThanOrEqual,
+            off,
+            (crate::context::PAGE_SIZE - m.width as u64) as i64,
+        );
+        let both = self.b.ins().band(has, inside);
+        self.b.ins().brif(both, fast, &[], slow, &[]);
 
         self.b.switch_to_block(fast);
+        let base = self
+            .b
+            .ins()
+            .load(I64, ctx_invariant(), self.ctx, offsets::MEM_BASE);
         let host = self.b.ins().iadd(base, addr);
         let fl = guest_flags();
         if m.store {

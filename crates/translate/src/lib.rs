@@ -42,7 +42,7 @@
 //! let compiled = Translator::new()?.translate(&[(0x1000, insn), (0x1004, ebreak)])?;
 //! let code = ExecBuf::new(&compiled.code)?;
 //! let mut mem = vec![0u8; 1 << 16];
-//! let perms = vec![0u8; 16];
+//! let perms = vec![0u8; 17]; // 16 pages (all unmapped) and the sentinel
 //! let mut ctx = JitContext::new(rv64::Cpu::new(), mem.as_mut_ptr(), perms.as_ptr(),
 //!     mem.len() as u64, &FLAT_HELPERS);
 //! // SAFETY: the context's pointers cover the memory and table declared.

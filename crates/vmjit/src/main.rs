@@ -130,6 +130,11 @@ struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 20_000)]
     tier2_threshold: u64,
 
+    /// JIT: write /tmp/perf-<pid>.map naming every translated block (guest pc and tier),
+    /// so `perf record` + `perf report` attribute host time to guest code.
+    #[arg(long)]
+    perf_map: bool,
+
     /// Print every executed instruction (address, encoding, disassembly) to stderr
     /// before it runs. Slow: every instruction is decoded and executed one at a time.
     #[arg(long)]
@@ -270,6 +275,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             hot_threshold: args.hot_threshold,
             compile_threads: args.compile_threads,
             tier2_threshold: args.tier2_threshold,
+            perf_map: args.perf_map,
         };
         vm.enable_jit(config).context("cannot start the JIT")?;
     }

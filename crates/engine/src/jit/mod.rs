@@ -67,8 +67,9 @@ const HELPER_SHARE: usize = 4;
 /// without; such runs vary by up to 2x, so this is a guard, not a tuned figure).
 const TIER2_MIN_CACHE: usize = 1 << 20;
 
-/// Dispatcher iterations between two looks at the cache's hottest entries for tier 2.
-const TIER2_PERIOD: u32 = 1 << 12;
+/// Guest instructions between two looks at the cache's hottest entries for tier 2 (a
+/// look ranks every entry, tens of microseconds: once per few ms of guest time).
+const TIER2_PERIOD: u64 = 1 << 22;
 
 /// How the JIT tier is set up.
 #[derive(Clone, Debug, PartialEq)]
@@ -82,6 +83,9 @@ pub struct JitConfig {
     /// Cache hits (approximate access count) after which a tier-1 entry is recompiled as
     /// an optimised region (tier 2); 0 disables tier 2.
     pub tier2_threshold: u64,
+    /// Append every published translation to `/tmp/perf-<pid>.map` (the symbol map
+    /// format `perf report` reads for JIT code), named by tier and guest pc.
+    pub perf_map: bool,
 }
 
 impl Default for JitConfig {
@@ -91,6 +95,7 @@ impl Default for JitConfig {
             hot_threshold: 50,
             compile_threads: 1,
             tier2_threshold: 20_000,
+            perf_map: false,
         }
     }
 }
@@ -241,7 +246,10 @@ pub struct Jit {
     stats: JitStats,
     warned_translate: bool,
     warned_insert: bool,
-    since_tier2_check: u32,
+    /// `instret` at the last look for tier-2 candidates.
+    last_tier2_check: u64,
+    /// `/tmp/perf-<pid>.map` when `perf_map` is on (dropped after a write error).
+    perf_map: Option<std::io::BufWriter<std::fs::File>>,
 }
 
 impl std::fmt::Debug for Jit {
@@ -276,6 +284,22 @@ impl Jit {
             0 => None,
             n => Some(Pool::new(n)?),
         };
+        let perf_map = if config.perf_map {
+            let path = format!("/tmp/perf-{}.map", std::process::id());
+            match std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+            {
+                Ok(f) => Some(std::io::BufWriter::new(f)),
+                Err(e) => {
+                    eprintln!("vmjit: warning: cannot write the perf map {path}: {e}");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         Ok(Jit {
             config,
             cache,
@@ -289,7 +313,8 @@ impl Jit {
             stats: JitStats::default(),
             warned_translate: false,
             warned_insert: false,
-            since_tier2_check: 0,
+            last_tier2_check: 0,
+            perf_map,
         })
     }
 
@@ -353,9 +378,10 @@ impl Jit {
                         },
                     };
                 }
-                self.since_tier2_check += 1;
-                if self.since_tier2_check >= TIER2_PERIOD {
-                    self.since_tier2_check = 0;
+                // Chained code returns here only every CHAIN_BUDGET blocks, so the
+                // look for tier-2 candidates is paced by instructions, not entries.
+                if ctx.cpu.instret.wrapping_sub(self.last_tier2_check) >= TIER2_PERIOD {
+                    self.last_tier2_check = ctx.cpu.instret;
                     self.consider_tier2(mem);
                 }
                 continue;
@@ -474,7 +500,24 @@ impl Jit {
             compile_cost: done.cost_ns.max(1),
         };
         match self.exec.insert_with(done.key, &compiled.code, meta) {
-            Ok(_) => {
+            Ok(code) => {
+                if let Some(map) = &mut self.perf_map {
+                    use std::io::Write;
+                    let tier = match done.tier {
+                        Tier::Quick => 1,
+                        Tier::Region => 2,
+                    };
+                    let line = writeln!(
+                        map,
+                        "{:x} {:x} guest_{:x}_t{tier}",
+                        code.as_ptr() as usize,
+                        code.size(),
+                        done.key
+                    );
+                    if line.and_then(|()| map.flush()).is_err() {
+                        self.perf_map = None;
+                    }
+                }
                 match done.tier {
                     Tier::Quick => {
                         self.stats.tier1_translations += 1;

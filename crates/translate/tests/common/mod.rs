@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use rv64::{Cpu, Exit, Insn, Op};
-use translate::context::{PAGE_SHIFT, PERM_R, PERM_W, PERM_X};
+use translate::context::{PAGE_SHIFT, PERM_R, PERM_W, PERM_X, update_fast_bits};
 use translate::exec_mem::ExecBuf;
 use translate::helpers::{FLAT_HELPERS, GuestView};
 use translate::{JitContext, OptLevel, Translator};
@@ -19,7 +19,9 @@ pub const CODE_BASE: u64 = 0x8000_0000;
 /// Page map: 0 unmapped, 1..=8 read+write, 9 read-only, 10 unmapped, 11..=12
 /// read+write, 13 write-only, 14 read+write+exec, 15 unmapped.
 pub fn test_perms() -> Vec<u8> {
-    let mut p = vec![0u8; GUEST_SIZE >> PAGE_SHIFT];
+    // One entry per page plus the sentinel (always 0) that out-of-range addresses hit.
+    let pages = GUEST_SIZE >> PAGE_SHIFT;
+    let mut p = vec![0u8; pages + 1];
     for (i, perm) in p.iter_mut().enumerate() {
         *perm = match i {
             1..=8 | 11 | 12 => PERM_R | PERM_W,
@@ -29,6 +31,7 @@ pub fn test_perms() -> Vec<u8> {
             _ => 0,
         };
     }
+    update_fast_bits(&mut p, 0..pages + 1);
     p
 }
 
