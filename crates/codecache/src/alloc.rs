@@ -7,6 +7,11 @@
 //! adjacent. Free blocks sit in one of 90 bins: exact sizes for 1..=64 granules, then
 //! powers of two; a bitmap finds the smallest non-empty bin that fits in O(1).
 //! Space freed by any block is reused for blocks of any size.
+//!
+//! [`Arena`] is what the cache holds: this allocator for every policy but `Fifo`, the
+//! circular buffer of `ring` for `Fifo`.
+
+use crate::ring::Ring;
 
 /// Allocation granule and code alignment, in bytes.
 pub(crate) const GRANULE: usize = 16;
@@ -30,7 +35,7 @@ struct Block {
 
 /// Handle of a used block (index into the block table).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct BlockId(u32);
+pub(crate) struct BlockId(pub(crate) u32);
 
 pub(crate) struct Allocator {
     blocks: Vec<Block>,
@@ -55,11 +60,13 @@ pub(crate) fn granules(bytes: usize) -> Option<u32> {
 }
 
 impl Allocator {
-    /// An allocator over `capacity_bytes` rounded down to whole granules.
-    pub(crate) fn new(capacity_bytes: usize) -> Self {
+    /// An allocator over `capacity_bytes` rounded down to whole granules, with room
+    /// reserved for the block records of `max_used` used blocks (each used block adds at
+    /// most one free block), so filling the cache never reallocates the table.
+    pub(crate) fn new(capacity_bytes: usize, max_used: usize) -> Self {
         let capacity = u32::try_from(capacity_bytes / GRANULE).unwrap_or(u32::MAX);
         let mut a = Self {
-            blocks: Vec::new(),
+            blocks: Vec::with_capacity(max_used.saturating_mul(2).saturating_add(1)),
             spare: Vec::new(),
             bins: [NIL; NBINS],
             bitmap: 0,
@@ -298,13 +305,98 @@ impl Allocator {
     }
 }
 
+/// The arena's space manager: segregated fit with coalescing ([`Allocator`]) for every
+/// policy but `Fifo`, which places code in a circular buffer ([`Ring`]).
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one per cache, inside the writer state: boxing would only add an indirection"
+)]
+pub(crate) enum Arena {
+    Fit(Allocator),
+    Ring(Ring),
+}
+
+impl Arena {
+    pub(crate) fn capacity_bytes(&self) -> usize {
+        match self {
+            Self::Fit(a) => a.capacity_bytes(),
+            Self::Ring(r) => r.capacity_granules() as usize * GRANULE,
+        }
+    }
+
+    pub(crate) fn free_bytes(&self) -> usize {
+        match self {
+            Self::Fit(a) => a.free_bytes(),
+            Self::Ring(r) => r.free_granules() as usize * GRANULE,
+        }
+    }
+
+    pub(crate) fn largest_free_bytes(&self) -> usize {
+        match self {
+            Self::Fit(a) => a.largest_free_bytes(),
+            Self::Ring(r) => r.largest_free_granules() as usize * GRANULE,
+        }
+    }
+
+    /// 1 - largest free block / all free space (0 when nothing is free).
+    pub(crate) fn fragmentation(&self) -> f64 {
+        match self {
+            Self::Fit(a) => a.fragmentation(),
+            Self::Ring(_) => {
+                let free = self.free_bytes();
+                if free == 0 {
+                    return 0.0;
+                }
+                1.0 - self.largest_free_bytes() as f64 / free as f64
+            }
+        }
+    }
+
+    pub(crate) fn offset_bytes(&self, id: BlockId) -> usize {
+        match self {
+            Self::Fit(a) => a.offset_bytes(id),
+            Self::Ring(r) => r.offset(id) as usize * GRANULE,
+        }
+    }
+
+    pub(crate) fn size_bytes(&self, id: BlockId) -> usize {
+        match self {
+            Self::Fit(a) => a.size_bytes(id),
+            Self::Ring(r) => r.size(id) as usize * GRANULE,
+        }
+    }
+
+    pub(crate) fn free(&mut self, id: BlockId) {
+        match self {
+            Self::Fit(a) => a.free(id),
+            Self::Ring(r) => r.free(id),
+        }
+    }
+
+    /// [`Allocator::alloc`] (`None` for the ring, which places with [`Ring::place`]).
+    pub(crate) fn fit_alloc(&mut self, bytes: usize, owner: u32) -> Option<BlockId> {
+        match self {
+            Self::Fit(a) => a.alloc(bytes, owner),
+            Self::Ring(_) => None,
+        }
+    }
+
+    /// [`Allocator::neighbour_of_largest_hole`] and its owner (`None` for the ring).
+    pub(crate) fn fit_neighbour_of_largest_hole(&self) -> Option<(BlockId, u32)> {
+        match self {
+            Self::Fit(a) => a.neighbour_of_largest_hole().map(|b| (b, a.owner(b))),
+            Self::Ring(_) => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn freed_space_is_reused_for_other_sizes_and_coalesces() {
-        let mut a = Allocator::new(16 * 100);
+        let mut a = Allocator::new(16 * 100, 4);
         let x = a.alloc(16 * 30, 0).unwrap();
         let y = a.alloc(16 * 30, 0).unwrap();
         let z = a.alloc(16 * 40, 0).unwrap();
@@ -324,7 +416,7 @@ mod tests {
 
     #[test]
     fn fragmentation_reports_split_free_space() {
-        let mut a = Allocator::new(16 * 4);
+        let mut a = Allocator::new(16 * 4, 4);
         let b: Vec<_> = (0..4).map(|_| a.alloc(16, 0).unwrap()).collect();
         a.free(b[0]);
         a.free(b[2]);

@@ -18,7 +18,11 @@ pub enum EvictionPolicy {
     /// Least recently used, on the logical clock (one tick per insert); lazy: hits only
     /// store a timestamp, the ordering is repaired when a victim is chosen.
     Lru,
-    /// First in, first out in insertion order (DynamoRIO's default replacement).
+    /// First in, first out (DynamoRIO's default replacement), as a literal circular
+    /// buffer: code is placed at a cursor that moves round the arena and wraps at its
+    /// end; the blocks in the cursor's way are evicted, which are the oldest by
+    /// construction. No free lists; a hole left by an invalidated block is reused when
+    /// the cursor reaches it.
     Fifo,
     /// When full, evict everything (QEMU's `tb_flush`).
     FlushAll,

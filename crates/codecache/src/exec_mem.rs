@@ -88,14 +88,16 @@ impl ExecMemory {
                 return Err(e);
             }
         };
-        Ok(Self {
+        let mut m = Self {
             rw,
             rx,
             len,
             populated: 0,
             can_populate: true,
             _fd: fd,
-        })
+        };
+        m.populate_to(INITIAL_POPULATE.min(len));
+        Ok(m)
     }
 
     /// Mapped length in bytes.
@@ -138,10 +140,18 @@ impl ExecMemory {
 /// Memory is committed ahead of use in chunks of this size.
 const POPULATE_CHUNK: usize = 1 << 16;
 
+/// The first chunk, committed when the arena is created (or the whole arena, if smaller).
+/// A fresh shmem page costs about 1 µs to allocate, zero and map (measured: a fill of
+/// 10 000 100-byte blocks ran at 10.2 M/s into a fresh arena and 14.6 M/s after a flush;
+/// the difference is the 274 pages), and a JIT's first blocks arrive in a burst at start,
+/// so the first 1 MiB (256 pages, ≈0.25 ms) is paid once by `UnifiedCodeCache::new`
+/// instead; beyond it memory is still committed only as the arena fills.
+const INITIAL_POPULATE: usize = 1 << 20;
+
 impl ExecMemory {
     /// Pre-faults the arena up to at least `end` (in 64 KiB steps, never past `len`) with
-    /// one `madvise` instead of one page fault per 4 KiB page, as blocks are
-    /// first written there. Memory is still only committed as the arena fills. Best
+    /// one `madvise` instead of one page fault per 4 KiB page: at creation for the first
+    /// [`INITIAL_POPULATE`] bytes, then as blocks are first written further on. Best
     /// effort: on failure the pages simply fault in on first touch.
     fn populate_to(&mut self, end: usize) {
         if !self.can_populate {

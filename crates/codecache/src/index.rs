@@ -17,7 +17,9 @@
 //!   a slot's key/code/size only if the version was even and unchanged around the reads,
 //!   so it never pairs one entry's key with another's code.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
+use crate::sync::{
+    AtomicU32, AtomicU64, AtomicUsize, Ordering, StatU32, StatU64, StatUsize, fence,
+};
 
 const EMPTY: u64 = 0;
 const TOMB: u64 = u64::MAX;
@@ -47,11 +49,11 @@ pub(crate) struct Slot {
     pub(crate) size: AtomicU32,
     /// Set (if clear) by a hit, cleared by the policy when it examines the entry: a
     /// CLOCK reference bit that costs at most one shared write per examination.
-    pub(crate) referenced: AtomicU32,
+    pub(crate) referenced: StatU32,
     /// Approximate hit count (relaxed load + store, sampled above 16: see `record_hit`).
-    pub(crate) access_count: AtomicU64,
+    pub(crate) access_count: StatU64,
     /// Logical time of the last recorded hit.
-    pub(crate) last_access: AtomicU64,
+    pub(crate) last_access: StatU64,
 }
 
 /// What a successful probe found.
@@ -70,8 +72,8 @@ pub(crate) struct Index {
     seq: AtomicU64,
     pub(crate) slots: Box<[Slot]>,
     /// Writer-only counts (atomics so the struct stays Sync without unsafe).
-    used: AtomicUsize,
-    tombs: AtomicUsize,
+    used: StatUsize,
+    tombs: StatUsize,
 }
 
 #[inline]
@@ -95,8 +97,8 @@ impl Index {
             bits,
             seq: AtomicU64::new(0),
             slots: (0..slots).map(|_| Slot::default()).collect(),
-            used: AtomicUsize::new(0),
-            tombs: AtomicUsize::new(0),
+            used: StatUsize::new(0),
+            tombs: StatUsize::new(0),
         }
     }
 

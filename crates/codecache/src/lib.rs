@@ -21,9 +21,12 @@
 //!
 //! ## Design and invariants
 //! - **Executable memory it owns** (`exec_mem`): one memfd mapped twice, RW to copy code
-//!   in, RX to run it. No mapping is ever writable and executable (W^X). Blocks come from
-//!   a segregated-fit allocator with coalescing (`alloc`); space freed by any block is
-//!   reused for blocks of any size; fragmentation is reported.
+//!   in, RX to run it. No mapping is ever writable and executable (W^X). The first 1 MiB
+//!   is committed at creation, the rest as the arena fills. Blocks come from a
+//!   segregated-fit allocator with coalescing (`alloc`; space freed by any block is
+//!   reused for blocks of any size) or, under `Fifo`, from a circular buffer (`ring`:
+//!   code goes at a cursor that wraps round the arena, evicting the oldest blocks in its
+//!   way, as DynamoRIO). Fragmentation is reported.
 //! - **Lookups never lock and never miss a resident key** (`index`): an open-addressing
 //!   table of atomic words read without locks; tombstones keep probe chains intact,
 //!   replacement is one atomic store, and the rare writer operations that could make a
@@ -33,7 +36,9 @@
 //! - **Per-executor L1 jump cache** ([`Executor`]): direct-mapped, `#[repr(C)]`
 //!   ([`JumpCacheEntry`], [`JumpCacheLayout`]) so JIT code can probe it inline; kept
 //!   coherent by writers clearing the key in every executor's table when they retire an
-//!   entry (fence-paired with the owner's fill check).
+//!   entry (fence-paired with the owner's fill check). The hit path checks no online
+//!   flag: going offline parks the table so that every lookup misses it until the slow
+//!   path has come back online (the argument is in the `executor` module doc).
 //! - **Safe reclamation** (QSBR, as QEMU's RCU): retiring an entry stamps it with a new
 //!   global epoch; its memory and slot are reused only when every online executor has
 //!   announced a later epoch with [`Executor::quiescent`]. Offline or dropped executors do
@@ -41,6 +46,13 @@
 //!   retired-but-not-reclaimable, it returns [`CacheError::ReclaimPending`].
 //! - **Bounds**: resident entries ≤ `max_entries`; resident + pending bytes ≤
 //!   `max_memory_bytes` (the arena is exactly that big).
+//! - **Invalidation** by guest range (`ranges`): live entries are indexed by the 4 KiB
+//!   guest page their range starts in, plus a histogram of range lengths, so
+//!   `invalidate_range` of a small range costs a few hash probes plus the hits, not a
+//!   scan of every entry.
+//! - **Model-checked**: the protocol atomics and mutexes go through `sync`, which is loom
+//!   under `--cfg loom`; `tests/loom.rs` checks jump-cache coherence, the QSBR handshake
+//!   and index replacement / slot recycling exhaustively on small scenarios.
 //! - **Hotness** on a logical clock (one tick per insert; no system clock per lookup):
 //!   0.4·frequency + 0.3·recency + 0.3·age, with frequency decayed by
 //!   `hotness_decay_factor` every `cleanup_interval` (checked in [`UnifiedCodeCache::maintain`]
@@ -51,11 +63,13 @@
 //! ## Costs
 //! | feature | cost |
 //! |---|---|
-//! | L1 hit | online check, key load + compare (and a register compare rejecting `EMPTY_KEY`), code/size loads, one plain store to the entry's own `hits`; no atomic RMW, no shared write |
+//! | L1 hit | shift + mask (the power-of-two table proves the bound), key load + compare (and a register compare rejecting `EMPTY_KEY`), code/size loads, one plain increment of the entry's own `hits`; no online check, no atomic RMW, no shared write; the miss path returns in registers |
 //! | shared-index hit | seq + table-selector + table-word loads, then the entry's slot line with a seqlock re-check; plain stores to a per-thread counter, to the reference bit (only when clear), to the hit count (exact below 16, Morris-sampled above) and to `last_access` (only when the logical clock moved) |
-//! | per configured entry | 2 entry slots (64 B each, room for retired entries) + 2 writer metadata records (≤ 128 B each, asserted by a unit test) + 2 tables × 2–4 words × 8 B; code is rounded up to 16 B |
+//! | per configured entry | 2 entry slots (64 B each, room for retired entries) + 2 writer metadata records (≤ 128 B each, asserted by a unit test) + 2 range-index nodes (24 B each) + 2 tables × 2–4 words × 8 B + up to 4 allocator block records (32 B each); code is rounded up to 16 B |
 //! | per executor | 32 B × 2^`jump_cache_bits` (128 KiB by default) |
 //! | stats | per-thread counters; access counts are approximate (Morris-sampled above 16; concurrent hits may drop increments) |
+//! | insert | writer mutex; hash-table probe and publish, allocator or ring placement, code copy, O(1) range-index insert; page population only past the first MiB |
+//! | `invalidate_range(lo, hi)` | one hash probe per 4 KiB page from `lo - longest live range` to `hi`, plus the hits; falls back to a scan of the slots when that span is larger |
 
 mod alloc;
 mod config;
@@ -65,14 +79,17 @@ mod executor;
 mod icache;
 mod index;
 mod policy;
+mod ranges;
+mod ring;
 mod stats;
+mod sync;
 
 use std::cell::Cell;
 use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering, fence};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::time::Instant;
 
 pub use config::{CacheConfig, EvictionPolicy, MAX_ENTRIES_LIMIT, MAX_MEMORY_LIMIT};
@@ -80,11 +97,14 @@ pub use error::CacheError;
 pub use executor::{EMPTY_KEY, Executor, JumpCacheEntry, JumpCacheLayout};
 pub use stats::{CacheEntry, CacheStats, EvictionCounts};
 
-use alloc::{Allocator, BlockId, GRANULE};
+use alloc::{Allocator, Arena, BlockId, GRANULE};
 use exec_mem::ExecMemory;
 use executor::ExecutorSlot;
 use index::{Index, RETIRED, Slot, WriteToken};
 use policy::{Ctx, Meta, PolicyState};
+use ranges::RangeIndex;
+use ring::{Place, Ring};
+use sync::{AtomicU64, Mutex, MutexGuard, Ordering, StatU64, fence};
 
 /// A reference to cached executable code.
 ///
@@ -137,8 +157,8 @@ pub struct InsertMeta {
 #[repr(align(64))]
 #[derive(Default)]
 struct Stripe {
-    hits: AtomicU64,
-    misses: AtomicU64,
+    hits: StatU64,
+    misses: StatU64,
 }
 
 const STRIPES: usize = 16;
@@ -162,17 +182,17 @@ fn stripe() -> usize {
 
 #[derive(Default)]
 pub(crate) struct Departed {
-    pub(crate) l1_hits: AtomicU64,
-    pub(crate) index_hits: AtomicU64,
-    pub(crate) misses: AtomicU64,
+    pub(crate) l1_hits: StatU64,
+    pub(crate) index_hits: StatU64,
+    pub(crate) misses: StatU64,
 }
 
 /// State shared by the cache handle and its executors.
 pub(crate) struct Shared {
     pub(crate) config: CacheConfig,
     pub(crate) index: Index,
-    /// Logical clock: one tick per insert.
-    pub(crate) clock: AtomicU64,
+    /// Logical clock: one tick per insert (a hint: no protocol depends on it).
+    pub(crate) clock: StatU64,
     /// Global reclamation epoch (starts at 1; 0 means "offline" in executor slots).
     pub(crate) epoch: AtomicU64,
     executors: Mutex<Vec<Arc<ExecutorSlot>>>,
@@ -185,7 +205,7 @@ pub(crate) struct Shared {
 struct Writer {
     token: WriteToken,
     mem: ExecMemory,
-    alloc: Allocator,
+    alloc: Arena,
     meta: Vec<Meta>,
     free_slots: Vec<u32>,
     /// (epoch, slot) in epoch order.
@@ -207,8 +227,8 @@ struct Writer {
     resident_cost: u64,
     decays: u64,
     last_decay: Instant,
-    guest_min: u64,
-    guest_max: u64,
+    /// Live entries by guest range (`invalidate_range` visits only candidates).
+    ranges: RangeIndex,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -296,6 +316,7 @@ impl Shared {
         }
         m.live = false;
         w.policy.on_remove(m);
+        w.ranges.remove(slot);
         w.live -= 1;
         w.bytes_in_use -= m.size_bytes;
         w.pending_bytes += m.size_bytes;
@@ -331,11 +352,10 @@ impl Shared {
                         e.key.store(EMPTY_KEY, Ordering::Relaxed);
                     }
                 } else {
-                    let mask = x.l1.len() - 1;
                     let shift = self.config.jump_cache_key_shift;
                     for &s in &w.batch {
                         let key = w.meta[s as usize].key;
-                        let e = &x.l1[((key >> shift) as usize) & mask];
+                        let e = x.l1.entry(key >> shift);
                         if e.key.load(Ordering::Relaxed) == key {
                             e.key.store(EMPTY_KEY, Ordering::Relaxed);
                         }
@@ -350,6 +370,10 @@ impl Shared {
         if w.retired.is_empty() {
             return;
         }
+        // Dekker pair with `Executor::go_online` (own epoch store; SeqCst fence; global
+        // epoch load): either we see it online here, or it sees the epoch bumped above
+        // (after the jump-cache clears and index removals) once it is back online.
+        fence(Ordering::SeqCst);
         let min = execs
             .iter()
             .map(|x| x.epoch.load(Ordering::SeqCst))
@@ -413,6 +437,9 @@ impl Shared {
         bytes: usize,
         new_entry: bool,
     ) -> Result<(u32, BlockId), CacheError> {
+        if matches!(w.alloc, Arena::Ring(_)) {
+            return self.make_room_ring(w, bytes, new_entry);
+        }
         let max_entries = self.config.max_entries;
         loop {
             let entries_ok = !new_entry || w.live < max_entries;
@@ -420,14 +447,14 @@ impl Shared {
                 self.commit_and_reclaim(w);
             }
             if entries_ok && let Some(&slot) = w.free_slots.last() {
-                if let Some(b) = w.alloc.alloc(bytes, slot) {
+                if let Some(b) = w.alloc.fit_alloc(bytes, slot) {
                     w.free_slots.pop();
                     return Ok((slot, b));
                 }
                 // Reclaiming pushes slots: take the (possibly new) last one as the owner.
                 self.commit_and_reclaim(w);
                 if let Some(&slot) = w.free_slots.last()
-                    && let Some(b) = w.alloc.alloc(bytes, slot)
+                    && let Some(b) = w.alloc.fit_alloc(bytes, slot)
                 {
                     w.free_slots.pop();
                     return Ok((slot, b));
@@ -465,13 +492,8 @@ impl Shared {
                 return Err(pending(w));
             }
             // Enough free bytes, but split: evict the neighbour of the largest hole.
-            match w.alloc.neighbour_of_largest_hole() {
-                Some(b)
-                    if w.meta
-                        .get(w.alloc.owner(b) as usize)
-                        .is_some_and(|m| m.live) =>
-                {
-                    let owner = w.alloc.owner(b);
+            match w.alloc.fit_neighbour_of_largest_hole() {
+                Some((_, owner)) if w.meta.get(owner as usize).is_some_and(|m| m.live) => {
                     self.retire(w, owner, Cause::Fragmentation, false);
                 }
                 Some(_) => {
@@ -484,6 +506,63 @@ impl Shared {
                         size: bytes,
                         capacity: w.alloc.capacity_bytes(),
                     });
+                }
+            }
+        }
+    }
+
+    /// `make_room` for the `Fifo` circular buffer: the block goes at the cursor; the
+    /// oldest blocks in its way are evicted (and must be reclaimable: otherwise
+    /// `ReclaimPending`).
+    fn make_room_ring(
+        &self,
+        w: &mut Writer,
+        bytes: usize,
+        new_entry: bool,
+    ) -> Result<(u32, BlockId), CacheError> {
+        let pending = |w: &Writer| CacheError::ReclaimPending {
+            needed: bytes,
+            pending_bytes: w.pending_bytes,
+            pending_entries: w.retired.len() + w.batch.len(),
+        };
+        while new_entry && w.live >= self.config.max_entries {
+            if !self.evict_one(w, Cause::Entries) {
+                return Err(pending(w));
+            }
+        }
+        if w.free_slots.is_empty() {
+            self.commit_and_reclaim(w);
+        }
+        loop {
+            // Re-read each round: reclaiming pushes slots, and the owner must be the one
+            // we pop.
+            let Some(&slot) = w.free_slots.last() else {
+                return Err(pending(w));
+            };
+            let Arena::Ring(ring) = &mut w.alloc else {
+                return Err(pending(w));
+            };
+            match ring.place(bytes, slot) {
+                Place::Placed(b) => {
+                    w.free_slots.pop();
+                    return Ok((slot, b));
+                }
+                Place::TooLarge => {
+                    return Err(CacheError::CodeTooLarge {
+                        size: bytes,
+                        capacity: w.alloc.capacity_bytes(),
+                    });
+                }
+                Place::Blocked(b) => {
+                    let owner = ring.owner(b);
+                    if w.meta.get(owner as usize).is_some_and(|m| m.live) {
+                        self.retire(w, owner, Cause::Memory, false);
+                    }
+                    self.commit_and_reclaim(w);
+                    if matches!(&w.alloc, Arena::Ring(r) if r.is_held(b)) {
+                        // Retired, but an executor may still be running it.
+                        return Err(pending(w));
+                    }
                 }
             }
         }
@@ -585,8 +664,7 @@ impl Shared {
         w.inserts += 1;
         w.total_cost = w.total_cost.saturating_add(meta.compile_cost);
         w.resident_cost = w.resident_cost.saturating_add(meta.compile_cost);
-        w.guest_min = w.guest_min.min(meta.guest_start);
-        w.guest_max = w.guest_max.max(meta.guest_end);
+        w.ranges.insert(slot, meta.guest_start, meta.guest_end);
         {
             let (mut ctx, policy) = self.ctx(w);
             policy.on_insert(&mut ctx, slot);
@@ -660,8 +738,13 @@ impl UnifiedCodeCache {
     pub fn new(config: CacheConfig) -> Result<Self, CacheError> {
         config.validate()?;
         let mem = ExecMemory::new(config.max_memory_bytes)?;
-        let alloc = Allocator::new(config.max_memory_bytes.min(mem.len()));
         let nslots = config.max_entries + config.max_entries.max(64);
+        let arena_bytes = config.max_memory_bytes.min(mem.len());
+        let alloc = if config.policy == EvictionPolicy::Fifo {
+            Arena::Ring(Ring::new(arena_bytes, nslots))
+        } else {
+            Arena::Fit(Allocator::new(arena_bytes, nslots))
+        };
         let index = Index::new(config.max_entries, nslots);
         let writer = Writer {
             token: WriteToken::new(),
@@ -686,14 +769,13 @@ impl UnifiedCodeCache {
             resident_cost: 0,
             decays: 0,
             last_decay: Instant::now(),
-            guest_min: u64::MAX,
-            guest_max: 0,
+            ranges: RangeIndex::new(nslots),
         };
         Ok(Self {
             shared: Arc::new(Shared {
                 config,
                 index,
-                clock: AtomicU64::new(0),
+                clock: StatU64::new(0),
                 epoch: AtomicU64::new(1),
                 executors: Mutex::new(Vec::new()),
                 writer: Mutex::new(writer),
@@ -792,20 +874,13 @@ impl UnifiedCodeCache {
             return 0;
         }
         let mut w = lock(&self.shared.writer);
-        if hi <= w.guest_min || lo >= w.guest_max {
-            return 0;
-        }
-        let mut n = 0;
-        for s in 0..w.meta.len() {
-            let m = &w.meta[s];
-            if m.live && m.guest_lo < hi && m.guest_hi > lo {
-                self.shared
-                    .retire(&mut w, s as u32, Cause::Invalidated, false);
-                n += 1;
-            }
+        let mut hit = Vec::new();
+        w.ranges.query(lo, hi, &mut hit);
+        for &s in &hit {
+            self.shared.retire(&mut w, s, Cause::Invalidated, false);
         }
         self.shared.commit_and_reclaim(&mut w);
-        n
+        hit.len()
     }
 
     /// Removes one key; returns whether it was resident.

@@ -7,10 +7,10 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::sync::atomic::Ordering;
 
 use crate::EvictionPolicy;
 use crate::index::Slot;
+use crate::sync::Ordering;
 
 /// Writer-side metadata of one entry slot.
 #[derive(Clone, Debug, Default)]
@@ -91,12 +91,12 @@ fn valid(meta: &[Meta], (slot, inc): (u32, u32)) -> bool {
 impl PolicyState {
     pub(crate) fn new(p: EvictionPolicy, max_entries: usize) -> Self {
         match p {
-            EvictionPolicy::Fifo => Self::Fifo(VecDeque::new()),
+            EvictionPolicy::Fifo => Self::Fifo(VecDeque::with_capacity(max_entries)),
             EvictionPolicy::FlushAll => Self::FlushAll,
-            EvictionPolicy::Lru => Self::Lru(BinaryHeap::new()),
-            EvictionPolicy::Hotness => Self::Hotness(BinaryHeap::new()),
+            EvictionPolicy::Lru => Self::Lru(BinaryHeap::with_capacity(max_entries)),
+            EvictionPolicy::Hotness => Self::Hotness(BinaryHeap::with_capacity(max_entries)),
             EvictionPolicy::Generational => Self::Generational(Gen {
-                nursery: VecDeque::new(),
+                nursery: VecDeque::with_capacity(max_entries),
                 hot: VecDeque::new(),
                 nursery_len: 0,
                 ghost: VecDeque::new(),

@@ -140,6 +140,70 @@ fn fifo_evicts_oldest_insert_regardless_of_use() {
 }
 
 #[test]
+fn fifo_places_code_round_a_circular_buffer_and_evicts_in_insertion_order() {
+    const CAP: usize = 4096;
+    let c = cache(10_000, CAP, EvictionPolicy::Fifo);
+    let mut order: Vec<u64> = Vec::new();
+    let mut evicted = 0usize;
+    let mut base = 0usize;
+    let mut next = 0usize;
+    let mut wraps = 0;
+    for k in 0..400u64 {
+        let len = 16 + (k as usize * 53) % 600;
+        let at = c.insert(k, &code(k, len)).unwrap().as_ptr() as usize;
+        if k == 0 {
+            base = at;
+        } else if at != next {
+            // Only ever at the cursor, or wrapped to the start of the arena.
+            assert_eq!(at, base, "key {k}: not at the cursor nor wrapped");
+            assert!(
+                next - base + len.div_ceil(16) * 16 > CAP,
+                "wrapped but it fitted"
+            );
+            wraps += 1;
+        }
+        next = at + len.div_ceil(16) * 16;
+        order.push(k);
+        // Resident keys are exactly a suffix of insertion order: oldest evicted first.
+        while !c.contains(order[evicted]) {
+            evicted += 1;
+        }
+        assert!(
+            order[evicted..].iter().all(|&k| c.contains(k)),
+            "key {k}: a younger block left before an older one"
+        );
+        let s = c.stats();
+        assert_eq!(s.entries, order.len() - evicted);
+        assert_eq!(s.evictions.memory_limit as usize, evicted);
+        assert!(s.bytes_in_use <= CAP && s.peak_bytes_in_use <= CAP);
+        assert_eq!(s.bytes_in_use + s.free_bytes, CAP);
+    }
+    assert!(wraps >= 10, "the cursor went round {wraps} times");
+}
+
+#[test]
+fn fifo_cursor_reuses_holes_and_evicts_only_what_is_in_its_way() {
+    let c = cache(1000, 1024, EvictionPolicy::Fifo);
+    let a: Vec<usize> = (0..8u64)
+        .map(|k| c.insert(k, &code(k, 128)).unwrap().as_ptr() as usize)
+        .collect();
+    assert!(c.invalidate(1) && c.invalidate(2));
+    assert_eq!(c.stats().free_bytes, 256);
+    // The cursor is at the end: wrap, evict key 0 (in the way), use it and the holes.
+    let p = c.insert(100, &code(100, 384)).unwrap().as_ptr() as usize;
+    assert_eq!(p, a[0]);
+    assert!(!c.contains(0) && (3..8).all(|k| c.contains(k)));
+    // Next at the cursor: key 3 is in the way.
+    let p = c.insert(101, &code(101, 64)).unwrap().as_ptr() as usize;
+    assert_eq!(p, a[3]);
+    assert!(!c.contains(3) && c.contains(4));
+    let s = c.stats();
+    assert_eq!((s.evictions.memory_limit, s.invalidations), (2, 2));
+    // Free: the rest of key 3's block, in one piece.
+    assert_eq!((s.free_bytes, s.largest_free_block), (64, 64));
+}
+
+#[test]
 fn flush_all_empties_the_cache_when_full() {
     let c = cache(3, 1 << 20, EvictionPolicy::FlushAll);
     for k in 1..=4 {
@@ -290,8 +354,44 @@ fn invalidate_range_removes_exactly_the_intersecting_entries() {
 }
 
 #[test]
+fn invalidate_range_finds_ranges_that_start_far_below_it() {
+    let c = cache(10_000, 1 << 22, EvictionPolicy::Lru);
+    let meta = |lo: u64, hi: u64| InsertMeta {
+        guest_start: lo,
+        guest_end: hi,
+        compile_cost: 1,
+    };
+    // Many small blocks on many pages, one region spanning 1 MiB of guest code (a tier-2
+    // region, or a block table), and one ending exactly where the query starts.
+    for k in 0..4000u64 {
+        let lo = 0x10_0000 + k * 0x100;
+        c.insert_with(lo, &[1], meta(lo, lo + 0x20)).unwrap();
+    }
+    c.insert_with(1, &[2], meta(0x1000, 0x10_1000)).unwrap();
+    c.insert_with(2, &[3], meta(0x8_0000, 0x10_0804)).unwrap();
+    c.insert_with(3, &[4], meta(0xF_F000, 0x10_0800)).unwrap();
+    // [0x10_0800, 0x10_0804): meets block 0x10_0800 and key 2 (starts 0.5 MiB below) and
+    // key 1 (starts 1 MiB below); key 3 ends at 0x10_0800 exactly.
+    assert_eq!(c.invalidate_range(0x10_0800, 0x10_0804), 3);
+    assert!(!c.contains(1) && !c.contains(2) && !c.contains(0x10_0800));
+    assert!(c.contains(3) && c.contains(0x10_0700) && c.contains(0x10_0900));
+    // Once the long ranges are gone the short one is still found below the query.
+    assert_eq!(c.invalidate_range(0x10_07FF, 0x10_0800), 1);
+    assert!(!c.contains(3));
+    assert_eq!(c.invalidate_range(0, 0x10_0000), 0);
+    assert_eq!(c.invalidate_range(0x10_0000, 0x10_0001), 1);
+    assert_eq!(c.len(), 4000 - 2);
+    // A range as large as the address space is found from anywhere.
+    c.insert_with(4, &[5], meta(1, u64::MAX)).unwrap();
+    assert_eq!(c.invalidate_range(u64::MAX - 1, u64::MAX), 1);
+    assert!(!c.contains(4));
+}
+
+#[test]
 fn freed_memory_is_reused_for_blocks_of_other_sizes() {
-    let c = cache(1000, 4096, EvictionPolicy::Fifo);
+    // The segregated-fit allocator (every policy but Fifo, whose circular buffer reuses
+    // holes only when its cursor gets there: see the fifo_* tests).
+    let c = cache(1000, 4096, EvictionPolicy::Lru);
     for k in 0..64 {
         c.insert(k, &code(k, 64)).unwrap();
     }

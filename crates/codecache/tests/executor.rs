@@ -196,3 +196,83 @@ fn reserved_key_never_hits_a_cleared_jump_cache_entry() {
     assert!(ex.lookup(codecache::EMPTY_KEY).is_none());
     assert!(ex.lookup(1).is_none());
 }
+
+#[test]
+fn offline_executor_is_back_online_before_a_jump_cache_hit_is_returned() {
+    // Keys 0 and 2 index entries 0 and 1, the ones a parked executor uses; 0x1000 does
+    // not. The arena holds one 64-byte block, so reusing it needs every online executor
+    // to have passed a quiescent point.
+    for key in [0x1000u64, 0, 2] {
+        let c = cache(100, 64, EvictionPolicy::Fifo);
+        let mut ex = c.register_executor();
+        c.insert(key, &[0xaa; 64]).unwrap();
+        assert!(ex.lookup(key).is_some(), "fills the jump cache");
+        ex.offline();
+        assert!(!ex.is_online());
+        let held = ex.lookup(key).expect("still resident").as_ptr();
+        assert!(ex.is_online(), "code is returned only once online again");
+        // The block is protected again: evicting it cannot hand its memory out.
+        assert!(
+            matches!(
+                c.insert(key + 1, &[0xbb; 64]),
+                Err(CacheError::ReclaimPending { .. })
+            ),
+            "key {key:#x}"
+        );
+        // SAFETY: `held` points at 64 readable bytes of the RX view, not reused (above).
+        assert_eq!(unsafe { *held }, 0xaa);
+        let s = c.stats();
+        assert_eq!(
+            (s.index_hits, s.misses),
+            (if key == 0x1000 { 1 } else { 2 }, 0)
+        );
+    }
+}
+
+#[test]
+fn offline_executor_never_returns_code_retired_while_it_was_offline() {
+    let c = cache(100, 64, EvictionPolicy::Fifo);
+    let mut ex = c.register_executor();
+    for key in [0u64, 2, 0x1000] {
+        c.insert(key, &[0xaa; 64]).unwrap();
+        assert!(ex.lookup(key).is_some());
+        ex.offline();
+        // Offline: nothing waits for `ex`, so the block's memory is reused at once.
+        let new = c.insert(key + 1, &[0xbb; 64]).unwrap().as_ptr();
+        assert!(ex.lookup(key).is_none(), "key {key:#x}");
+        let got = ex.lookup(key + 1).expect("resident").as_ptr();
+        assert_eq!(got, new);
+        assert!(ex.is_online());
+        assert!(c.invalidate(key + 1));
+        ex.quiescent();
+    }
+}
+
+#[test]
+fn fifo_cursor_stops_at_space_an_executor_may_still_run() {
+    let c = cache(100, 512, EvictionPolicy::Fifo);
+    let mut ex = c.register_executor();
+    let first = c.insert(0, &[0xaa; 128]).unwrap().as_ptr();
+    assert!(ex.lookup(0).is_some());
+    for k in 1..4 {
+        c.insert(k, &[k as u8; 128]).unwrap();
+    }
+    // The cursor wraps to key 0's block: it is evicted, but `ex` may be running it.
+    let e = c.insert(4, &[4; 128]).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            CacheError::ReclaimPending {
+                pending_bytes: 128,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(!c.contains(0) && c.contains(1));
+    // SAFETY: `first` points at 128 readable bytes of the RX view, not reused.
+    assert_eq!(unsafe { *first }, 0xaa);
+    ex.quiescent();
+    assert_eq!(c.insert(4, &[4; 128]).unwrap().as_ptr(), first);
+    assert!((1..5).all(|k| c.contains(k)));
+}
