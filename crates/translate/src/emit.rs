@@ -17,8 +17,10 @@
 //! - Every memory access is checked inline with one byte test: the address clamped to
 //!   `guest_size` selects a permission entry (the sentinel past the last page when out
 //!   of range) whose fast-path bit covers the page and the next one, so bounds, page
-//!   crossing and permission are one test. Anything that fails it is re-executed by the
-//!   `exec_one` helper, which either completes it or reports the precise fault.
+//!   crossing and permission are one test (plus an in-page test on a cold path for the
+//!   last page of a mapping). Anything else leaves the function with
+//!   [`status::SLOW_PATH`] at that instruction: no call on the slow path, so the
+//!   register allocator need not keep values around a call.
 //! - Division never traps: the divisor is replaced by 1 in the cases RISC-V defines
 //!   (zero, `MIN / -1`) and the result fixed up with selects.
 //! - Float registers are never cached: inline float code (loads/stores, moves, sign
@@ -610,8 +612,8 @@ impl<'a, 'b> Emitter<'a, 'b> {
         self.b.ins().jump(join, &[]);
 
         self.b.switch_to_block(slow);
-        self.helper(pc, insn, retired);
-        self.b.ins().jump(join, &[]);
+        let p = self.b.ins().iconst(I64, pc as i64);
+        self.exit(p, retired, status::SLOW_PATH);
 
         self.b.switch_to_block(join);
     }
