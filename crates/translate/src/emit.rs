@@ -140,6 +140,10 @@ pub(crate) struct Emitter<'a, 'b> {
     /// runtime value, since regions loop). `None` for a single block, whose counts are
     /// translation-time constants.
     base: Option<Variable>,
+    /// Region translation: `ctx.chain_budget`, kept in a register while the function
+    /// runs (a loop's back edge then costs no load and store through memory) and
+    /// stored back on every exit.
+    budget: Option<Variable>,
     /// Region translation: guest block starts and their Cranelift blocks. A transfer to
     /// one of them stays inside the function.
     targets: HashMap<u64, Block>,
@@ -183,6 +187,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
             helper_exit,
             chain,
             base: None,
+            budget: None,
             targets: HashMap::new(),
         };
         for block in blocks {
@@ -193,6 +198,12 @@ impl<'a, 'b> Emitter<'a, 'b> {
             let zero = e.b.ins().iconst(I64, 0);
             e.b.def_var(base, zero);
             e.base = Some(base);
+            let budget = e.b.declare_var(I64);
+            let left =
+                e.b.ins()
+                    .load(I64, ctx_flags(), e.ctx, offsets::CHAIN_BUDGET);
+            e.b.def_var(budget, left);
+            e.budget = Some(budget);
             for block in blocks {
                 if let Some(&(pc, _)) = block.first() {
                     let cb = e.b.create_block();
@@ -229,6 +240,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
         e.b.switch_to_block(helper_exit);
         let st = e.b.block_params(helper_exit)[0];
         e.write_back();
+        e.store_budget();
         e.b.ins().return_(&[st]);
         e.b.seal_all_blocks();
     }
@@ -345,6 +357,16 @@ impl<'a, 'b> Emitter<'a, 'b> {
         self.b.ins().bor(mag, s)
     }
 
+    /// Stores the region's chain budget back into `ctx` (before any exit).
+    fn store_budget(&mut self) {
+        if let Some(v) = self.budget {
+            let left = self.b.use_var(v);
+            self.b
+                .ins()
+                .store(ctx_flags(), left, self.ctx, offsets::CHAIN_BUDGET);
+        }
+    }
+
     fn write_back(&mut self) {
         for r in 1..32u8 {
             if self.dirty[r as usize] {
@@ -377,18 +399,27 @@ impl<'a, 'b> Emitter<'a, 'b> {
         };
         let leave = self.b.create_block();
         let stay = self.b.create_block();
-        let budget = self
-            .b
-            .ins()
-            .load(I64, ctx_flags(), self.ctx, offsets::CHAIN_BUDGET);
+        let var = self.budget;
+        let budget = match var {
+            Some(v) => self.b.use_var(v),
+            None => self
+                .b
+                .ins()
+                .load(I64, ctx_flags(), self.ctx, offsets::CHAIN_BUDGET),
+        };
         let empty = self.b.ins().icmp_imm_s(IntCC::Equal, budget, 0);
         self.b.ins().brif(empty, leave, &[], stay, &[]);
 
         self.b.switch_to_block(stay);
         let budget = self.b.ins().iadd_imm_s(budget, -1);
-        self.b
-            .ins()
-            .store(ctx_flags(), budget, self.ctx, offsets::CHAIN_BUDGET);
+        match var {
+            Some(v) => self.b.def_var(v, budget),
+            None => {
+                self.b
+                    .ins()
+                    .store(ctx_flags(), budget, self.ctx, offsets::CHAIN_BUDGET);
+            }
+        }
         let now = self.retired(k);
         if let Some(base) = self.base {
             self.b.def_var(base, now);
@@ -403,6 +434,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
     /// Ends the block: registers back, `pc = next`, `instret += retired`, return `st`.
     fn exit(&mut self, next: Value, retired: u64, st: u64) {
         self.write_back();
+        self.store_budget();
         self.b.ins().store(ctx_flags(), next, self.ctx, offsets::PC);
         if retired != 0 || self.base.is_some() {
             let r = self.retired(retired);
