@@ -37,7 +37,7 @@ pub const PERM_X: u8 = 4;
 /// Fast-path hint: this page *and the next one* are readable, so an access of at most
 /// [`PAGE_SIZE`] bytes that starts in this page is readable wherever it ends. Translated
 /// code checks only this bit of the page an access starts in; without it the access
-/// takes the slow path (the `exec_one` helper), which checks exactly. Maintained by
+/// takes the slow path ([`status::SLOW_PATH`]), which checks exactly. Maintained by
 /// [`update_fast_bits`].
 pub const PERM_FAST_R: u8 = PERM_R << FAST_SHIFT;
 /// Fast-path hint: this page and the next one are writable (see [`PERM_FAST_R`]).
@@ -89,6 +89,12 @@ pub mod status {
     pub const FAULT: u64 = 4;
     /// Illegal instruction at `cpu.pc` (not retired); `ctx.exit_raw` holds its bits.
     pub const ILLEGAL: u64 = 5;
+    /// A memory access failed the inline check: the instruction at `cpu.pc` has not
+    /// retired (everything before it has) and the embedder must execute it (with its
+    /// interpreter, which completes the access or reports the precise fault), then go
+    /// on. Taking the slow path out of line keeps calls, and the register spills they
+    /// force, out of translated code.
+    pub const SLOW_PATH: u64 = 6;
 }
 
 /// [`JitContext::fault_kind`] values.
@@ -119,8 +125,9 @@ pub type ExecOneFn =
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct HelperTable {
-    /// Executes one instruction the translator does not inline (A, F/D, Zicsr, and the
-    /// slow path of loads and stores that cross a page or fail the inline check).
+    /// Executes one instruction the translator does not inline (A, most of F/D,
+    /// Zicsr). Memory accesses that fail the inline check do not come here: they leave
+    /// with [`status::SLOW_PATH`].
     pub exec_one: ExecOneFn,
 }
 
@@ -219,7 +226,8 @@ impl JitContext {
     }
 
     /// The `rv64::Exit` a non-continue status stands for (`None` for
-    /// [`status::CONTINUE`] or an unknown code), reading the exit fields.
+    /// [`status::CONTINUE`], [`status::SLOW_PATH`] or an unknown code), reading the exit
+    /// fields.
     pub fn exit_for(&self, status: u64) -> Option<Exit> {
         match status {
             status::ECALL => Some(Exit::Ecall),

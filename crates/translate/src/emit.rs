@@ -3,10 +3,13 @@
 //! follows the contract of [`crate::context`].
 //!
 //! Invariants of the generated code:
-//! - Integer registers the block names are loaded into Cranelift variables on entry and
-//!   every register the block may write is stored back on every exit; around a helper
-//!   call the registers the helper can read or write are flushed first and its
-//!   destination reloaded after. `x0` is never cached: it reads as 0, writes vanish.
+//! - Integer registers live in Cranelift variables. A single block (straight-line
+//!   code) loads each at its first use and stores, at each exit, exactly the registers
+//!   written before that exit. A region loads every register it names on entry and
+//!   stores every register it may write on every exit. Around a helper call the
+//!   registers the helper can read or write are flushed first (if stale in `ctx`) and
+//!   its destination reloaded after. `x0` is never cached: it reads as 0, writes
+//!   vanish.
 //! - `instret` is counted at translation time within a guest block (plus, in a region,
 //!   a runtime count of the instructions of earlier blocks in this call): an exit after
 //!   `n` retired instructions adds exactly `n`; helper calls receive the count so far
@@ -17,8 +20,10 @@
 //! - Every memory access is checked inline with one byte test: the address clamped to
 //!   `guest_size` selects a permission entry (the sentinel past the last page when out
 //!   of range) whose fast-path bit covers the page and the next one, so bounds, page
-//!   crossing and permission are one test. Anything that fails it is re-executed by the
-//!   `exec_one` helper, which either completes it or reports the precise fault.
+//!   crossing and permission are one test (plus an in-page test on a cold path for the
+//!   last page of a mapping). Anything else leaves the function with
+//!   [`status::SLOW_PATH`] at that instruction: no call on the slow path, so the
+//!   register allocator need not keep values around a call.
 //! - Division never traps: the divisor is replaced by 1 in the cases RISC-V defines
 //!   (zero, `MIN / -1`) and the result fixed up with selects.
 //! - Float registers are never cached: inline float code (loads/stores, moves, sign
@@ -129,7 +134,16 @@ pub(crate) struct Emitter<'a, 'b> {
     b: &'a mut FunctionBuilder<'b>,
     ctx: Value,
     vars: [Option<Variable>; 32],
+    /// Registers written anywhere in the function (region mode: stored at every exit).
     dirty: [bool; 32],
+    /// Single-block mode: registers are loaded at their first use and an exit stores
+    /// only the registers written before it, both known at translation time because
+    /// the block is straight-line code. Shorter live ranges, fewer loads and stores.
+    lazy: bool,
+    /// Lazy mode: the variable holds a value at the current emission point.
+    defined: [bool; 32],
+    /// Lazy mode: written since entry (and not reloaded from `ctx` since).
+    written: [bool; 32],
     exec_sig: SigRef,
     helper_exit: Block,
     /// Signature of the next block, when blocks chain.
@@ -138,6 +152,10 @@ pub(crate) struct Emitter<'a, 'b> {
     /// runtime value, since regions loop). `None` for a single block, whose counts are
     /// translation-time constants.
     base: Option<Variable>,
+    /// Region translation: `ctx.chain_budget`, kept in a register while the function
+    /// runs (a loop's back edge then costs no load and store through memory) and
+    /// stored back on every exit.
+    budget: Option<Variable>,
     /// Region translation: guest block starts and their Cranelift blocks. A transfer to
     /// one of them stays inside the function.
     targets: HashMap<u64, Block>,
@@ -177,10 +195,14 @@ impl<'a, 'b> Emitter<'a, 'b> {
             ctx,
             vars: [None; 32],
             dirty: [false; 32],
+            lazy: !region,
+            defined: [false; 32],
+            written: [false; 32],
             exec_sig,
             helper_exit,
             chain,
             base: None,
+            budget: None,
             targets: HashMap::new(),
         };
         for block in blocks {
@@ -191,6 +213,12 @@ impl<'a, 'b> Emitter<'a, 'b> {
             let zero = e.b.ins().iconst(I64, 0);
             e.b.def_var(base, zero);
             e.base = Some(base);
+            let budget = e.b.declare_var(I64);
+            let left =
+                e.b.ins()
+                    .load(I64, ctx_flags(), e.ctx, offsets::CHAIN_BUDGET);
+            e.b.def_var(budget, left);
+            e.budget = Some(budget);
             for block in blocks {
                 if let Some(&(pc, _)) = block.first() {
                     let cb = e.b.create_block();
@@ -224,9 +252,14 @@ impl<'a, 'b> Emitter<'a, 'b> {
             }
         }
 
+        // Region mode's shared exit after a failing helper (lazy mode gives each helper
+        // call an exit of its own and never jumps here).
         e.b.switch_to_block(helper_exit);
         let st = e.b.block_params(helper_exit)[0];
-        e.write_back();
+        if !e.lazy {
+            e.write_back();
+            e.store_budget();
+        }
         e.b.ins().return_(&[st]);
         e.b.seal_all_blocks();
     }
@@ -237,11 +270,15 @@ impl<'a, 'b> Emitter<'a, 'b> {
                 let r = (r & 31) as usize;
                 if r != 0 && self.vars[r].is_none() {
                     let v = self.b.declare_var(I64);
-                    let val =
-                        self.b
-                            .ins()
-                            .load(I64, ctx_flags(), self.ctx, offsets::X + 8 * r as i32);
-                    self.b.def_var(v, val);
+                    if !self.lazy {
+                        let val = self.b.ins().load(
+                            I64,
+                            ctx_flags(),
+                            self.ctx,
+                            offsets::X + 8 * r as i32,
+                        );
+                        self.b.def_var(v, val);
+                    }
                     self.vars[r] = Some(v);
                 }
             }
@@ -253,17 +290,33 @@ impl<'a, 'b> Emitter<'a, 'b> {
     }
 
     fn get(&mut self, r: u8) -> Value {
-        match self.vars[(r & 31) as usize] {
-            Some(v) if r & 31 != 0 => self.b.use_var(v),
+        let i = (r & 31) as usize;
+        match self.vars[i] {
+            Some(v) if i != 0 => {
+                if self.lazy && !self.defined[i] {
+                    // First use in straight-line code: this point dominates every
+                    // later use.
+                    let val =
+                        self.b
+                            .ins()
+                            .load(I64, ctx_flags(), self.ctx, offsets::X + 8 * i as i32);
+                    self.b.def_var(v, val);
+                    self.defined[i] = true;
+                }
+                self.b.use_var(v)
+            }
             _ => self.b.ins().iconst(I64, 0),
         }
     }
 
     fn set(&mut self, r: u8, val: Value) {
-        if let Some(v) = self.vars[(r & 31) as usize]
-            && r & 31 != 0
+        let i = (r & 31) as usize;
+        if let Some(v) = self.vars[i]
+            && i != 0
         {
             self.b.def_var(v, val);
+            self.defined[i] = true;
+            self.written[i] = true;
         }
     }
 
@@ -274,7 +327,8 @@ impl<'a, 'b> Emitter<'a, 'b> {
 
     fn flush(&mut self, r: u8) {
         let r = (r & 31) as usize;
-        if r == 0 {
+        if r == 0 || (self.lazy && !self.written[r]) {
+            // Lazy mode: `ctx` already holds every register not written yet.
             return;
         }
         if let Some(v) = self.vars[r] {
@@ -296,6 +350,8 @@ impl<'a, 'b> Emitter<'a, 'b> {
                 .ins()
                 .load(I64, ctx_flags(), self.ctx, offsets::X + 8 * r as i32);
             self.b.def_var(v, val);
+            self.defined[r] = true;
+            self.written[r] = false;
         }
     }
 
@@ -343,9 +399,24 @@ impl<'a, 'b> Emitter<'a, 'b> {
         self.b.ins().bor(mag, s)
     }
 
+    /// Stores the region's chain budget back into `ctx` (before any exit).
+    fn store_budget(&mut self) {
+        if let Some(v) = self.budget {
+            let left = self.b.use_var(v);
+            self.b
+                .ins()
+                .store(ctx_flags(), left, self.ctx, offsets::CHAIN_BUDGET);
+        }
+    }
+
     fn write_back(&mut self) {
         for r in 1..32u8 {
-            if self.dirty[r as usize] {
+            let stale = if self.lazy {
+                self.written[r as usize]
+            } else {
+                self.dirty[r as usize]
+            };
+            if stale {
                 self.flush(r);
             }
         }
@@ -375,18 +446,27 @@ impl<'a, 'b> Emitter<'a, 'b> {
         };
         let leave = self.b.create_block();
         let stay = self.b.create_block();
-        let budget = self
-            .b
-            .ins()
-            .load(I64, ctx_flags(), self.ctx, offsets::CHAIN_BUDGET);
+        let var = self.budget;
+        let budget = match var {
+            Some(v) => self.b.use_var(v),
+            None => self
+                .b
+                .ins()
+                .load(I64, ctx_flags(), self.ctx, offsets::CHAIN_BUDGET),
+        };
         let empty = self.b.ins().icmp_imm_s(IntCC::Equal, budget, 0);
         self.b.ins().brif(empty, leave, &[], stay, &[]);
 
         self.b.switch_to_block(stay);
         let budget = self.b.ins().iadd_imm_s(budget, -1);
-        self.b
-            .ins()
-            .store(ctx_flags(), budget, self.ctx, offsets::CHAIN_BUDGET);
+        match var {
+            Some(v) => self.b.def_var(v, budget),
+            None => {
+                self.b
+                    .ins()
+                    .store(ctx_flags(), budget, self.ctx, offsets::CHAIN_BUDGET);
+            }
+        }
         let now = self.retired(k);
         if let Some(base) = self.base {
             self.b.def_var(base, now);
@@ -401,6 +481,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
     /// Ends the block: registers back, `pc = next`, `instret += retired`, return `st`.
     fn exit(&mut self, next: Value, retired: u64, st: u64) {
         self.write_back();
+        self.store_budget();
         self.b.ins().store(ctx_flags(), next, self.ctx, offsets::PC);
         if retired != 0 || self.base.is_some() {
             let r = self.retired(retired);
@@ -509,9 +590,20 @@ impl<'a, 'b> Emitter<'a, 'b> {
         let st = self.b.inst_results(call)[0];
         self.reload(insn.rd);
         let cont = self.b.create_block();
-        self.b
-            .ins()
-            .brif(st, self.helper_exit, &[BlockArg::Value(st)], cont, &[]);
+        if self.lazy {
+            // The registers to store depend on the point of exit: an exit of its own.
+            let out = self.b.create_block();
+            self.b.set_cold_block(out);
+            self.b.ins().brif(st, out, &[], cont, &[]);
+            self.b.switch_to_block(out);
+            self.write_back();
+            self.store_budget();
+            self.b.ins().return_(&[st]);
+        } else {
+            self.b
+                .ins()
+                .brif(st, self.helper_exit, &[BlockArg::Value(st)], cont, &[]);
+        }
         self.b.switch_to_block(cont);
     }
 
@@ -541,6 +633,9 @@ impl<'a, 'b> Emitter<'a, 'b> {
         let need = if m.store { PERM_FAST_W } else { PERM_FAST_R } as i64;
         let ok = self.b.ins().band_imm_s(perm, need);
 
+        // The slow path leaves before this instruction retires: its exit stores the
+        // registers written before it, not what the fast path (emitted first) writes.
+        let before = self.written;
         let fast = self.b.create_block();
         let near_end = self.b.create_block();
         let slow = self.b.create_block();
@@ -610,8 +705,10 @@ impl<'a, 'b> Emitter<'a, 'b> {
         self.b.ins().jump(join, &[]);
 
         self.b.switch_to_block(slow);
-        self.helper(pc, insn, retired);
-        self.b.ins().jump(join, &[]);
+        let after = std::mem::replace(&mut self.written, before);
+        let p = self.b.ins().iconst(I64, pc as i64);
+        self.exit(p, retired, status::SLOW_PATH);
+        self.written = after;
 
         self.b.switch_to_block(join);
     }

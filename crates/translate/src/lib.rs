@@ -13,9 +13,12 @@
 //!   registers, memory base, permission table and helpers are all reached through `ctx`
 //!   (helpers by `call_indirect` through [`HelperTable`]). Checked after every compile.
 //! - RV64I and M, loads/stores (with the sandbox check inline), branches and jumps are
-//!   inline; everything else (A, F/D, Zicsr, and memory accesses that fail the inline
-//!   check) runs through the embedder's `exec_one` helper, which uses `rv64::execute`,
-//!   so its semantics are the interpreter's by construction.
+//!   inline; everything else (A, F/D, Zicsr) runs through the embedder's `exec_one`
+//!   helper, which uses `rv64::execute`, so its semantics are the interpreter's by
+//!   construction. A memory access that fails the inline check (a fault, or the rare
+//!   access the permission table's fast bits do not cover) leaves the function with
+//!   [`status::SLOW_PATH`]: the embedder executes that instruction with its
+//!   interpreter and goes on.
 //! - [`Translator::translate_region`] compiles several blocks as one unit (tier 2):
 //!   direct transfers between them stay inside the function, bounded by
 //!   `ctx.chain_budget`.

@@ -11,7 +11,7 @@ use cranelift_codegen::ir::{AbiParam, Function, InstBuilder, Signature, UserFunc
 use cranelift_codegen::isa::{CallConv, OwnedTargetIsa};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
-use rv64::Insn;
+use rv64::{Insn, Op};
 
 use crate::emit::Emitter;
 
@@ -216,8 +216,21 @@ impl Translator {
     /// Never panics: a panic inside Cranelift (a code generator bug) is caught, the
     /// translator's contexts are reset, and it is reported as
     /// [`TranslateError::Codegen`], so the engine can fall back to the interpreter.
+    ///
+    /// A block that branches or jumps back to its own start (a tight loop) loops inside
+    /// the function as a region of one block would, one unit of `ctx.chain_budget` per
+    /// iteration.
     pub fn translate(&mut self, block: &[(u64, Insn)]) -> Result<Compiled, TranslateError> {
-        self.translate_blocks(&[block], false)
+        let self_loop = match (block.first(), block.last()) {
+            (Some(&(start, _)), Some(&(pc, last))) => {
+                matches!(
+                    last.op,
+                    Op::Beq | Op::Bne | Op::Blt | Op::Bge | Op::Bltu | Op::Bgeu | Op::Jal
+                ) && pc.wrapping_add(last.imm as u64) == start
+            }
+            _ => false,
+        };
+        self.translate_blocks(&[block], self_loop)
     }
 
     /// Translates a region: several basic blocks (each shaped as for

@@ -1,6 +1,7 @@
-//! Accesses the permission table allows run inline; only the others reach the helper.
-//! (A slow path taken by mistake gives the right results, only slowly, so the
-//! differential tests cannot see it: this counts helper calls.)
+//! Accesses the permission table allows run inline; the others leave translated code
+//! with `SLOW_PATH` at the access, before it retires, and never call a helper. (A slow
+//! path taken by mistake gives the right results, only slowly, so the differential
+//! tests cannot see it: this checks the exit status and counts helper calls.)
 
 mod common;
 
@@ -10,7 +11,7 @@ use common::*;
 use rv64::Cpu;
 use translate::exec_mem::ExecBuf;
 use translate::helpers::flat_exec_one;
-use translate::{HelperTable, JitContext, OptLevel};
+use translate::{HelperTable, JitContext, OptLevel, status};
 
 static CALLS: AtomicU64 = AtomicU64::new(0);
 
@@ -30,10 +31,12 @@ static COUNTING: HelperTable = HelperTable {
     exec_one: counting_exec_one,
 };
 
-/// Runs `access; ebreak` with x1 = `addr`, checks registers, memory and exit against
-/// the interpreter, and returns the helper calls the translated code made.
-fn helper_calls(access: u32, addr: u64, opt: OptLevel) -> u64 {
-    let block = layout(&[dec(access), dec(EBREAK)]);
+/// Runs `addi x7, x0, 1; access; ebreak` with x1 = `addr`: returns the status, the pc
+/// and instret it left, and the helper calls made. After a slow-path exit the rest of
+/// the block runs in the interpreter; either way the final state must be the
+/// reference's.
+fn run(access: u32, addr: u64, opt: OptLevel) -> (u64, u64, u64, u64) {
+    let block = layout(&[dec(i(1, 0, 0, 7, 0x13)), dec(access), dec(EBREAK)]);
     let mut cpu = Cpu::new();
     cpu.x[1] = addr;
     cpu.x[6] = 0x0102_0304_0506_0708;
@@ -56,10 +59,16 @@ fn helper_calls(access: u32, addr: u64, opt: OptLevel) -> u64 {
     // an unchained block for this host.
     let st = unsafe { code.call(&mut ctx) };
     let calls = CALLS.load(Ordering::Relaxed) - before;
-    assert_eq!(ctx.exit_for(st), want.exit, "{access:#x} at {addr:#x}");
-    assert_eq!(ctx.cpu.x, want.cpu.x, "{access:#x} at {addr:#x}");
+    let left = (st, ctx.cpu.pc, ctx.cpu.instret, calls);
+    let (cpu, exit) = if st == status::SLOW_PATH {
+        finish_block(&block, ctx.cpu.clone(), &mut mem, &perms)
+    } else {
+        (ctx.cpu.clone(), ctx.exit_for(st))
+    };
+    assert_eq!(exit, want.exit, "{access:#x} at {addr:#x}");
+    assert_eq!(cpu, want.cpu, "{access:#x} at {addr:#x}");
     assert_eq!(mem, want.mem, "{access:#x} at {addr:#x}");
-    calls
+    left
 }
 
 const LD_X5: u32 = 0x0000_b283; // ld x5, 0(x1)
@@ -67,7 +76,7 @@ const SD_X6: u32 = 0x0060_b023; // sd x6, 0(x1)
 const LW_X5: u32 = 0x0000_a283; // lw x5, 0(x1)
 
 #[test]
-fn accesses_inside_permitted_pages_never_call_the_helper() {
+fn accesses_inside_permitted_pages_run_inline() {
     for opt in [OptLevel::Quick, OptLevel::Speed] {
         for (access, addr, why) in [
             (LD_X5, 0x1000, "start of a read-write page"),
@@ -85,13 +94,16 @@ fn accesses_inside_permitted_pages_never_call_the_helper() {
             (SD_X6, 0xeff8, "end of page 14, next page unmapped"),
             (LW_X5, 0x2002, "misaligned but inside a page"),
         ] {
-            assert_eq!(helper_calls(access, addr, opt), 0, "{opt:?}: {why}");
+            let (st, pc, instret, calls) = run(access, addr, opt);
+            assert_eq!(st, status::EBREAK, "{opt:?}: {why}");
+            assert_eq!((pc, instret), (CODE_BASE + 8, 2), "{opt:?}: {why}");
+            assert_eq!(calls, 0, "{opt:?}: {why}");
         }
     }
 }
 
 #[test]
-fn accesses_the_table_forbids_take_the_helper_and_fault_exactly() {
+fn accesses_the_table_forbids_leave_at_the_access_without_a_call() {
     for opt in [OptLevel::Quick, OptLevel::Speed] {
         for (access, addr, why) in [
             (
@@ -109,7 +121,14 @@ fn accesses_the_table_forbids_take_the_helper_and_fault_exactly() {
             ),
             (LD_X5, u64::MAX - 3, "far outside the guest space"),
         ] {
-            assert_eq!(helper_calls(access, addr, opt), 1, "{opt:?}: {why}");
+            let (st, pc, instret, calls) = run(access, addr, opt);
+            assert_eq!(st, status::SLOW_PATH, "{opt:?}: {why}");
+            assert_eq!(
+                (pc, instret),
+                (CODE_BASE + 4, 1),
+                "{opt:?}: {why}: only the instruction before the access retired"
+            );
+            assert_eq!(calls, 0, "{opt:?}: {why}");
         }
     }
 }

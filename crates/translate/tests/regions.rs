@@ -21,23 +21,38 @@ fn run_region_interp(
     perms: &[u8],
     budget: u64,
 ) -> (Outcome, u64) {
+    let mut cpu = cpu.clone();
+    cpu.pc = blocks[0][0].0;
+    run_region_from(blocks, cpu, mem.to_vec(), perms, budget)
+}
+
+/// The reference from `cpu.pc`, any instruction of the region (where a
+/// [`translate::status::SLOW_PATH`] exit leaves the embedder to go on).
+fn run_region_from(
+    blocks: &[Vec<(u64, Insn)>],
+    mut cpu: Cpu,
+    mut mem: Vec<u8>,
+    perms: &[u8],
+    budget: u64,
+) -> (Outcome, u64) {
     let starts: HashMap<u64, usize> = blocks
         .iter()
         .enumerate()
         .map(|(k, b)| (b[0].0, k))
         .collect();
-    let mut cpu = cpu.clone();
-    cpu.pc = blocks[0][0].0;
-    let mut mem = mem.to_vec();
+    let (mut cur, mut from) = blocks
+        .iter()
+        .enumerate()
+        .find_map(|(k, b)| b.iter().position(|&(pc, _)| pc == cpu.pc).map(|i| (k, i)))
+        .unwrap_or_else(|| panic!("{:#x} is not in the region", cpu.pc));
     let mut budget = budget;
     let mut exit = None;
-    let mut cur = 0;
     let mut view = GuestView {
         mem: &mut mem,
         perms,
     };
     'run: loop {
-        for (_, insn) in &blocks[cur] {
+        for (_, insn) in &blocks[cur][from..] {
             if let Err(e) = rv64::execute(&mut cpu, &mut view, insn) {
                 exit = Some(e);
                 break 'run;
@@ -49,6 +64,7 @@ fn run_region_interp(
             Some(&next) if direct && budget > 0 => {
                 budget -= 1;
                 cur = next;
+                from = 0;
             }
             _ => break,
         }
@@ -85,6 +101,11 @@ fn run_region_jit(
     // SAFETY: ctx points at `mem` and `perms`, alive and unborrowed for the call; the code
     // is an unchained region for this host.
     let st = unsafe { code.call(&mut ctx) };
+    if st == translate::status::SLOW_PATH {
+        let cpu = ctx.cpu.clone();
+        let budget = ctx.chain_budget;
+        return run_region_from(blocks, cpu, mem, perms, budget);
+    }
     let exit = ctx.exit_for(st);
     (
         Outcome {

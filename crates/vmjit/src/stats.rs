@@ -27,8 +27,8 @@ pub fn text(r: &JitReport) -> String {
     );
     let _ = writeln!(
         s,
-        "vmjit: translated-code entries from the dispatcher: {}; interpreted blocks: {}",
-        j.entries, j.interpreted_blocks
+        "vmjit: translated-code entries from the dispatcher: {}; interpreted blocks: {}; memory slow paths: {}",
+        j.entries, j.interpreted_blocks, j.slow_paths
     );
     let _ = writeln!(
         s,

@@ -9,7 +9,9 @@
 //! `hot_threshold` times is decoded (the interpreter's block boundaries) and translated
 //! at tier 1; entries that the cache reports much hotter are recompiled as a region
 //! (tier 2, optimised, several blocks with the loops inside) that replaces the tier-1
-//! entry.
+//! entry. Translated code that meets a memory access its inline check does not cover
+//! (a fault, say) leaves at that instruction with `SLOW_PATH`, and the interpreter runs
+//! the rest of that block.
 //!
 //! **Invariants.**
 //! - Semantics are the interpreter's: translated code leaves `pc` and `instret` exactly
@@ -125,6 +127,10 @@ pub struct JitStats {
     pub entries: u64,
     /// Blocks run by the interpreter (misses and cold code).
     pub interpreted_blocks: u64,
+    /// Memory accesses translated code handed back to the interpreter (faults, and
+    /// accesses the permission table's fast bits do not cover); the rest of each such
+    /// block ran interpreted.
+    pub slow_paths: u64,
     /// Tier-1 translations published.
     pub tier1_translations: u64,
     /// Tier-2 regions published.
@@ -368,6 +374,16 @@ impl Jit {
                 // documents) and this executor's jump cache; `mem` is not used until
                 // the call returns.
                 let st = unsafe { self.trampoline.call(&mut ctx, code.as_ptr()) };
+                if st == status::SLOW_PATH {
+                    // The access at pc failed the inline check: the interpreter runs
+                    // it (a precise fault, or an access the fast bits do not cover)
+                    // and the rest of its block.
+                    self.stats.slow_paths += 1;
+                    if let Err(e) = interp.run_block(&mut ctx.cpu, mem) {
+                        break e;
+                    }
+                    continue;
+                }
                 if st != status::CONTINUE {
                     break match ctx.exit_for(st) {
                         Some(e) => e,

@@ -8,13 +8,15 @@
 //!   results at its next dispatch point, after checking that no code invalidation
 //!   happened since it decoded the job (the job's generation). So a translation of bytes
 //!   that a fence.i, munmap or mprotect made stale can never be published.
-//! - Dropping the [`Pool`] tells the threads to stop, closes the queue and joins every
-//!   thread: queued jobs are abandoned (the guest has finished with them), so a run
-//!   ends after at most the one translation each thread is in the middle of.
+//! - Tier-1 jobs are taken before tier-2 jobs (a block waiting for tier 1 is being
+//!   interpreted; a region waiting for tier 2 already runs translated).
+//! - Dropping the [`Pool`] closes the queue and joins every thread: queued jobs are
+//!   abandoned (the guest has finished with them), so a run ends after at most the one
+//!   translation each thread is in the middle of.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Mutex};
+use std::collections::VecDeque;
+use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -102,45 +104,71 @@ impl Translators {
     }
 }
 
+/// Jobs waiting for a compile thread: tier-1 jobs are taken before any tier-2 job,
+/// because a block waiting for tier 1 is being interpreted (10x slower) while a region
+/// waiting for tier 2 already runs as translated code.
+#[derive(Debug, Default)]
+struct Queue {
+    quick: VecDeque<Job>,
+    region: VecDeque<Job>,
+    /// Set when the pool is dropped: threads finish and queued jobs are abandoned.
+    closed: bool,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        // A compile thread that panicked holding the lock left the queue consistent
+        // (every critical section is a single push or pop).
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The next job, tier 1 first; `None` once the pool is closed.
+    fn take(&self) -> Option<Job> {
+        let mut q = self.lock();
+        loop {
+            if q.closed {
+                return None;
+            }
+            if let Some(job) = q.quick.pop_front().or_else(|| q.region.pop_front()) {
+                return Some(job);
+            }
+            q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
 /// The compile threads and their queues.
 #[derive(Debug)]
 pub struct Pool {
-    jobs: Option<Sender<Job>>,
+    shared: Arc<Shared>,
     done: Receiver<Done>,
     threads: Vec<JoinHandle<()>>,
-    stop: Arc<AtomicBool>,
 }
 
 impl Pool {
     /// Starts `n` (≥ 1) compile threads. Translators are created here, so an
     /// unsupported host is reported before any thread starts.
     pub fn new(n: usize) -> Result<Self, TranslateError> {
-        let (job_tx, job_rx) = channel::<Job>();
         let (done_tx, done_rx) = channel::<Done>();
-        let job_rx = Arc::new(Mutex::new(job_rx));
-        let stop = Arc::new(AtomicBool::new(false));
+        let shared = Arc::new(Shared::default());
         let mut translators = Vec::with_capacity(n);
         for _ in 0..n {
             translators.push(Translators::new()?);
         }
         let mut threads = Vec::with_capacity(n);
         for (i, mut tr) in translators.into_iter().enumerate() {
-            let rx = Arc::clone(&job_rx);
+            let shared = Arc::clone(&shared);
             let tx = done_tx.clone();
-            let stop_flag = Arc::clone(&stop);
             let spawned = std::thread::Builder::new()
                 .name(format!("vmjit-compile-{i}"))
                 .spawn(move || {
-                    loop {
-                        // Hold the lock only to take one job; compile without it.
-                        let job = {
-                            let guard = rx.lock().unwrap_or_else(|p| p.into_inner());
-                            guard.recv()
-                        };
-                        let Ok(job) = job else { break };
-                        if stop_flag.load(Ordering::Relaxed) {
-                            break;
-                        }
+                    while let Some(job) = shared.take() {
                         if tx.send(tr.compile(job)).is_err() {
                             break;
                         }
@@ -153,23 +181,25 @@ impl Pool {
             }
         }
         Ok(Pool {
-            jobs: if threads.is_empty() {
-                None
-            } else {
-                Some(job_tx)
-            },
+            shared,
             done: done_rx,
             threads,
-            stop,
         })
     }
 
     /// Queues a job; gives it back if no compile thread is running.
     pub fn submit(&self, job: Job) -> Result<(), Job> {
-        match &self.jobs {
-            Some(tx) => tx.send(job).map_err(|e| e.0),
-            None => Err(job),
+        if self.threads.is_empty() {
+            return Err(job);
         }
+        let mut q = self.shared.lock();
+        match job.tier {
+            Tier::Quick => q.quick.push_back(job),
+            Tier::Region => q.region.push_back(job),
+        }
+        drop(q);
+        self.shared.ready.notify_one();
+        Ok(())
     }
 
     /// A finished translation, if one is ready (never blocks).
@@ -180,8 +210,8 @@ impl Pool {
 
 impl Drop for Pool {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.jobs = None;
+        self.shared.lock().closed = true;
+        self.shared.ready.notify_all();
         for t in self.threads.drain(..) {
             let _ = t.join();
         }

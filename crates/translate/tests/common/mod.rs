@@ -103,6 +103,12 @@ pub fn run_jit(
         // unchained translated block for this host.
         unsafe { code.call(&mut ctx) }
     };
+    if st == translate::status::SLOW_PATH {
+        // What an embedder does: the interpreter executes the instruction at pc, and
+        // here, as the reference does, the rest of the block.
+        let (cpu, exit) = finish_block(block, ctx.cpu.clone(), &mut mem, &perms);
+        return Outcome { cpu, exit, mem };
+    }
     let exit = ctx.exit_for(st);
     assert!(
         exit.is_some() || st == translate::status::CONTINUE,
@@ -113,6 +119,27 @@ pub fn run_jit(
         exit,
         mem,
     }
+}
+
+/// Runs the instructions of `block` from `cpu.pc` (which must be one of them) to its end
+/// with `rv64::execute`, as after a [`translate::status::SLOW_PATH`] exit.
+pub fn finish_block(
+    block: &[(u64, Insn)],
+    mut cpu: Cpu,
+    mem: &mut [u8],
+    perms: &[u8],
+) -> (Cpu, Option<Exit>) {
+    let from = block
+        .iter()
+        .position(|&(pc, _)| pc == cpu.pc)
+        .unwrap_or_else(|| panic!("slow path at {:#x}, not in the block", cpu.pc));
+    let mut view = GuestView { mem, perms };
+    for (_, insn) in &block[from..] {
+        if let Err(e) = rv64::execute(&mut cpu, &mut view, insn) {
+            return (cpu, Some(e));
+        }
+    }
+    (cpu, None)
 }
 
 pub fn translator(opt: OptLevel) -> Translator {
