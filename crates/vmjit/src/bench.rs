@@ -9,6 +9,7 @@
 //! Numbers are measurements of this host at that moment; nothing is estimated.
 
 use std::ffi::OsString;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -190,9 +191,11 @@ pub fn run(opts: &Options) -> Result<(), String> {
             engines.iter().map(|(e, _)| (*e, Vec::new())).collect();
         let mut jit_runs: Vec<(f64, Option<f64>, Option<f64>)> = Vec::new();
         let mut wrong_exit = Vec::new();
+        // Progress goes to a terminal only: redirected stderr gets no carriage returns.
+        let progress = !opts.json && std::io::stderr().is_terminal();
         for rep in 0..opts.reps {
             for (k, (engine, cmd)) in engines.iter().enumerate() {
-                if !opts.json {
+                if progress {
                     eprint!(
                         "\r{name}: repetition {}/{} {engine:?}        ",
                         rep + 1,
@@ -211,7 +214,7 @@ pub fn run(opts: &Options) -> Result<(), String> {
             }
         }
         let _ = std::fs::remove_file(&stats_file);
-        if !opts.json {
+        if progress {
             eprint!("\r{:60}\r", "");
         }
         let mut med = |e: Engine| {
