@@ -50,7 +50,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     } else {
         OptLevel::Speed
     };
-    let mut t = Translator::with_config(TranslatorConfig { opt, chain: true })?;
+    let mut t = Translator::with_config(TranslatorConfig {
+        opt,
+        chain: true,
+        jump_cache: None,
+    })?;
     let compiled = if args[1] == "region" {
         let refs: Vec<&[(u64, rv64::Insn)]> = blocks.iter().map(|b| b.as_slice()).collect();
         t.translate_region(&refs)?

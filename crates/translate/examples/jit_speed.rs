@@ -132,7 +132,12 @@ fn main() {
     // once per `BUDGET` iterations instead of once per iteration.
     const BUDGET: u64 = 1 << 16;
     for opt in [OptLevel::Quick, OptLevel::Speed] {
-        let mut tr = Translator::with_config(TranslatorConfig { opt, chain: true }).expect("host");
+        let mut tr = Translator::with_config(TranslatorConfig {
+            opt,
+            chain: true,
+            jump_cache: None,
+        })
+        .expect("host");
         let tramp = ExecBuf::new(&tr.trampoline().expect("trampoline").code).expect("map");
         let buf = ExecBuf::new(&tr.translate(&block).expect("translate").code).expect("map");
         // One 32-byte entry (codecache::JumpCacheEntry layout): key, code, size, hits.

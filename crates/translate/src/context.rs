@@ -74,6 +74,19 @@ pub const JC_CODE_OFFSET: i32 = 8;
 /// Offset of the `u32` hit counter in a jump-cache entry (bumped by chained jumps).
 pub const JC_HITS_OFFSET: i32 = 20;
 
+/// The shape of the executor's jump cache, when it is known at translation time: the
+/// probe index is then `(pc >> shift) & (len - 1)` with constants, and for a block
+/// exit to a constant address the whole entry offset is a constant (no loads of
+/// `jc_shift`/`jc_mask`, no index arithmetic). The embedder must then give every
+/// context a jump cache of exactly this shape (or none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JumpCacheShape {
+    /// Right shift of the pc before masking.
+    pub shift: u32,
+    /// Number of entries (a power of two).
+    pub len: usize,
+}
+
 /// Status codes returned by translated code and by helpers.
 pub mod status {
     /// Continue at `ctx.cpu.pc` (the block ran to its end).

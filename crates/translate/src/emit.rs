@@ -148,6 +148,11 @@ pub(crate) struct Emitter<'a, 'b> {
     helper_exit: Block,
     /// Signature of the next block, when blocks chain.
     chain: Option<SigRef>,
+    /// The jump cache's shape, when known at translation time: `(shift, len - 1)`.
+    jc_shape: Option<(u32, u64)>,
+    /// Guest addresses held by `iconst` values this function made, so an exit to a
+    /// constant address can probe its jump-cache entry at a constant offset.
+    pc_consts: HashMap<Value, u64>,
     /// Region translation: instructions retired before the current guest block (a
     /// runtime value, since regions loop). `None` for a single block, whose counts are
     /// translation-time constants.
@@ -174,6 +179,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
         region: bool,
         helper_cc: CallConv,
         chain: Option<CallConv>,
+        shape: Option<crate::context::JumpCacheShape>,
     ) {
         let entry = b.create_block();
         b.append_block_params_for_function_params(entry);
@@ -201,6 +207,8 @@ impl<'a, 'b> Emitter<'a, 'b> {
             exec_sig,
             helper_exit,
             chain,
+            jc_shape: shape.map(|s| (s.shift, s.len as u64 - 1)),
+            pc_consts: HashMap::new(),
             base: None,
             budget: None,
             targets: HashMap::new(),
@@ -440,7 +448,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
     /// again), otherwise through a block exit.
     fn goto(&mut self, target: u64, k: u64) {
         let Some(&dest) = self.targets.get(&target) else {
-            let t = self.b.ins().iconst(I64, target as i64);
+            let t = self.pc_const(target);
             self.exit(t, k, status::CONTINUE);
             return;
         };
@@ -474,7 +482,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
         self.b.ins().jump(dest, &[]);
 
         self.b.switch_to_block(leave);
-        let t = self.b.ins().iconst(I64, target as i64);
+        let t = self.pc_const(target);
         self.exit(t, k, status::CONTINUE);
     }
 
@@ -482,7 +490,12 @@ impl<'a, 'b> Emitter<'a, 'b> {
     fn exit(&mut self, next: Value, retired: u64, st: u64) {
         self.write_back();
         self.store_budget();
-        self.b.ins().store(ctx_flags(), next, self.ctx, offsets::PC);
+        let chains = st == status::CONTINUE && self.chain.is_some();
+        if !chains {
+            // A chained exit stores pc only when it returns (the next block knows its
+            // own address).
+            self.b.ins().store(ctx_flags(), next, self.ctx, offsets::PC);
+        }
         if retired != 0 || self.base.is_some() {
             let r = self.retired(retired);
             let n = self
@@ -504,10 +517,18 @@ impl<'a, 'b> Emitter<'a, 'b> {
         self.b.ins().return_(&[st]);
     }
 
+    /// An `iconst` of the guest address `pc`, remembered as such (see `pc_consts`).
+    fn pc_const(&mut self, pc: u64) -> Value {
+        let v = self.b.ins().iconst(I64, pc as i64);
+        self.pc_consts.insert(v, pc);
+        v
+    }
+
     /// Block end with "continue at `next`" when blocks chain: while the chain budget
     /// lasts, probe the jump cache and tail-call the next block on a hit; otherwise
-    /// return to the dispatcher. State is already written back, so the next block (or
-    /// the dispatcher) starts from memory.
+    /// store `pc` and return to the dispatcher. Registers are already written back, so
+    /// the next block (or the dispatcher) starts from memory. With the jump cache's
+    /// shape known, the entry of a constant `next` is at a constant offset.
     fn chain_to(&mut self, next: Value, sig: SigRef) {
         let ret = self.b.create_block();
         let probe = self.b.create_block();
@@ -526,22 +547,42 @@ impl<'a, 'b> Emitter<'a, 'b> {
         self.b.ins().brif(stop, ret, &[], probe, &[]);
 
         self.b.switch_to_block(probe);
-        let shift = self
-            .b
-            .ins()
-            .load(I64, ctx_flags(), self.ctx, offsets::JC_SHIFT);
-        let mask = self
-            .b
-            .ins()
-            .load(I64, ctx_flags(), self.ctx, offsets::JC_MASK);
-        let idx = self.b.ins().ushr(next, shift);
-        let idx = self.b.ins().band(idx, mask);
-        let off = self.b.ins().ishl_imm_s(idx, JC_ENTRY_SHIFT as i64);
-        let entry = self.b.ins().iadd(base, off);
+        let known = self.pc_consts.get(&next).copied();
+        let (entry, off) = match (self.jc_shape, known) {
+            (Some((shift, mask)), Some(pc)) if mask < (i32::MAX as u64 >> JC_ENTRY_SHIFT) => {
+                let off = ((pc >> shift) & mask) << JC_ENTRY_SHIFT;
+                (base, off as i32)
+            }
+            (shape, _) => {
+                let idx = match shape {
+                    Some((shift, mask)) => {
+                        let idx = self.b.ins().ushr_imm_s(next, i64::from(shift));
+                        self.b.ins().band_imm_s(idx, mask as i64)
+                    }
+                    None => {
+                        let shift =
+                            self.b
+                                .ins()
+                                .load(I64, ctx_flags(), self.ctx, offsets::JC_SHIFT);
+                        let mask = self
+                            .b
+                            .ins()
+                            .load(I64, ctx_flags(), self.ctx, offsets::JC_MASK);
+                        let idx = self.b.ins().ushr(next, shift);
+                        self.b.ins().band(idx, mask)
+                    }
+                };
+                let off = self.b.ins().ishl_imm_s(idx, JC_ENTRY_SHIFT as i64);
+                (self.b.ins().iadd(base, off), 0)
+            }
+        };
         // Writers only clear keys (never the code address), and retired code is not
         // reused before this executor's next quiescent point, which cannot happen while
         // it runs translated code: a matching key's code address is safe to enter.
-        let key = self.b.ins().load(I64, ctx_flags(), entry, JC_KEY_OFFSET);
+        let key = self
+            .b
+            .ins()
+            .load(I64, ctx_flags(), entry, off + JC_KEY_OFFSET);
         let matches = self.b.ins().icmp(IntCC::Equal, key, next);
         self.b.ins().brif(matches, hit, &[], ret, &[]);
 
@@ -550,13 +591,22 @@ impl<'a, 'b> Emitter<'a, 'b> {
         self.b
             .ins()
             .store(ctx_flags(), budget, self.ctx, offsets::CHAIN_BUDGET);
-        let hits = self.b.ins().load(I32, ctx_flags(), entry, JC_HITS_OFFSET);
+        let hits = self
+            .b
+            .ins()
+            .load(I32, ctx_flags(), entry, off + JC_HITS_OFFSET);
         let hits = self.b.ins().iadd_imm_s(hits, 1);
-        self.b.ins().store(ctx_flags(), hits, entry, JC_HITS_OFFSET);
-        let code = self.b.ins().load(I64, ctx_flags(), entry, JC_CODE_OFFSET);
+        self.b
+            .ins()
+            .store(ctx_flags(), hits, entry, off + JC_HITS_OFFSET);
+        let code = self
+            .b
+            .ins()
+            .load(I64, ctx_flags(), entry, off + JC_CODE_OFFSET);
         self.b.ins().return_call_indirect(sig, code, &[self.ctx]);
 
         self.b.switch_to_block(ret);
+        self.b.ins().store(ctx_flags(), next, self.ctx, offsets::PC);
         let st = self.b.ins().iconst(I64, status::CONTINUE as i64);
         self.b.ins().return_(&[st]);
     }
@@ -788,7 +838,12 @@ impl<'a, 'b> Emitter<'a, 'b> {
                 let b = self.get(i.rs2);
                 let c = self.b.ins().icmp($cc, a, b);
                 let taken = pc.wrapping_add(imm as u64);
-                if self.targets.contains_key(&taken) || self.targets.contains_key(&next) {
+                // Inside a region, or when blocks chain (each side then probes the
+                // jump-cache entry of a constant address), the two sides exit apart.
+                if self.targets.contains_key(&taken)
+                    || self.targets.contains_key(&next)
+                    || self.chain.is_some()
+                {
                     let (tb, fb) = (self.b.create_block(), self.b.create_block());
                     self.b.ins().brif(c, tb, &[], fb, &[]);
                     self.b.switch_to_block(tb);

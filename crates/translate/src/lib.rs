@@ -61,7 +61,7 @@ pub mod exec_mem;
 pub mod helpers;
 mod translator;
 
-pub use context::{HelperTable, JitContext, status};
+pub use context::{HelperTable, JitContext, JumpCacheShape, status};
 pub use emit::runs_in_helper;
 pub use translator::{
     Compiled, MAX_BLOCK_INSNS, OptLevel, TranslateError, Translator, TranslatorConfig,

@@ -13,6 +13,7 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use rv64::{Insn, Op};
 
+use crate::context::JumpCacheShape;
 use crate::emit::Emitter;
 
 /// Longest block accepted, in instructions (bounds compile time and code size).
@@ -39,6 +40,10 @@ pub struct TranslatorConfig {
     /// `tail` calling convention, so they must be entered through
     /// [`Translator::trampoline`], never called directly.
     pub chain: bool,
+    /// With chaining: the jump cache's shape, if every context this code runs with has
+    /// a jump cache of that shape (cheaper probes; see [`JumpCacheShape`]). `None`
+    /// reads `ctx.jc_shift` and `ctx.jc_mask` at run time.
+    pub jump_cache: Option<JumpCacheShape>,
 }
 
 /// Why a block could not be translated. The engine falls back to the interpreter.
@@ -115,7 +120,11 @@ impl Translator {
 
     /// An unchained translator for the host with the given optimization level.
     pub fn with_opt_level(opt: OptLevel) -> Result<Self, TranslateError> {
-        Self::with_config(TranslatorConfig { opt, chain: false })
+        Self::with_config(TranslatorConfig {
+            opt,
+            chain: false,
+            jump_cache: None,
+        })
     }
 
     /// A translator for the host with `config`.
@@ -308,7 +317,8 @@ impl Translator {
         {
             let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
             let chain = self.config.chain.then_some(cc);
-            Emitter::emit(&mut b, blocks, region, helper_cc, chain);
+            let shape = self.config.jump_cache.filter(|s| s.len.is_power_of_two());
+            Emitter::emit(&mut b, blocks, region, helper_cc, chain, shape);
             b.finalize(self.isa.frontend_config());
         }
         self.finish(entry, ranges.to_vec(), insns)

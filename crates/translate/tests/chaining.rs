@@ -10,7 +10,7 @@ use rv64::{Cpu, Exit, Interpreter};
 use translate::context::{JC_CODE_OFFSET, JC_ENTRY_SHIFT, JC_HITS_OFFSET, JC_KEY_OFFSET};
 use translate::exec_mem::ExecBuf;
 use translate::helpers::{FLAT_HELPERS, GuestView};
-use translate::{JitContext, OptLevel, Translator, TranslatorConfig, status};
+use translate::{JitContext, JumpCacheShape, OptLevel, Translator, TranslatorConfig, status};
 
 /// Same layout as `codecache::JumpCacheEntry`.
 #[repr(C, align(32))]
@@ -100,8 +100,25 @@ struct Run {
 
 /// A minimal dispatcher: enters blocks through the trampoline; `cached` blocks are in
 /// the jump cache; each entry refills the budget.
-fn run_chained(opt: OptLevel, cached: &[u64], budget: u64, with_cache: bool) -> Run {
-    let mut tr = Translator::with_config(TranslatorConfig { opt, chain: true }).expect("host");
+/// The shape of the test's jump cache, for translators told it in advance.
+const SHAPE: JumpCacheShape = JumpCacheShape {
+    shift: JC_SHIFT as u32,
+    len: JC_LEN,
+};
+
+fn run_chained(
+    opt: OptLevel,
+    shape: Option<JumpCacheShape>,
+    cached: &[u64],
+    budget: u64,
+    with_cache: bool,
+) -> Run {
+    let mut tr = Translator::with_config(TranslatorConfig {
+        opt,
+        chain: true,
+        jump_cache: shape,
+    })
+    .expect("host");
     let tramp = ExecBuf::new(&tr.trampoline().expect("trampoline").code).expect("map");
     let mut code = HashMap::new();
     for (pc, words) in program() {
@@ -172,9 +189,14 @@ fn run_chained(opt: OptLevel, cached: &[u64], budget: u64, with_cache: bool) -> 
 #[test]
 fn chained_blocks_run_a_whole_loop_without_returning_to_the_dispatcher() {
     let want = interpreted();
-    for opt in [OptLevel::Quick, OptLevel::Speed] {
-        let run = run_chained(opt, &[A, B, C], 1000, true);
-        assert_eq!(run.cpu, want, "{opt:?}");
+    for (opt, shape) in [
+        (OptLevel::Quick, None),
+        (OptLevel::Quick, Some(SHAPE)),
+        (OptLevel::Speed, None),
+        (OptLevel::Speed, Some(SHAPE)),
+    ] {
+        let run = run_chained(opt, shape, &[A, B, C], 1000, true);
+        assert_eq!(run.cpu, want, "{opt:?} {shape:?}");
         assert_eq!(run.dispatches, 1, "every transfer was chained");
         // A->A 99 times (inside A's own function: a block that branches to its own
         // start loops without a jump-cache probe, one budget unit per iteration),
@@ -188,11 +210,11 @@ fn chained_blocks_run_a_whole_loop_without_returning_to_the_dispatcher() {
 #[test]
 fn an_exhausted_budget_returns_to_the_dispatcher_with_exact_state() {
     let want = interpreted();
-    let run = run_chained(OptLevel::Quick, &[A, B, C], 7, true);
+    let run = run_chained(OptLevel::Quick, None, &[A, B, C], 7, true);
     assert_eq!(run.cpu, want);
     // 101 transfers, 7 chained per entry: the dispatcher enters ceil(102 / 8) times.
     assert_eq!(run.dispatches, 102u64.div_ceil(8));
-    let run = run_chained(OptLevel::Quick, &[A, B, C], 0, true);
+    let run = run_chained(OptLevel::Quick, Some(SHAPE), &[A, B, C], 0, true);
     assert_eq!(run.cpu, want);
     assert_eq!(run.dispatches, 102);
 }
@@ -200,10 +222,10 @@ fn an_exhausted_budget_returns_to_the_dispatcher_with_exact_state() {
 #[test]
 fn a_jump_cache_miss_or_no_cache_returns_to_the_dispatcher() {
     let want = interpreted();
-    let run = run_chained(OptLevel::Speed, &[A, B], 1000, true);
+    let run = run_chained(OptLevel::Speed, Some(SHAPE), &[A, B], 1000, true);
     assert_eq!(run.cpu, want);
     assert_eq!(run.dispatches, 2, "B misses C in the jump cache");
-    let run = run_chained(OptLevel::Speed, &[A, B, C], 1000, false);
+    let run = run_chained(OptLevel::Speed, None, &[A, B, C], 1000, false);
     assert_eq!(run.cpu, want);
     assert_eq!(
         run.dispatches, 3,

@@ -61,6 +61,7 @@ fn random_blocks_compiled_for_chaining_match_interpreter() {
     let mut tr = translate::Translator::with_config(translate::TranslatorConfig {
         opt: OptLevel::Quick,
         chain: true,
+        jump_cache: None,
     })
     .expect("host");
     for seed in seeds(2_000_000) {

@@ -10,7 +10,9 @@ use common::*;
 use rv64::{Cpu, Insn, Op};
 use translate::exec_mem::ExecBuf;
 use translate::helpers::{FLAT_HELPERS, GuestView};
-use translate::{JitContext, OptLevel, TranslateError, Translator, TranslatorConfig};
+use translate::{
+    JitContext, JumpCacheShape, OptLevel, TranslateError, Translator, TranslatorConfig,
+};
 
 /// Reference: runs block by block; a direct transfer (branch, jal, fall-through) to a
 /// block start of the region continues there while the budget lasts, one unit each.
@@ -306,10 +308,12 @@ fn random_regions_match_the_reference_at_both_tiers() {
 
 #[test]
 fn chained_region_exits_probe_the_jump_cache_like_blocks() {
-    // A region compiled with chaining whose exit continues at a block in the jump cache.
+    // A region compiled with chaining whose exit continues at a block in the jump cache
+    // (of one entry, its shape known at translation time: constant-offset probes).
     let mut tr = Translator::with_config(TranslatorConfig {
         opt: OptLevel::Speed,
         chain: true,
+        jump_cache: Some(JumpCacheShape { shift: 0, len: 1 }),
     })
     .expect("host");
     let tramp = ExecBuf::new(&tr.trampoline().expect("trampoline").code).expect("map");

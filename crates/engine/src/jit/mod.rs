@@ -37,7 +37,7 @@ use rv64::{Cpu, Exit, Insn, Interpreter, Op};
 use serde::Serialize;
 use translate::context::{JC_CODE_OFFSET, JC_ENTRY_SHIFT, JC_HITS_OFFSET, JC_KEY_OFFSET};
 use translate::helpers::FLAT_HELPERS;
-use translate::{JitContext, TranslateError, status};
+use translate::{JitContext, JumpCacheShape, TranslateError, status};
 
 use crate::memory::{GUEST_SPACE, GuestMemory};
 pub use enter::TrampolineError;
@@ -246,6 +246,8 @@ pub struct Jit {
     /// Jobs submitted to the pool and not received back: the result channel is polled
     /// only while this is non-zero (polling costs more than a dispatch otherwise).
     in_flight: usize,
+    /// Results received from the compile threads so far.
+    received: usize,
     heat: PcMap<Heat>,
     /// Bumped by every code invalidation.
     generation: u64,
@@ -284,11 +286,15 @@ impl Jit {
         {
             return Err(JitError::JumpCacheLayout(layout.entry_shift));
         }
-        let mut translators = Translators::new()?;
+        let shape = JumpCacheShape {
+            shift: layout.key_shift,
+            len: layout.len,
+        };
+        let mut translators = Translators::new(shape)?;
         let trampoline = enter::Trampoline::new(translators.quick())?;
         let pool = match config.compile_threads {
             0 => None,
-            n => Some(Pool::new(n)?),
+            n => Some(Pool::new(n, shape)?),
         };
         let perf_map = if config.perf_map {
             let path = format!("/tmp/perf-{}.map", std::process::id());
@@ -314,6 +320,7 @@ impl Jit {
             trampoline,
             pool,
             in_flight: 0,
+            received: 0,
             heat: PcMap::default(),
             generation: 0,
             stats: JitStats::default(),
@@ -471,9 +478,10 @@ impl Jit {
     /// Inserts every finished background translation.
     fn poll_background(&mut self) {
         while self.in_flight > 0
-            && let Some(done) = self.pool.as_ref().and_then(Pool::try_done)
+            && let Some(done) = self.pool.as_ref().and_then(|p| p.try_done(self.received))
         {
             self.in_flight -= 1;
+            self.received += 1;
             self.publish(done);
         }
     }

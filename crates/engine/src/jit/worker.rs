@@ -15,13 +15,14 @@
 //!   translation each thread is in the middle of.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use rv64::Insn;
-use translate::{Compiled, OptLevel, TranslateError, Translator, TranslatorConfig};
+use translate::{Compiled, JumpCacheShape, OptLevel, TranslateError, Translator, TranslatorConfig};
 
 /// Which tier a translation is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,7 +56,8 @@ pub struct Done {
     pub cost_ns: u64,
 }
 
-/// One translator per tier, all with chaining on (blocks of both tiers chain).
+/// One translator per tier, all with chaining on (blocks of both tiers chain) and the
+/// executor's jump-cache shape built in.
 #[derive(Debug)]
 pub struct Translators {
     quick: Translator,
@@ -63,16 +65,15 @@ pub struct Translators {
 }
 
 impl Translators {
-    pub fn new() -> Result<Self, TranslateError> {
+    pub fn new(jump_cache: JumpCacheShape) -> Result<Self, TranslateError> {
+        let config = |opt| TranslatorConfig {
+            opt,
+            chain: true,
+            jump_cache: Some(jump_cache),
+        };
         Ok(Translators {
-            quick: Translator::with_config(TranslatorConfig {
-                opt: OptLevel::Quick,
-                chain: true,
-            })?,
-            speed: Translator::with_config(TranslatorConfig {
-                opt: OptLevel::Speed,
-                chain: true,
-            })?,
+            quick: Translator::with_config(config(OptLevel::Quick))?,
+            speed: Translator::with_config(config(OptLevel::Speed))?,
         })
     }
 
@@ -119,6 +120,9 @@ struct Queue {
 struct Shared {
     queue: Mutex<Queue>,
     ready: Condvar,
+    /// Results sent so far: the guest thread compares it with what it has received
+    /// before touching the channel (one load per dispatch instead of a `try_recv`).
+    sent: AtomicUsize,
 }
 
 impl Shared {
@@ -154,12 +158,12 @@ pub struct Pool {
 impl Pool {
     /// Starts `n` (≥ 1) compile threads. Translators are created here, so an
     /// unsupported host is reported before any thread starts.
-    pub fn new(n: usize) -> Result<Self, TranslateError> {
+    pub fn new(n: usize, jump_cache: JumpCacheShape) -> Result<Self, TranslateError> {
         let (done_tx, done_rx) = channel::<Done>();
         let shared = Arc::new(Shared::default());
         let mut translators = Vec::with_capacity(n);
         for _ in 0..n {
-            translators.push(Translators::new()?);
+            translators.push(Translators::new(jump_cache)?);
         }
         let mut threads = Vec::with_capacity(n);
         for (i, mut tr) in translators.into_iter().enumerate() {
@@ -172,6 +176,7 @@ impl Pool {
                         if tx.send(tr.compile(job)).is_err() {
                             break;
                         }
+                        shared.sent.fetch_add(1, Ordering::Release);
                     }
                 });
             // A thread that cannot start just means fewer compile threads; with none,
@@ -202,8 +207,12 @@ impl Pool {
         Ok(())
     }
 
-    /// A finished translation, if one is ready (never blocks).
-    pub fn try_done(&self) -> Option<Done> {
+    /// A finished translation, if one is ready (never blocks). `received` counts the
+    /// results taken so far; the channel is only looked at when more were sent.
+    pub fn try_done(&self, received: usize) -> Option<Done> {
+        if self.shared.sent.load(Ordering::Acquire) == received {
+            return None;
+        }
         self.done.try_recv().ok()
     }
 }
