@@ -53,7 +53,11 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut t = Translator::with_config(TranslatorConfig {
         opt,
         chain: true,
-        jump_cache: None,
+        // The engine's default jump cache (4096 entries, key shift 1).
+        jump_cache: Some(translate::JumpCacheShape {
+            shift: 1,
+            len: 4096,
+        }),
     })?;
     let compiled = if args[1] == "region" {
         let refs: Vec<&[(u64, rv64::Insn)]> = blocks.iter().map(|b| b.as_slice()).collect();

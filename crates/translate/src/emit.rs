@@ -453,6 +453,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
             return;
         };
         let leave = self.b.create_block();
+        self.b.set_cold_block(leave);
         let stay = self.b.create_block();
         let var = self.budget;
         let budget = match var {
@@ -531,20 +532,22 @@ impl<'a, 'b> Emitter<'a, 'b> {
     /// shape known, the entry of a constant `next` is at a constant offset.
     fn chain_to(&mut self, next: Value, sig: SigRef) {
         let ret = self.b.create_block();
+        self.b.set_cold_block(ret);
+        let has_budget = self.b.create_block();
         let probe = self.b.create_block();
         let hit = self.b.create_block();
+        // Two tests, each a compare-and-branch (one `bor` of both costs flag juggling).
         let budget = self
             .b
             .ins()
             .load(I64, ctx_flags(), self.ctx, offsets::CHAIN_BUDGET);
+        self.b.ins().brif(budget, has_budget, &[], ret, &[]);
+        self.b.switch_to_block(has_budget);
         let base = self
             .b
             .ins()
             .load(I64, ctx_flags(), self.ctx, offsets::JUMP_CACHE);
-        let no_budget = self.b.ins().icmp_imm_s(IntCC::Equal, budget, 0);
-        let no_cache = self.b.ins().icmp_imm_s(IntCC::Equal, base, 0);
-        let stop = self.b.ins().bor(no_budget, no_cache);
-        self.b.ins().brif(stop, ret, &[], probe, &[]);
+        self.b.ins().brif(base, probe, &[], ret, &[]);
 
         self.b.switch_to_block(probe);
         let known = self.pc_consts.get(&next).copied();
