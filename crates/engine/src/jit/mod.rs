@@ -69,6 +69,16 @@ const HELPER_SHARE: usize = 4;
 /// without; such runs vary by up to 2x, so this is a guard, not a tuned figure).
 const TIER2_MIN_CACHE: usize = 1 << 20;
 
+/// Slots of the known-absent table (a power of two).
+const ABSENT_SLOTS: usize = 1 << 12;
+
+/// An empty known-absent slot (guest pcs are even, so never this).
+const ABSENT_EMPTY: u64 = u64::MAX;
+
+fn absent_index(pc: u64) -> usize {
+    ((pc >> 1) as usize) & (ABSENT_SLOTS - 1)
+}
+
 /// Guest instructions between two looks at the cache's hottest entries for tier 2 (a
 /// look ranks every entry, tens of microseconds: once per few ms of guest time).
 const TIER2_PERIOD: u64 = 1 << 22;
@@ -248,6 +258,11 @@ pub struct Jit {
     in_flight: usize,
     /// Results received from the compile threads so far.
     received: usize,
+    /// Pcs the code cache is known not to hold (direct-mapped, `absent_index`): a
+    /// block that stays interpreted skips the cache probe. Only this executor inserts
+    /// (in `publish`, which clears the key's slot first), and evictions and
+    /// invalidations only remove entries, so an entry here is never wrong.
+    absent: Box<[u64]>,
     heat: PcMap<Heat>,
     /// Bumped by every code invalidation.
     generation: u64,
@@ -321,6 +336,7 @@ impl Jit {
             pool,
             in_flight: 0,
             received: 0,
+            absent: vec![ABSENT_EMPTY; ABSENT_SLOTS].into_boxed_slice(),
             heat: PcMap::default(),
             generation: 0,
             stats: JitStats::default(),
@@ -370,7 +386,11 @@ impl Jit {
                 break Exit::Budget;
             }
             let pc = ctx.cpu.pc;
-            if let Some(code) = self.exec.lookup(pc) {
+            let absent_slot = absent_index(pc);
+            let known_absent = self.absent[absent_slot] == pc;
+            if known_absent {
+                self.exec.count_miss();
+            } else if let Some(code) = self.exec.lookup(pc) {
                 ctx.chain_budget = CHAIN_BUDGET.min((budget - done) / MAX_BLOCK as u64);
                 self.stats.entries += 1;
                 // SAFETY: `code` was looked up from this executor after its last
@@ -409,6 +429,7 @@ impl Jit {
                 }
                 continue;
             }
+            self.absent[absent_slot] = pc;
             let heat = self.heat.entry(pc).or_default();
             heat.runs = heat.runs.saturating_add(1);
             if heat.is_hot(self.config.hot_threshold)
@@ -523,6 +544,10 @@ impl Jit {
             guest_end: compiled.guest_end,
             compile_cost: done.cost_ns.max(1),
         };
+        let slot = absent_index(done.key);
+        if self.absent[slot] == done.key {
+            self.absent[slot] = ABSENT_EMPTY;
+        }
         match self.exec.insert_with(done.key, &compiled.code, meta) {
             Ok(code) => {
                 if let Some(map) = &mut self.perf_map {
