@@ -972,6 +972,13 @@ impl UnifiedCodeCache {
         v
     }
 
+    /// Code bytes resident and bytes retired but not yet reclaimed (the two memory
+    /// figures of [`CacheStats`], without building the rest of it).
+    pub fn memory_use(&self) -> (usize, usize) {
+        let w = lock(&self.shared.writer);
+        (w.bytes_in_use, w.pending_bytes)
+    }
+
     /// A snapshot of every counter, with the 10 hottest entries.
     pub fn stats(&self) -> CacheStats {
         let hottest = self.hottest(10);

@@ -610,8 +610,8 @@ impl Jit {
             return;
         }
         // For the same reason as TIER2_MIN_CACHE, no regions once the cache is half full.
-        let st = self.cache.stats();
-        if st.bytes_in_use.saturating_add(st.pending_reclaim_bytes) * 2 > st.capacity_bytes {
+        let (in_use, pending) = self.cache.memory_use();
+        if in_use.saturating_add(pending) * 2 > self.config.cache.max_memory_bytes {
             return;
         }
         self.exec.flush_hits();
