@@ -14,9 +14,10 @@
 //!   a runtime count of the instructions of earlier blocks in this call): an exit after
 //!   `n` retired instructions adds exactly `n`; helper calls receive the count so far
 //!   (see [`crate::context::ExecOneFn`]).
-//! - In a region, a direct transfer to a block start of the region is a jump inside the
-//!   function only while `ctx.chain_budget` is non-zero (and decrements it), so a guest
-//!   loop always returns to the dispatcher eventually.
+//! - In a region, a direct transfer to a later block of the region is a jump inside the
+//!   function; one to the same or an earlier block (a back edge, the only way to close
+//!   a loop) only while `ctx.chain_budget` is non-zero, and it decrements it, so a
+//!   guest loop always returns to the dispatcher eventually.
 //! - Every memory access is checked inline with one byte test: the address clamped to
 //!   `guest_size` selects a permission entry (the sentinel past the last page when out
 //!   of range) whose fast-path bit covers the page and the next one, so bounds, page
@@ -164,6 +165,11 @@ pub(crate) struct Emitter<'a, 'b> {
     /// Region translation: guest block starts and their Cranelift blocks. A transfer to
     /// one of them stays inside the function.
     targets: HashMap<u64, Block>,
+    /// Region translation: each block start's position in the region, and the position
+    /// of the block being emitted. Only a jump to the same or an earlier position (a
+    /// back edge) can close a loop, so only those spend chain budget.
+    order: HashMap<u64, usize>,
+    current: usize,
 }
 
 impl<'a, 'b> Emitter<'a, 'b> {
@@ -212,6 +218,8 @@ impl<'a, 'b> Emitter<'a, 'b> {
             base: None,
             budget: None,
             targets: HashMap::new(),
+            order: HashMap::new(),
+            current: 0,
         };
         for block in blocks {
             e.prologue(block);
@@ -227,10 +235,11 @@ impl<'a, 'b> Emitter<'a, 'b> {
                     .load(I64, ctx_flags(), e.ctx, offsets::CHAIN_BUDGET);
             e.b.def_var(budget, left);
             e.budget = Some(budget);
-            for block in blocks {
+            for (n, block) in blocks.iter().enumerate() {
                 if let Some(&(pc, _)) = block.first() {
                     let cb = e.b.create_block();
                     e.targets.insert(pc, cb);
+                    e.order.insert(pc, n);
                 }
             }
             if let Some(&(pc, _)) = blocks.first().and_then(|b| b.first()) {
@@ -245,6 +254,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
             if let Some(&cb) = e.targets.get(&start) {
                 e.b.switch_to_block(cb);
             }
+            e.current = e.order.get(&start).copied().unwrap_or(0);
             let mut ended = false;
             for (k, &(pc, insn)) in block.iter().enumerate() {
                 if e.insn(pc, &insn, k as u64) {
@@ -443,15 +453,24 @@ impl<'a, 'b> Emitter<'a, 'b> {
     }
 
     /// Continues at the constant guest address `target` after `k` instructions of the
-    /// current guest block: inside the region when it starts one of its blocks and the
-    /// chain budget allows (one unit per internal jump, so loops reach the dispatcher
-    /// again), otherwise through a block exit.
+    /// current guest block: inside the region when it starts one of its blocks (a back
+    /// edge only while the chain budget allows, one unit each, so loops reach the
+    /// dispatcher again), otherwise through a block exit.
     fn goto(&mut self, target: u64, k: u64) {
         let Some(&dest) = self.targets.get(&target) else {
             let t = self.pc_const(target);
             self.exit(t, k, status::CONTINUE);
             return;
         };
+        if self.order.get(&target).is_some_and(|&n| n > self.current) {
+            // A forward edge: cannot close a loop, costs no budget.
+            let now = self.retired(k);
+            if let Some(base) = self.base {
+                self.b.def_var(base, now);
+            }
+            self.b.ins().jump(dest, &[]);
+            return;
+        }
         let leave = self.b.create_block();
         self.b.set_cold_block(leave);
         let stay = self.b.create_block();

@@ -245,10 +245,11 @@ impl Translator {
     /// Translates a region: several basic blocks (each shaped as for
     /// [`Translator::translate`]) compiled as one function entered at the first block's
     /// first instruction. A direct branch, jump or fall-through to the start of any block
-    /// of the region stays inside the function (loops run without leaving it), using one
-    /// unit of `ctx.chain_budget` per such transfer; when the budget is 0 the transfer
-    /// leaves the function with "continue at pc" instead, so the dispatcher regains
-    /// control. Indirect jumps and transfers elsewhere leave as from a single block
+    /// of the region stays inside the function (loops run without leaving it). A
+    /// transfer to the same or an earlier block of `blocks` (a back edge: only those can
+    /// close a loop) uses one unit of `ctx.chain_budget`; when the budget is 0 it leaves
+    /// the function with "continue at pc" instead, so the dispatcher regains control.
+    /// Forward transfers cost nothing. Indirect jumps and transfers elsewhere leave as from a single block
     /// (chaining when configured). Never panics, as [`Translator::translate`].
     pub fn translate_region(
         &mut self,

@@ -15,7 +15,8 @@ use translate::{
 };
 
 /// Reference: runs block by block; a direct transfer (branch, jal, fall-through) to a
-/// block start of the region continues there while the budget lasts, one unit each.
+/// later block of the region continues there; one to the same or an earlier block (a
+/// back edge) only while the budget lasts, one unit each.
 fn run_region_interp(
     blocks: &[Vec<(u64, Insn)>],
     cpu: &Cpu,
@@ -63,6 +64,10 @@ fn run_region_from(
         let last = blocks[cur][blocks[cur].len() - 1].1.op;
         let direct = last != Op::Jalr;
         match starts.get(&cpu.pc) {
+            Some(&next) if direct && next > cur => {
+                cur = next;
+                from = 0;
+            }
             Some(&next) if direct && budget > 0 => {
                 budget -= 1;
                 cur = next;

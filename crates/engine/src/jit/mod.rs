@@ -18,10 +18,11 @@
 //!   as the interpreter would, faults are reported at the same pc and address, and any
 //!   translation or insertion failure only means the block keeps being interpreted
 //!   (with one warning per kind of failure).
-//! - No more than `budget` + 128 instructions run per call of [`Jit::run`] beyond the
-//!   budget (the interpreter's guarantee, which `--max-insns` relies on): the chain
-//!   budget given to translated code shrinks with the instructions left, one unit per
-//!   block of at most `rv64::interp::MAX_BLOCK_INSNS` instructions.
+//! - A call of [`Jit::run`] overshoots its instruction budget by less than
+//!   [`UNIT_INSNS`] (`--max-insns` stops the JIT well before the limit and steps the
+//!   rest): the chain budget given to translated code shrinks with the instructions
+//!   left, one unit per `UNIT_INSNS`, the most that can run between two units (a chained
+//!   block, or a pass through a region's blocks between two back edges).
 //! - A translation is published only if no code invalidation happened since its guest
 //!   bytes were decoded (generation check), so stale code never becomes visible.
 //! - The executor's quiescent point is announced only in the dispatch loop, never while
@@ -56,6 +57,17 @@ const REGION_BLOCKS: usize = 16;
 
 /// Most guest instructions in a tier-2 region (bounds compile time on a compile thread).
 const REGION_INSNS: usize = 512;
+
+/// Most guest instructions translated code runs per unit of chain budget: a chained
+/// block, or one pass through a region (forward edges are free, back edges cost a unit).
+pub const UNIT_INSNS: usize = if REGION_INSNS > MAX_BLOCK {
+    REGION_INSNS
+} else {
+    MAX_BLOCK
+};
+
+// `--max-insns` stops the JIT `SLACK` instructions early; the overshoot must fit.
+const _: () = assert!(UNIT_INSNS < crate::dispatch::SLACK as usize);
 
 /// A block is translated only if fewer than one in `HELPER_SHARE` of its instructions
 /// run through the translator's `exec_one` helper: helper-run instructions (F/D
@@ -391,7 +403,7 @@ impl Jit {
             if known_absent {
                 self.exec.count_miss();
             } else if let Some(code) = self.exec.lookup(pc) {
-                ctx.chain_budget = CHAIN_BUDGET.min((budget - done) / MAX_BLOCK as u64);
+                ctx.chain_budget = CHAIN_BUDGET.min((budget - done) / UNIT_INSNS as u64);
                 self.stats.entries += 1;
                 // SAFETY: `code` was looked up from this executor after its last
                 // quiescent point and its borrow spans the call; the block was
