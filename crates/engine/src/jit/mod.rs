@@ -87,6 +87,21 @@ const ABSENT_SLOTS: usize = 1 << 12;
 /// An empty known-absent slot (guest pcs are even, so never this).
 const ABSENT_EMPTY: u64 = u64::MAX;
 
+/// A slot of the known-absent table.
+#[derive(Clone, Copy, Debug)]
+struct Absent {
+    pc: u64,
+    /// Interpreted runs since the slot last added them to the pc's heat.
+    runs: u32,
+}
+
+impl Absent {
+    const EMPTY: Absent = Absent {
+        pc: ABSENT_EMPTY,
+        runs: 0,
+    };
+}
+
 fn absent_index(pc: u64) -> usize {
     ((pc >> 1) as usize) & (ABSENT_SLOTS - 1)
 }
@@ -270,11 +285,12 @@ pub struct Jit {
     in_flight: usize,
     /// Results received from the compile threads so far.
     received: usize,
-    /// Pcs the code cache is known not to hold (direct-mapped, `absent_index`): a
-    /// block that stays interpreted skips the cache probe. Only this executor inserts
-    /// (in `publish`, which clears the key's slot first), and evictions and
-    /// invalidations only remove entries, so an entry here is never wrong.
-    absent: Box<[u64]>,
+    /// Pcs the code cache is known not to hold (direct-mapped, `absent_index`), with
+    /// runs not yet added to their heat: a block that stays interpreted skips the cache
+    /// probe and the heat map. Only this executor inserts (in `publish`, which clears
+    /// the key's slot first), and evictions and invalidations only remove entries, so
+    /// an entry here is never wrong.
+    absent: Box<[Absent]>,
     heat: PcMap<Heat>,
     /// Bumped by every code invalidation.
     generation: u64,
@@ -348,7 +364,7 @@ impl Jit {
             pool,
             in_flight: 0,
             received: 0,
-            absent: vec![ABSENT_EMPTY; ABSENT_SLOTS].into_boxed_slice(),
+            absent: vec![Absent::EMPTY; ABSENT_SLOTS].into_boxed_slice(),
             heat: PcMap::default(),
             generation: 0,
             stats: JitStats::default(),
@@ -399,7 +415,7 @@ impl Jit {
             }
             let pc = ctx.cpu.pc;
             let absent_slot = absent_index(pc);
-            let known_absent = self.absent[absent_slot] == pc;
+            let known_absent = self.absent[absent_slot].pc == pc;
             if known_absent {
                 self.exec.count_miss();
             } else if let Some(code) = self.exec.lookup(pc) {
@@ -441,14 +457,28 @@ impl Jit {
                 }
                 continue;
             }
-            self.absent[absent_slot] = pc;
-            let heat = self.heat.entry(pc).or_default();
-            heat.runs = heat.runs.saturating_add(1);
-            if heat.is_hot(self.config.hot_threshold)
-                && heat.state == State::Cold
-                && self.request(pc, Tier::Quick, mem)
-            {
-                continue;
+            // Count the run in the direct-mapped table; the heat map (a hash lookup) is
+            // consulted once per `hot_threshold` runs.
+            let slot = &mut self.absent[absent_slot];
+            if slot.pc != pc {
+                let old = std::mem::replace(slot, Absent { pc, runs: 0 });
+                if old.pc != ABSENT_EMPTY && old.runs > 0 {
+                    let h = self.heat.entry(old.pc).or_default();
+                    h.runs = h.runs.saturating_add(old.runs);
+                }
+            }
+            let slot = &mut self.absent[absent_slot];
+            slot.runs += 1;
+            if slot.runs >= self.config.hot_threshold {
+                let runs = std::mem::take(&mut slot.runs);
+                let heat = self.heat.entry(pc).or_default();
+                heat.runs = heat.runs.saturating_add(runs);
+                if heat.is_hot(self.config.hot_threshold)
+                    && heat.state == State::Cold
+                    && self.request(pc, Tier::Quick, mem)
+                {
+                    continue;
+                }
             }
             self.stats.interpreted_blocks += 1;
             if let Err(e) = interp.run_block(&mut ctx.cpu, mem) {
@@ -557,8 +587,8 @@ impl Jit {
             compile_cost: done.cost_ns.max(1),
         };
         let slot = absent_index(done.key);
-        if self.absent[slot] == done.key {
-            self.absent[slot] = ABSENT_EMPTY;
+        if self.absent[slot].pc == done.key {
+            self.absent[slot] = Absent::EMPTY;
         }
         match self.exec.insert_with(done.key, &compiled.code, meta) {
             Ok(code) => {

@@ -114,6 +114,9 @@ struct Queue {
     region: VecDeque<Job>,
     /// Set when the pool is dropped: threads finish and queued jobs are abandoned.
     closed: bool,
+    /// Threads waiting for a job: `submit` wakes one only then (a wake is a system
+    /// call, and a busy thread takes the next job without one).
+    idle: usize,
 }
 
 #[derive(Debug, Default)]
@@ -142,7 +145,9 @@ impl Shared {
             if let Some(job) = q.quick.pop_front().or_else(|| q.region.pop_front()) {
                 return Some(job);
             }
+            q.idle += 1;
             q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner());
+            q.idle -= 1;
         }
     }
 }
@@ -202,8 +207,11 @@ impl Pool {
             Tier::Quick => q.quick.push_back(job),
             Tier::Region => q.region.push_back(job),
         }
+        let wake = q.idle > 0;
         drop(q);
-        self.shared.ready.notify_one();
+        if wake {
+            self.shared.ready.notify_one();
+        }
         Ok(())
     }
 
