@@ -197,6 +197,10 @@ pub mod offsets {
     pub const F: i32 = (offset_of!(JitContext, cpu) + offset_of!(Cpu, f)) as i32;
     pub const PC: i32 = (offset_of!(JitContext, cpu) + offset_of!(Cpu, pc)) as i32;
     pub const INSTRET: i32 = (offset_of!(JitContext, cpu) + offset_of!(Cpu, instret)) as i32;
+    /// `cpu.fflags` (`u32`).
+    pub const FFLAGS: i32 = (offset_of!(JitContext, cpu) + offset_of!(Cpu, fflags)) as i32;
+    /// `cpu.frm` (`u32`).
+    pub const FRM: i32 = (offset_of!(JitContext, cpu) + offset_of!(Cpu, frm)) as i32;
     pub const MEM_BASE: i32 = offset_of!(JitContext, mem_base) as i32;
     pub const PERMS: i32 = offset_of!(JitContext, perms) as i32;
     pub const GUEST_SIZE: i32 = offset_of!(JitContext, guest_size) as i32;

@@ -33,7 +33,7 @@
 
 use std::collections::HashMap;
 
-use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
     AbiParam, Block, BlockArg, Endianness, InstBuilder, MemFlagsData, SigRef, Signature, Type,
     Value, types,
@@ -785,6 +785,72 @@ impl<'a, 'b> Emitter<'a, 'b> {
         self.b.switch_to_block(join);
     }
 
+    /// `fadd.d` / `fsub.d` rounding to nearest, inline where the result and its flags
+    /// are provably the host's (`rv64::fpu`'s fast path, the same test): both operands
+    /// finite with magnitude at most 2^1000, so nothing overflows, and a tiny sum is
+    /// exact; inexact exactly when the error-free transformation (TwoSum) leaves a
+    /// non-zero error. Anything else (NaN, infinity, huge operands, a dynamic rounding
+    /// mode other than RNE) leaves with `SLOW_PATH` for the interpreter.
+    fn fadd_d(&mut self, pc: u64, insn: &Insn, retired: u64) {
+        const HI64: f64 = f64::from_bits((1023 + 1000) << 52);
+        let fa = offsets::F + 8 * (insn.rs1 & 31) as i32;
+        let fb = offsets::F + 8 * (insn.rs2 & 31) as i32;
+        let a = self.b.ins().load(types::F64, ctx_flags(), self.ctx, fa);
+        let b = self.b.ins().load(types::F64, ctx_flags(), self.ctx, fb);
+        let b = if insn.op == Op::FsubD {
+            self.b.ins().fneg(b)
+        } else {
+            b
+        };
+        let hi = self.b.ins().f64const(HI64);
+        let abs_a = self.b.ins().fabs(a);
+        let abs_b = self.b.ins().fabs(b);
+        let ok_a = self.b.ins().fcmp(FloatCC::LessThanOrEqual, abs_a, hi);
+        let ok_b = self.b.ins().fcmp(FloatCC::LessThanOrEqual, abs_b, hi);
+        let mut ok = self.b.ins().band(ok_a, ok_b);
+        match insn.rm {
+            0 => {}
+            7 => {
+                let frm = self.b.ins().load(I32, ctx_flags(), self.ctx, offsets::FRM);
+                let rne = self.b.ins().icmp_imm_s(IntCC::Equal, frm, 0);
+                ok = self.b.ins().band(ok, rne);
+            }
+            // Another static rounding mode (or an invalid one): always the interpreter.
+            _ => ok = self.b.ins().iconst(types::I8, 0),
+        }
+        let fast = self.b.create_block();
+        let slow = self.b.create_block();
+        self.b.set_cold_block(slow);
+        self.b.ins().brif(ok, fast, &[], slow, &[]);
+
+        self.b.switch_to_block(slow);
+        let p = self.b.ins().iconst(I64, pc as i64);
+        self.exit(p, retired, status::SLOW_PATH);
+
+        self.b.switch_to_block(fast);
+        let s = self.b.ins().fadd(a, b);
+        let bb = self.b.ins().fsub(s, a);
+        let t = self.b.ins().fsub(s, bb);
+        let e1 = self.b.ins().fsub(a, t);
+        let e2 = self.b.ins().fsub(b, bb);
+        let err = self.b.ins().fadd(e1, e2);
+        let zero = self.b.ins().f64const(0.0);
+        let inexact = self.b.ins().fcmp(FloatCC::NotEqual, err, zero);
+        let nx = self.b.ins().uextend(I32, inexact);
+        let flags = self
+            .b
+            .ins()
+            .load(I32, ctx_flags(), self.ctx, offsets::FFLAGS);
+        // NX is bit 0 of fflags.
+        const _: () = assert!(rv64::fpu::NX == 1);
+        let flags = self.b.ins().bor(flags, nx);
+        self.b
+            .ins()
+            .store(ctx_flags(), flags, self.ctx, offsets::FFLAGS);
+        let fd = offsets::F + 8 * (insn.rd & 31) as i32;
+        self.b.ins().store(ctx_flags(), s, self.ctx, fd);
+    }
+
     /// Division and remainder with RISC-V's results for a zero divisor and for signed
     /// overflow, without ever executing a trapping host division.
     fn divrem(&mut self, a: Value, b: Value, ty: Type, signed: bool, rem: bool) -> Value {
@@ -1051,6 +1117,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
                 self.exit(p, k, status::ILLEGAL);
                 return true;
             }
+            Op::FaddD | Op::FsubD => self.fadd_d(pc, i, k),
             op => match mem_op(op) {
                 Some(m) => self.memory(pc, i, m, k),
                 None => self.helper(pc, i, k),
@@ -1131,6 +1198,8 @@ pub fn runs_in_helper(op: Op) -> bool {
                 | FsgnjD
                 | FsgnjnD
                 | FsgnjxD
+                | FaddD
+                | FsubD
                 | Ecall
                 | Ebreak
                 | FenceI

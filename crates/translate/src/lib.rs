@@ -12,8 +12,10 @@
 //! - Translated bytes contain no absolute address and need no relocation: guest
 //!   registers, memory base, permission table and helpers are all reached through `ctx`
 //!   (helpers by `call_indirect` through [`HelperTable`]). Checked after every compile.
-//! - RV64I and M, loads/stores (with the sandbox check inline), branches and jumps are
-//!   inline; everything else (A, F/D, Zicsr) runs through the embedder's `exec_one`
+//! - RV64I and M, loads/stores (with the sandbox check inline), branches and jumps,
+//!   float moves and sign injection, and `fadd.d`/`fsub.d` when rounding to nearest
+//!   (with `rv64::fpu`'s exactness test) are inline; everything else (A, the rest of
+//!   F/D, Zicsr) runs through the embedder's `exec_one`
 //!   helper, which uses `rv64::execute`, so its semantics are the interpreter's by
 //!   construction. A memory access that fails the inline check (a fault, or the rare
 //!   access the permission table's fast bits do not cover) leaves the function with

@@ -1,5 +1,6 @@
 //! Accesses the permission table allows run inline; the others leave translated code
-//! with `SLOW_PATH` at the access, before it retires, and never call a helper. (A slow
+//! with `SLOW_PATH` at the access, before it retires, and never call a helper. Likewise
+//! `fadd.d`/`fsub.d` run inline when the host's result and flags are provably exact. (A slow
 //! path taken by mistake gives the right results, only slowly, so the differential
 //! tests cannot see it: this checks the exit status and counts helper calls.)
 
@@ -129,6 +130,90 @@ fn accesses_the_table_forbids_leave_at_the_access_without_a_call() {
                 "{opt:?}: {why}: only the instruction before the access retired"
             );
             assert_eq!(calls, 0, "{opt:?}: {why}");
+        }
+    }
+}
+
+/// `fadd.d`/`fsub.d` `f3, f1, f2` with rounding field `rm` and `frm`: the status it
+/// leaves with and the final state, checked against the interpreter (after a slow-path
+/// exit the interpreter finishes the block).
+fn run_fadd(sub: bool, a: f64, b: f64, rm: u32, frm: u32) -> (u64, Cpu) {
+    let f7 = if sub { 0x05 } else { 0x01 };
+    let block = layout(&[dec(r(f7, 2, 1, rm, 3, 0x53)), dec(EBREAK)]);
+    let mut cpu = Cpu::new();
+    cpu.f[1] = a.to_bits();
+    cpu.f[2] = b.to_bits();
+    cpu.frm = frm;
+    cpu.fflags = 0x4; // an earlier OF stays set
+    let mut mem = vec![0u8; GUEST_SIZE];
+    let perms = test_perms();
+    let want = run_interp(&block, &cpu, &mem, &perms);
+    let compiled = translator(OptLevel::Quick)
+        .translate(&block)
+        .expect("translates");
+    let code = ExecBuf::new(&compiled.code).expect("map code");
+    cpu.pc = block[0].0;
+    let mut ctx = JitContext::new(
+        cpu,
+        mem.as_mut_ptr(),
+        perms.as_ptr(),
+        GUEST_SIZE as u64,
+        &COUNTING,
+    );
+    // SAFETY: as in `run`.
+    let st = unsafe { code.call(&mut ctx) };
+    let (cpu, exit) = if st == status::SLOW_PATH {
+        assert_eq!(ctx.cpu.pc, CODE_BASE, "slow path at the instruction");
+        finish_block(&block, ctx.cpu.clone(), &mut mem, &perms)
+    } else {
+        (ctx.cpu.clone(), ctx.exit_for(st))
+    };
+    assert_eq!(exit, want.exit, "{a:e} {b:e} rm {rm} frm {frm}");
+    assert_eq!(cpu, want.cpu, "{a:e} {b:e} rm {rm} frm {frm}");
+    (st, cpu)
+}
+
+#[test]
+fn double_add_and_sub_run_inline_with_exact_flags_or_leave_for_the_interpreter() {
+    let tiny = f64::from_bits(1); // the smallest subnormal
+    for sub in [false, true] {
+        // (a, b, whether a + b is inexact, whether a - b is)
+        for (a, b, nx_add, nx_sub) in [
+            (1.0, 2.0, false, false),
+            (0.1, 0.2, true, false), // 0.2 is exactly 2 * 0.1 in binary
+            (0.1, 0.7, true, true),
+            (1e300, 1e-300, true, true),
+            (0.0, -0.0, false, false),
+            (-0.0, 0.0, false, false),
+            (tiny, tiny, false, false),
+            (2.0f64.powi(1000), -(2.0f64.powi(999)), false, false),
+        ] {
+            let nx = if sub { nx_sub } else { nx_add };
+            for rm in [0, 7] {
+                let (st, cpu) = run_fadd(sub, a, b, rm, 0);
+                assert_eq!(st, status::EBREAK, "{a:e} {b:e} inline");
+                assert_eq!(cpu.fflags & 1 == 1, nx, "{a:e} {b:e} NX");
+                assert_eq!(cpu.fflags & 0x4, 0x4, "earlier flags kept");
+            }
+        }
+        for (a, b) in [
+            (f64::NAN, 1.0),
+            (1.0, f64::INFINITY),
+            (2.0f64.powi(1001), 1.0),
+            (f64::MAX, f64::MAX),
+        ] {
+            let (st, _) = run_fadd(sub, a, b, 0, 0);
+            assert_eq!(
+                st,
+                status::SLOW_PATH,
+                "{a:e} {b:e}: out of the fast path's range"
+            );
+        }
+        // Rounding other than to nearest-even goes to the interpreter, as does an
+        // invalid dynamic mode (an illegal instruction there).
+        for (rm, frm) in [(7, 1), (7, 3), (3, 0), (1, 0), (7, 5)] {
+            let (st, _) = run_fadd(sub, 0.1, 0.2, rm, frm);
+            assert_eq!(st, status::SLOW_PATH, "rm {rm} frm {frm}");
         }
     }
 }

@@ -9,7 +9,8 @@
 //! `hot_threshold` times is decoded (the interpreter's block boundaries) and translated
 //! at tier 1; entries that the cache reports much hotter are recompiled as a region
 //! (tier 2, optimised, several blocks with the loops inside) that replaces the tier-1
-//! entry. Translated code that meets a memory access its inline check does not cover
+//! entry. A queued block that keeps running interpreted moves to the front of the
+//! compile queue. Translated code that meets a memory access its inline check does not cover
 //! (a fault, say) leaves at that instruction with `SLOW_PATH`, and the interpreter runs
 //! the rest of that block.
 //!
@@ -473,7 +474,12 @@ impl Jit {
                 let runs = std::mem::take(&mut slot.runs);
                 let heat = self.heat.entry(pc).or_default();
                 heat.runs = heat.runs.saturating_add(runs);
-                if heat.is_hot(self.config.hot_threshold)
+                if heat.state == State::Queued {
+                    // Still running interpreted while it waits: compile it next.
+                    if let Some(pool) = &self.pool {
+                        pool.promote(pc);
+                    }
+                } else if heat.is_hot(self.config.hot_threshold)
                     && heat.state == State::Cold
                     && self.request(pc, Tier::Quick, mem)
                 {

@@ -215,6 +215,19 @@ impl Pool {
         Ok(())
     }
 
+    /// Moves the queued tier-1 job for `key` to the front of the queue: the guest thread
+    /// calls this when a block keeps running interpreted while it waits (a loop the
+    /// guest is in now), so it is compiled before blocks that went cold meanwhile.
+    pub fn promote(&self, key: u64) {
+        let mut q = self.shared.lock();
+        if let Some(at) = q.quick.iter().position(|j| j.key == key)
+            && at > 0
+            && let Some(job) = q.quick.remove(at)
+        {
+            q.quick.push_front(job);
+        }
+    }
+
     /// A finished translation, if one is ready (never blocks). `received` counts the
     /// results taken so far; the channel is only looked at when more were sent.
     pub fn try_done(&self, received: usize) -> Option<Done> {
