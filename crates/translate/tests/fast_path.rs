@@ -32,19 +32,24 @@ static COUNTING: HelperTable = HelperTable {
     exec_one: counting_exec_one,
 };
 
-/// Runs `addi x7, x0, 1; access; ebreak` with x1 = `addr`: returns the status, the pc
-/// and instret it left, and the helper calls made. After a slow-path exit the rest of
-/// the block runs in the interpreter; either way the final state must be the
-/// reference's.
-fn run(access: u32, addr: u64, opt: OptLevel) -> (u64, u64, u64, u64) {
-    let block = layout(&[dec(i(1, 0, 0, 7, 0x13)), dec(access), dec(EBREAK)]);
-    let mut cpu = Cpu::new();
-    cpu.x[1] = addr;
-    cpu.x[6] = 0x0102_0304_0506_0708;
+/// What a translated block left: its status, pc, instret and helper calls, and the
+/// final state once the interpreter finished a slow-path exit.
+struct Left {
+    st: u64,
+    pc: u64,
+    instret: u64,
+    calls: u64,
+    cpu: Cpu,
+}
+
+/// Translates `block` at `opt`, runs it once from `cpu` with the counting helpers,
+/// finishes a slow-path exit with the interpreter, and checks registers, memory and
+/// exit against the interpreter's run of the same block.
+fn run_checked(block: &[(u64, rv64::Insn)], mut cpu: Cpu, opt: OptLevel, what: &str) -> Left {
     let mut mem = vec![0x5au8; GUEST_SIZE];
     let perms = test_perms();
-    let want = run_interp(&block, &cpu, &mem, &perms);
-    let compiled = translator(opt).translate(&block).expect("translates");
+    let want = run_interp(block, &cpu, &mem, &perms);
+    let compiled = translator(opt).translate(block).expect("translates");
     let code = ExecBuf::new(&compiled.code).expect("map code");
     cpu.pc = block[0].0;
     let mut ctx = JitContext::new(
@@ -60,16 +65,33 @@ fn run(access: u32, addr: u64, opt: OptLevel) -> (u64, u64, u64, u64) {
     // an unchained block for this host.
     let st = unsafe { code.call(&mut ctx) };
     let calls = CALLS.load(Ordering::Relaxed) - before;
-    let left = (st, ctx.cpu.pc, ctx.cpu.instret, calls);
+    let (pc, instret) = (ctx.cpu.pc, ctx.cpu.instret);
     let (cpu, exit) = if st == status::SLOW_PATH {
-        finish_block(&block, ctx.cpu.clone(), &mut mem, &perms)
+        finish_block(block, ctx.cpu.clone(), &mut mem, &perms)
     } else {
         (ctx.cpu.clone(), ctx.exit_for(st))
     };
-    assert_eq!(exit, want.exit, "{access:#x} at {addr:#x}");
-    assert_eq!(cpu, want.cpu, "{access:#x} at {addr:#x}");
-    assert_eq!(mem, want.mem, "{access:#x} at {addr:#x}");
-    left
+    assert_eq!(exit, want.exit, "{what}");
+    assert_eq!(cpu, want.cpu, "{what}");
+    assert_eq!(mem, want.mem, "{what}");
+    Left {
+        st,
+        pc,
+        instret,
+        calls,
+        cpu,
+    }
+}
+
+/// Runs `addi x7, x0, 1; access; ebreak` with x1 = `addr`: returns the status, the pc
+/// and instret it left, and the helper calls made.
+fn run(access: u32, addr: u64, opt: OptLevel) -> (u64, u64, u64, u64) {
+    let block = layout(&[dec(i(1, 0, 0, 7, 0x13)), dec(access), dec(EBREAK)]);
+    let mut cpu = Cpu::new();
+    cpu.x[1] = addr;
+    cpu.x[6] = 0x0102_0304_0506_0708;
+    let left = run_checked(&block, cpu, opt, &format!("{access:#x} at {addr:#x}"));
+    (left.st, left.pc, left.instret, left.calls)
 }
 
 const LD_X5: u32 = 0x0000_b283; // ld x5, 0(x1)
@@ -135,8 +157,7 @@ fn accesses_the_table_forbids_leave_at_the_access_without_a_call() {
 }
 
 /// `fadd.d`/`fsub.d` `f3, f1, f2` with rounding field `rm` and `frm`: the status it
-/// leaves with and the final state, checked against the interpreter (after a slow-path
-/// exit the interpreter finishes the block).
+/// leaves with and the final state (checked against the interpreter).
 fn run_fadd(sub: bool, a: f64, b: f64, rm: u32, frm: u32) -> (u64, Cpu) {
     let f7 = if sub { 0x05 } else { 0x01 };
     let block = layout(&[dec(r(f7, 2, 1, rm, 3, 0x53)), dec(EBREAK)]);
@@ -145,32 +166,13 @@ fn run_fadd(sub: bool, a: f64, b: f64, rm: u32, frm: u32) -> (u64, Cpu) {
     cpu.f[2] = b.to_bits();
     cpu.frm = frm;
     cpu.fflags = 0x4; // an earlier OF stays set
-    let mut mem = vec![0u8; GUEST_SIZE];
-    let perms = test_perms();
-    let want = run_interp(&block, &cpu, &mem, &perms);
-    let compiled = translator(OptLevel::Quick)
-        .translate(&block)
-        .expect("translates");
-    let code = ExecBuf::new(&compiled.code).expect("map code");
-    cpu.pc = block[0].0;
-    let mut ctx = JitContext::new(
-        cpu,
-        mem.as_mut_ptr(),
-        perms.as_ptr(),
-        GUEST_SIZE as u64,
-        &COUNTING,
-    );
-    // SAFETY: as in `run`.
-    let st = unsafe { code.call(&mut ctx) };
-    let (cpu, exit) = if st == status::SLOW_PATH {
-        assert_eq!(ctx.cpu.pc, CODE_BASE, "slow path at the instruction");
-        finish_block(&block, ctx.cpu.clone(), &mut mem, &perms)
-    } else {
-        (ctx.cpu.clone(), ctx.exit_for(st))
-    };
-    assert_eq!(exit, want.exit, "{a:e} {b:e} rm {rm} frm {frm}");
-    assert_eq!(cpu, want.cpu, "{a:e} {b:e} rm {rm} frm {frm}");
-    (st, cpu)
+    let what = format!("{a:e} {b:e} rm {rm} frm {frm}");
+    let left = run_checked(&block, cpu, OptLevel::Quick, &what);
+    if left.st == status::SLOW_PATH {
+        assert_eq!(left.pc, CODE_BASE, "{what}: slow path at the instruction");
+    }
+    assert_eq!(left.calls, 0, "{what}");
+    (left.st, left.cpu)
 }
 
 #[test]
