@@ -33,11 +33,24 @@ fn run_region_interp(
 /// [`translate::status::SLOW_PATH`] exit leaves the embedder to go on).
 fn run_region_from(
     blocks: &[Vec<(u64, Insn)>],
+    cpu: Cpu,
+    mem: Vec<u8>,
+    perms: &[u8],
+    budget: u64,
+) -> (Outcome, u64) {
+    let (out, left, _) = run_region_counting(blocks, cpu, mem, perms, budget);
+    (out, left)
+}
+
+/// [`run_region_from`], also returning how many internal transfers (forward edges and
+/// back edges) it made.
+fn run_region_counting(
+    blocks: &[Vec<(u64, Insn)>],
     mut cpu: Cpu,
     mut mem: Vec<u8>,
     perms: &[u8],
     budget: u64,
-) -> (Outcome, u64) {
+) -> (Outcome, u64, u64) {
     let starts: HashMap<u64, usize> = blocks
         .iter()
         .enumerate()
@@ -49,6 +62,7 @@ fn run_region_from(
         .find_map(|(k, b)| b.iter().position(|&(pc, _)| pc == cpu.pc).map(|i| (k, i)))
         .unwrap_or_else(|| panic!("{:#x} is not in the region", cpu.pc));
     let mut budget = budget;
+    let mut transfers = 0;
     let mut exit = None;
     let mut view = GuestView {
         mem: &mut mem,
@@ -65,10 +79,12 @@ fn run_region_from(
         let direct = last != Op::Jalr;
         match starts.get(&cpu.pc) {
             Some(&next) if direct && next > cur => {
+                transfers += 1;
                 cur = next;
                 from = 0;
             }
             Some(&next) if direct && budget > 0 => {
+                transfers += 1;
                 budget -= 1;
                 cur = next;
                 from = 0;
@@ -76,7 +92,7 @@ fn run_region_from(
             _ => break,
         }
     }
-    (Outcome { cpu, exit, mem }, budget)
+    (Outcome { cpu, exit, mem }, budget, transfers)
 }
 
 fn run_region_jit(
@@ -283,7 +299,7 @@ fn random_regions_match_the_reference_at_both_tiers() {
         None => (3_000_000..3_000_000 + count).collect(),
     };
     let mut trs = [translator(OptLevel::Quick), translator(OptLevel::Speed)];
-    let (mut transfers, mut exhausted) = (0u64, 0u64);
+    let (mut transfers, mut back_edges, mut exhausted) = (0u64, 0u64, 0u64);
     for seed in seeds {
         let mut rng = Rng::new(seed);
         let blocks = random_region(&mut rng);
@@ -296,14 +312,18 @@ fn random_regions_match_the_reference_at_both_tiers() {
             "seed {seed} budget {budget} (replay: VMJIT_DIFF_SEED={seed} cargo test -p translate --test regions)"
         );
         let perms = test_perms();
-        let (_, left) = run_region_interp(&blocks, &cpu, &mem, &perms, budget);
-        transfers += budget - left;
+        let mut start = cpu.clone();
+        start.pc = blocks[0][0].0;
+        let (_, left, moved) = run_region_counting(&blocks, start, mem.clone(), &perms, budget);
+        transfers += moved;
+        back_edges += budget - left;
         exhausted += (budget > 0 && left == 0) as u64;
         check_region(tr, &blocks, &cpu, &mem, budget, &what);
     }
     // The generator must really loop and really run out of budget.
     if std::env::var("VMJIT_DIFF_SEED").is_err() {
         assert!(transfers > count / 2, "only {transfers} internal transfers");
+        assert!(back_edges > count / 4, "only {back_edges} back edges");
         assert!(
             exhausted > count / 20,
             "budget ran out only {exhausted} times"
