@@ -38,7 +38,7 @@
 //!
 //! The hits counter stays: a plain (non-atomic-RMW) increment of the entry's own `hits`,
 //! on the cache line the key was just read from, flushed to the shared count on
-//! replacement, every 1024 quiescent points, or `flush_hits`.
+//! replacement, every 16 384 quiescent points, or `flush_hits`.
 
 use std::cell::Cell;
 use std::marker::PhantomData;
@@ -368,7 +368,7 @@ impl Executor {
 
     /// Announces a quiescent point: this thread holds no code reference from this cache.
     /// Cheap (one load of the global epoch, one store); call it from the dispatch loop.
-    /// Every 1024th call also flushes jump-cache hit counts into the shared entries.
+    /// Every 16 384th call also flushes jump-cache hit counts into the shared entries.
     #[inline]
     pub fn quiescent(&mut self) {
         if !self.online.get() {
