@@ -58,6 +58,8 @@ fn main() -> Result<(), Box<dyn Error>> {
             shift: 1,
             len: 4096,
         }),
+        // The engine's guest space (16 GiB).
+        guest_size: Some(1 << 34),
     })?;
     let compiled = if args[1] == "region" {
         let refs: Vec<&[(u64, rv64::Insn)]> = blocks.iter().map(|b| b.as_slice()).collect();

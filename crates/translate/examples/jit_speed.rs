@@ -136,6 +136,7 @@ fn main() {
             opt,
             chain: true,
             jump_cache: None,
+            guest_size: None,
         })
         .expect("host");
         let tramp = ExecBuf::new(&tr.trampoline().expect("trampoline").code).expect("map");

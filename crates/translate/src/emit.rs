@@ -151,6 +151,8 @@ pub(crate) struct Emitter<'a, 'b> {
     chain: Option<SigRef>,
     /// The jump cache's shape, when known at translation time: `(shift, len - 1)`.
     jc_shape: Option<(u32, u64)>,
+    /// Guest pages (`guest_size >> PAGE_SHIFT`), when known at translation time.
+    guest_pages: Option<u64>,
     /// Guest addresses held by `iconst` values this function made, so an exit to a
     /// constant address can probe its jump-cache entry at a constant offset.
     pc_consts: HashMap<Value, u64>,
@@ -186,6 +188,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
         helper_cc: CallConv,
         chain: Option<CallConv>,
         shape: Option<crate::context::JumpCacheShape>,
+        guest_size: Option<u64>,
     ) {
         let entry = b.create_block();
         b.append_block_params_for_function_params(entry);
@@ -214,6 +217,9 @@ impl<'a, 'b> Emitter<'a, 'b> {
             helper_exit,
             chain,
             jc_shape: shape.map(|s| (s.shift, s.len as u64 - 1)),
+            guest_pages: guest_size
+                .map(|s| s >> crate::context::PAGE_SHIFT)
+                .filter(|&p| p > 0 && p <= i32::MAX as u64),
             pc_consts: HashMap::new(),
             base: None,
             budget: None,
@@ -682,29 +688,6 @@ impl<'a, 'b> Emitter<'a, 'b> {
     fn memory(&mut self, pc: u64, insn: &Insn, m: MemOp, retired: u64) {
         let a = self.get(insn.rs1);
         let addr = self.b.ins().iadd_imm_s(a, insn.imm);
-        // One test covers bounds, page crossing and permission: an address at or past
-        // `guest_size` is clamped to the sentinel page (always 0), and the fast bit of
-        // the page an access starts in promises that page and the next (an access is
-        // at most 8 bytes) have the permission. Anything else takes the slow path,
-        // which checks exactly and reports precise faults.
-        let size = self
-            .b
-            .ins()
-            .load(I64, ctx_invariant(), self.ctx, offsets::GUEST_SIZE);
-        let clamped = self.b.ins().umin(addr, size);
-        let page = self
-            .b
-            .ins()
-            .ushr_imm_s(clamped, crate::context::PAGE_SHIFT as i64);
-        let perms = self
-            .b
-            .ins()
-            .load(I64, ctx_invariant(), self.ctx, offsets::PERMS);
-        let pa = self.b.ins().iadd(perms, page);
-        let perm = self.b.ins().uload8(I32, ctx_flags(), pa, 0);
-        let need = if m.store { PERM_FAST_W } else { PERM_FAST_R } as i64;
-        let ok = self.b.ins().band_imm_s(perm, need);
-
         // The slow path leaves before this instruction retires: its exit stores the
         // registers written before it, not what the fast path (emitted first) writes.
         let before = self.written;
@@ -714,6 +697,46 @@ impl<'a, 'b> Emitter<'a, 'b> {
         let join = self.b.create_block();
         self.b.set_cold_block(near_end);
         self.b.set_cold_block(slow);
+        // One test covers bounds, page crossing and permission: an address at or past
+        // `guest_size` is clamped to the sentinel page (always 0), and the fast bit of
+        // the page an access starts in promises that page and the next (an access is
+        // at most 8 bytes) have the permission. Anything else takes the slow path,
+        // which checks exactly and reports precise faults. With the guest size known
+        // at translation time, the bounds part is a compare with an immediate instead.
+        let page = match self.guest_pages {
+            Some(pages) => {
+                let page = self
+                    .b
+                    .ins()
+                    .ushr_imm_s(addr, crate::context::PAGE_SHIFT as i64);
+                let inside = self.b.create_block();
+                let out =
+                    self.b
+                        .ins()
+                        .icmp_imm_s(IntCC::UnsignedGreaterThanOrEqual, page, pages as i64);
+                self.b.ins().brif(out, slow, &[], inside, &[]);
+                self.b.switch_to_block(inside);
+                page
+            }
+            None => {
+                let size = self
+                    .b
+                    .ins()
+                    .load(I64, ctx_invariant(), self.ctx, offsets::GUEST_SIZE);
+                let clamped = self.b.ins().umin(addr, size);
+                self.b
+                    .ins()
+                    .ushr_imm_s(clamped, crate::context::PAGE_SHIFT as i64)
+            }
+        };
+        let perms = self
+            .b
+            .ins()
+            .load(I64, ctx_invariant(), self.ctx, offsets::PERMS);
+        let pa = self.b.ins().iadd(perms, page);
+        let perm = self.b.ins().uload8(I32, ctx_flags(), pa, 0);
+        let need = if m.store { PERM_FAST_W } else { PERM_FAST_R } as i64;
+        let ok = self.b.ins().band_imm_s(perm, need);
         self.b.ins().brif(ok, fast, &[], near_end, &[]);
 
         // The last page of a mapping (a stack top, the end of .bss) has no fast bit, as

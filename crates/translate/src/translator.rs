@@ -44,6 +44,10 @@ pub struct TranslatorConfig {
     /// a jump cache of that shape (cheaper probes; see [`JumpCacheShape`]). `None`
     /// reads `ctx.jc_shift` and `ctx.jc_mask` at run time.
     pub jump_cache: Option<JumpCacheShape>,
+    /// The `guest_size` of every context this code runs with, if known (a multiple of
+    /// the page size): the inline bounds test then compares with an immediate instead
+    /// of loading `ctx.guest_size`. `None` reads it at run time.
+    pub guest_size: Option<u64>,
 }
 
 /// Why a block could not be translated. The engine falls back to the interpreter.
@@ -124,6 +128,7 @@ impl Translator {
             opt,
             chain: false,
             jump_cache: None,
+            guest_size: None,
         })
     }
 
@@ -319,7 +324,8 @@ impl Translator {
             let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
             let chain = self.config.chain.then_some(cc);
             let shape = self.config.jump_cache.filter(|s| s.len.is_power_of_two());
-            Emitter::emit(&mut b, blocks, region, helper_cc, chain, shape);
+            let guest_size = self.config.guest_size;
+            Emitter::emit(&mut b, blocks, region, helper_cc, chain, shape, guest_size);
             b.finalize(self.isa.frontend_config());
         }
         self.finish(entry, ranges.to_vec(), insns)

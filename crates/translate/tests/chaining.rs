@@ -117,6 +117,7 @@ fn run_chained(
         opt,
         chain: true,
         jump_cache: shape,
+        guest_size: None,
     })
     .expect("host");
     let tramp = ExecBuf::new(&tr.trampoline().expect("trampoline").code).expect("map");

@@ -62,6 +62,8 @@ fn random_blocks_compiled_for_chaining_match_interpreter() {
         opt: OptLevel::Quick,
         chain: true,
         jump_cache: None,
+        // The bounds test with an immediate (the other tests load guest_size).
+        guest_size: Some(GUEST_SIZE as u64),
     })
     .expect("host");
     for seed in seeds(2_000_000) {

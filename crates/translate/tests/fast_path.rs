@@ -12,7 +12,7 @@ use common::*;
 use rv64::Cpu;
 use translate::exec_mem::ExecBuf;
 use translate::helpers::flat_exec_one;
-use translate::{HelperTable, JitContext, OptLevel, status};
+use translate::{HelperTable, JitContext, OptLevel, Translator, TranslatorConfig, status};
 
 static CALLS: AtomicU64 = AtomicU64::new(0);
 
@@ -45,11 +45,24 @@ struct Left {
 /// Translates `block` at `opt`, runs it once from `cpu` with the counting helpers,
 /// finishes a slow-path exit with the interpreter, and checks registers, memory and
 /// exit against the interpreter's run of the same block.
-fn run_checked(block: &[(u64, rv64::Insn)], mut cpu: Cpu, opt: OptLevel, what: &str) -> Left {
+fn run_checked(
+    block: &[(u64, rv64::Insn)],
+    mut cpu: Cpu,
+    opt: OptLevel,
+    guest_size: Option<u64>,
+    what: &str,
+) -> Left {
     let mut mem = vec![0x5au8; GUEST_SIZE];
     let perms = test_perms();
     let want = run_interp(block, &cpu, &mem, &perms);
-    let compiled = translator(opt).translate(block).expect("translates");
+    let mut tr = Translator::with_config(TranslatorConfig {
+        opt,
+        chain: false,
+        jump_cache: None,
+        guest_size,
+    })
+    .expect("host");
+    let compiled = tr.translate(block).expect("translates");
     let code = ExecBuf::new(&compiled.code).expect("map code");
     cpu.pc = block[0].0;
     let mut ctx = JitContext::new(
@@ -83,15 +96,24 @@ fn run_checked(block: &[(u64, rv64::Insn)], mut cpu: Cpu, opt: OptLevel, what: &
     }
 }
 
-/// Runs `addi x7, x0, 1; access; ebreak` with x1 = `addr`: returns the status, the pc
-/// and instret it left, and the helper calls made.
+/// Runs `addi x7, x0, 1; access; ebreak` with x1 = `addr`, translated with the guest
+/// size read at run time and known at translation time: returns the status, the pc
+/// and instret it left, and the helper calls made (the same for both).
 fn run(access: u32, addr: u64, opt: OptLevel) -> (u64, u64, u64, u64) {
     let block = layout(&[dec(i(1, 0, 0, 7, 0x13)), dec(access), dec(EBREAK)]);
     let mut cpu = Cpu::new();
     cpu.x[1] = addr;
     cpu.x[6] = 0x0102_0304_0506_0708;
-    let left = run_checked(&block, cpu, opt, &format!("{access:#x} at {addr:#x}"));
-    (left.st, left.pc, left.instret, left.calls)
+    let what = format!("{access:#x} at {addr:#x}");
+    let left = run_checked(&block, cpu.clone(), opt, None, &what);
+    let known = run_checked(&block, cpu, opt, Some(GUEST_SIZE as u64), &what);
+    let summary = |l: &Left| (l.st, l.pc, l.instret, l.calls);
+    assert_eq!(
+        summary(&left),
+        summary(&known),
+        "{what}: guest size known or not"
+    );
+    summary(&left)
 }
 
 const LD_X5: u32 = 0x0000_b283; // ld x5, 0(x1)
@@ -167,7 +189,7 @@ fn run_fadd(sub: bool, a: f64, b: f64, rm: u32, frm: u32) -> (u64, Cpu) {
     cpu.frm = frm;
     cpu.fflags = 0x4; // an earlier OF stays set
     let what = format!("{a:e} {b:e} rm {rm} frm {frm}");
-    let left = run_checked(&block, cpu, OptLevel::Quick, &what);
+    let left = run_checked(&block, cpu, OptLevel::Quick, None, &what);
     if left.st == status::SLOW_PATH {
         assert_eq!(left.pc, CODE_BASE, "{what}: slow path at the instruction");
     }

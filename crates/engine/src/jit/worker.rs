@@ -70,6 +70,7 @@ impl Translators {
             opt,
             chain: true,
             jump_cache: Some(jump_cache),
+            guest_size: Some(crate::memory::GUEST_SPACE),
         };
         Ok(Translators {
             quick: Translator::with_config(config(OptLevel::Quick))?,
