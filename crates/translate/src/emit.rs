@@ -688,6 +688,8 @@ impl<'a, 'b> Emitter<'a, 'b> {
     fn memory(&mut self, pc: u64, insn: &Insn, m: MemOp, retired: u64) {
         let a = self.get(insn.rs1);
         let addr = self.b.ins().iadd_imm_s(a, insn.imm);
+        // An integer store's value, read where it dominates both copies of the access.
+        let value = (m.store && !m.float).then(|| self.get(insn.rs2));
         // The slow path leaves before this instruction retires: its exit stores the
         // registers written before it, not what the fast path (emitted first) writes.
         let before = self.written;
@@ -756,9 +758,31 @@ impl<'a, 'b> Emitter<'a, 'b> {
             (crate::context::PAGE_SIZE - m.width as u64) as i64,
         );
         let both = self.b.ins().band(has, inside);
-        self.b.ins().brif(both, fast, &[], slow, &[]);
+        // A copy of the access of its own, so the hot block has one predecessor (a
+        // shared one costs a jump and register moves on the hot path).
+        let near_ok = self.b.create_block();
+        self.b.set_cold_block(near_ok);
+        self.b.ins().brif(both, near_ok, &[], slow, &[]);
+        self.b.switch_to_block(near_ok);
+        self.access(insn, &m, addr, value);
+        self.b.ins().jump(join, &[]);
 
         self.b.switch_to_block(fast);
+        self.access(insn, &m, addr, value);
+        self.b.ins().jump(join, &[]);
+
+        self.b.switch_to_block(slow);
+        let after = std::mem::replace(&mut self.written, before);
+        let p = self.b.ins().iconst(I64, pc as i64);
+        self.exit(p, retired, status::SLOW_PATH);
+        self.written = after;
+
+        self.b.switch_to_block(join);
+    }
+
+    /// The load or store of `insn` at guest address `addr`, already checked; `value` is
+    /// an integer store's value.
+    fn access(&mut self, insn: &Insn, m: &MemOp, addr: Value, value: Option<Value>) {
         let base = self
             .b
             .ins()
@@ -766,10 +790,9 @@ impl<'a, 'b> Emitter<'a, 'b> {
         let host = self.b.ins().iadd(base, addr);
         let fl = guest_flags();
         if m.store {
-            let v = if m.float {
-                self.fget(insn.rs2)
-            } else {
-                self.get(insn.rs2)
+            let v = match value {
+                Some(v) => v,
+                None => self.fget(insn.rs2),
             };
             match m.width {
                 Width::B => self.b.ins().istore8(fl, v, host, 0),
@@ -797,15 +820,6 @@ impl<'a, 'b> Emitter<'a, 'b> {
                 (false, _) => self.set(insn.rd, v),
             }
         }
-        self.b.ins().jump(join, &[]);
-
-        self.b.switch_to_block(slow);
-        let after = std::mem::replace(&mut self.written, before);
-        let p = self.b.ins().iconst(I64, pc as i64);
-        self.exit(p, retired, status::SLOW_PATH);
-        self.written = after;
-
-        self.b.switch_to_block(join);
     }
 
     /// `fadd.d` / `fsub.d` rounding to nearest, inline where the result and its flags
