@@ -43,8 +43,10 @@ pub fn text(r: &JitReport) -> String {
     );
     let _ = writeln!(
         s,
-        "vmjit: compile time: {:.3} s total, {:.3} s on the guest thread",
+        "vmjit: compile time: {:.3} s total (tier 1 {:.3} s, tier 2 {:.3} s), {:.3} s on the guest thread",
         j.compile_ns as f64 / 1e9,
+        j.compile_ns.saturating_sub(j.tier2_compile_ns) as f64 / 1e9,
+        j.tier2_compile_ns as f64 / 1e9,
         j.guest_thread_compile_ns as f64 / 1e9
     );
     let e = &c.evictions;

@@ -188,6 +188,8 @@ pub struct JitStats {
     pub compile_ns: u64,
     /// Nanoseconds the guest thread spent translating (compile threads excluded).
     pub guest_thread_compile_ns: u64,
+    /// Of `compile_ns`: nanoseconds spent on tier-2 regions (the rest is tier 1).
+    pub tier2_compile_ns: u64,
     /// Code invalidation requests applied (ranges and flushes).
     pub invalidations: u64,
     /// Translated entries those requests removed (flushes not counted).
@@ -558,6 +560,9 @@ impl Jit {
     /// Publishes a finished translation (or records why not); true if inserted.
     fn publish(&mut self, done: Done) -> bool {
         self.stats.compile_ns += done.cost_ns;
+        if done.tier == Tier::Region {
+            self.stats.tier2_compile_ns += done.cost_ns;
+        }
         let heat = self.heat.entry(done.key).or_default();
         if done.tier == Tier::Quick && heat.state == State::Queued {
             heat.state = State::Cold;
