@@ -149,6 +149,11 @@ pub(crate) struct Emitter<'a, 'b> {
     helper_exit: Block,
     /// Signature of the next block, when blocks chain.
     chain: Option<SigRef>,
+    /// `ctx.mem_base` and `ctx.perms`, loaded once in the entry block when the function
+    /// accesses guest memory inline (they do not change while it runs). Tier 1 has no
+    /// optimiser to merge the per-access loads.
+    mem_base: Option<Value>,
+    perms: Option<Value>,
     /// The jump cache's shape, when known at translation time: `(shift, len - 1)`.
     jc_shape: Option<(u32, u64)>,
     /// Guest pages (`guest_size >> PAGE_SHIFT`), when known at translation time.
@@ -216,6 +221,8 @@ impl<'a, 'b> Emitter<'a, 'b> {
             exec_sig,
             helper_exit,
             chain,
+            mem_base: None,
+            perms: None,
             jc_shape: shape.map(|s| (s.shift, s.len as u64 - 1)),
             guest_pages: guest_size
                 .map(|s| s >> crate::context::PAGE_SHIFT)
@@ -229,6 +236,16 @@ impl<'a, 'b> Emitter<'a, 'b> {
         };
         for block in blocks {
             e.prologue(block);
+        }
+        if blocks
+            .iter()
+            .flat_map(|b| b.iter())
+            .any(|(_, i)| mem_op(i.op).is_some())
+        {
+            let ins = e.b.ins();
+            e.mem_base = Some(ins.load(I64, ctx_invariant(), ctx, offsets::MEM_BASE));
+            let ins = e.b.ins();
+            e.perms = Some(ins.load(I64, ctx_invariant(), ctx, offsets::PERMS));
         }
         if region {
             let base = e.b.declare_var(I64);
@@ -562,6 +579,8 @@ impl<'a, 'b> Emitter<'a, 'b> {
         let probe = self.b.create_block();
         let hit = self.b.create_block();
         // Two tests, each a compare-and-branch (one `bor` of both costs flag juggling).
+        // With the shape compiled in, every context has a jump cache (see
+        // `TranslatorConfig::jump_cache`): no null test.
         let budget = self
             .b
             .ins()
@@ -572,7 +591,11 @@ impl<'a, 'b> Emitter<'a, 'b> {
             .b
             .ins()
             .load(I64, ctx_flags(), self.ctx, offsets::JUMP_CACHE);
-        self.b.ins().brif(base, probe, &[], ret, &[]);
+        if self.jc_shape.is_some() {
+            self.b.ins().jump(probe, &[]);
+        } else {
+            self.b.ins().brif(base, probe, &[], ret, &[]);
+        }
 
         self.b.switch_to_block(probe);
         let known = self.pc_consts.get(&next).copied();
@@ -687,7 +710,11 @@ impl<'a, 'b> Emitter<'a, 'b> {
 
     fn memory(&mut self, pc: u64, insn: &Insn, m: MemOp, retired: u64) {
         let a = self.get(insn.rs1);
-        let addr = self.b.ins().iadd_imm_s(a, insn.imm);
+        let addr = if insn.imm == 0 {
+            a
+        } else {
+            self.b.ins().iadd_imm_s(a, insn.imm)
+        };
         // An integer store's value, read where it dominates both copies of the access.
         let value = (m.store && !m.float).then(|| self.get(insn.rs2));
         // The slow path leaves before this instruction retires: its exit stores the
@@ -731,10 +758,13 @@ impl<'a, 'b> Emitter<'a, 'b> {
                     .ushr_imm_s(clamped, crate::context::PAGE_SHIFT as i64)
             }
         };
-        let perms = self
-            .b
-            .ins()
-            .load(I64, ctx_invariant(), self.ctx, offsets::PERMS);
+        let perms = match self.perms {
+            Some(p) => p,
+            None => self
+                .b
+                .ins()
+                .load(I64, ctx_invariant(), self.ctx, offsets::PERMS),
+        };
         let pa = self.b.ins().iadd(perms, page);
         let perm = self.b.ins().uload8(I32, ctx_flags(), pa, 0);
         let need = if m.store { PERM_FAST_W } else { PERM_FAST_R } as i64;
@@ -783,10 +813,13 @@ impl<'a, 'b> Emitter<'a, 'b> {
     /// The load or store of `insn` at guest address `addr`, already checked; `value` is
     /// an integer store's value.
     fn access(&mut self, insn: &Insn, m: &MemOp, addr: Value, value: Option<Value>) {
-        let base = self
-            .b
-            .ins()
-            .load(I64, ctx_invariant(), self.ctx, offsets::MEM_BASE);
+        let base = match self.mem_base {
+            Some(b) => b,
+            None => self
+                .b
+                .ins()
+                .load(I64, ctx_invariant(), self.ctx, offsets::MEM_BASE),
+        };
         let host = self.b.ins().iadd(base, addr);
         let fl = guest_flags();
         if m.store {

@@ -41,8 +41,9 @@ pub struct TranslatorConfig {
     /// [`Translator::trampoline`], never called directly.
     pub chain: bool,
     /// With chaining: the jump cache's shape, if every context this code runs with has
-    /// a jump cache of that shape (cheaper probes; see [`JumpCacheShape`]). `None`
-    /// reads `ctx.jc_shift` and `ctx.jc_mask` at run time.
+    /// a jump cache (`ctx.jump_cache` not null) of that shape (cheaper probes; see
+    /// [`JumpCacheShape`]). `None` reads `ctx.jc_shift` and `ctx.jc_mask` at run time
+    /// and does not chain while `ctx.jump_cache` is null.
     pub jump_cache: Option<JumpCacheShape>,
     /// The `guest_size` of every context this code runs with, if known (a multiple of
     /// the page size): the inline bounds test then compares with an immediate instead
