@@ -28,7 +28,10 @@
 //! - Division never traps: the divisor is replaced by 1 in the cases RISC-V defines
 //!   (zero, `MIN / -1`) and the result fixed up with selects.
 //! - Float registers are never cached: inline float code (loads/stores, moves, sign
-//!   injection) reads and writes `ctx.cpu.f` directly, like the helpers do.
+//!   injection, the arithmetic fast paths) reads and writes `ctx.cpu.f` directly, like
+//!   the helpers do. Inline float arithmetic and compares never change `fflags` except
+//!   `fadd.d`/`fsub.d` setting NX exactly; whatever could raise another flag leaves with
+//!   `SLOW_PATH` before the instruction.
 //! - No symbol, libcall or absolute address is referenced.
 
 use std::collections::HashMap;
@@ -131,6 +134,16 @@ fn mem_op(op: Op) -> Option<MemOp> {
     })
 }
 
+/// What the translator knows about the contexts the code runs with and the host.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HostOptions {
+    pub jump_cache: Option<crate::context::JumpCacheShape>,
+    pub guest_size: Option<u64>,
+    /// The host has fused multiply-add (else the `fmadd` family stays in the helper:
+    /// Cranelift would lower it to a libcall, which needs a relocation).
+    pub fma: bool,
+}
+
 pub(crate) struct Emitter<'a, 'b> {
     b: &'a mut FunctionBuilder<'b>,
     ctx: Value,
@@ -154,6 +167,8 @@ pub(crate) struct Emitter<'a, 'b> {
     /// optimiser to merge the per-access loads.
     mem_base: Option<Value>,
     perms: Option<Value>,
+    /// See [`HostOptions::fma`].
+    host_fma: bool,
     /// The jump cache's shape, when known at translation time: `(shift, len - 1)`.
     jc_shape: Option<(u32, u64)>,
     /// Guest pages (`guest_size >> PAGE_SHIFT`), when known at translation time.
@@ -192,9 +207,13 @@ impl<'a, 'b> Emitter<'a, 'b> {
         region: bool,
         helper_cc: CallConv,
         chain: Option<CallConv>,
-        shape: Option<crate::context::JumpCacheShape>,
-        guest_size: Option<u64>,
+        host: HostOptions,
     ) {
+        let HostOptions {
+            jump_cache: shape,
+            guest_size,
+            fma,
+        } = host;
         let entry = b.create_block();
         b.append_block_params_for_function_params(entry);
         b.switch_to_block(entry);
@@ -223,6 +242,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
             chain,
             mem_base: None,
             perms: None,
+            host_fma: fma,
             jc_shape: shape.map(|s| (s.shift, s.len as u64 - 1)),
             guest_pages: guest_size
                 .map(|s| s >> crate::context::PAGE_SHIFT)
@@ -877,27 +897,9 @@ impl<'a, 'b> Emitter<'a, 'b> {
         let abs_b = self.b.ins().fabs(b);
         let ok_a = self.b.ins().fcmp(FloatCC::LessThanOrEqual, abs_a, hi);
         let ok_b = self.b.ins().fcmp(FloatCC::LessThanOrEqual, abs_b, hi);
-        let mut ok = self.b.ins().band(ok_a, ok_b);
-        match insn.rm {
-            0 => {}
-            7 => {
-                let frm = self.b.ins().load(I32, ctx_flags(), self.ctx, offsets::FRM);
-                let rne = self.b.ins().icmp_imm_s(IntCC::Equal, frm, 0);
-                ok = self.b.ins().band(ok, rne);
-            }
-            // Another static rounding mode (or an invalid one): always the interpreter.
-            _ => ok = self.b.ins().iconst(types::I8, 0),
-        }
-        let fast = self.b.create_block();
-        let slow = self.b.create_block();
-        self.b.set_cold_block(slow);
-        self.b.ins().brif(ok, fast, &[], slow, &[]);
-
-        self.b.switch_to_block(slow);
-        let p = self.b.ins().iconst(I64, pc as i64);
-        self.exit(p, retired, status::SLOW_PATH);
-
-        self.b.switch_to_block(fast);
+        let ok = self.b.ins().band(ok_a, ok_b);
+        let ok = self.and_rounds_to_nearest(ok, insn);
+        self.fast_or_slow(ok, pc, retired);
         let s = self.b.ins().fadd(a, b);
         let bb = self.b.ins().fsub(s, a);
         let t = self.b.ins().fsub(s, bb);
@@ -919,6 +921,170 @@ impl<'a, 'b> Emitter<'a, 'b> {
             .store(ctx_flags(), flags, self.ctx, offsets::FFLAGS);
         let fd = offsets::F + 8 * (insn.rd & 31) as i32;
         self.b.ins().store(ctx_flags(), s, self.ctx, fd);
+    }
+
+    /// `ok` and "the instruction rounds to nearest, ties to even" (its static rounding
+    /// field, or `frm` when dynamic; any other mode, valid or not, is the interpreter's).
+    fn and_rounds_to_nearest(&mut self, ok: Value, insn: &Insn) -> Value {
+        match insn.rm {
+            0 => ok,
+            7 => {
+                let frm = self.b.ins().load(I32, ctx_flags(), self.ctx, offsets::FRM);
+                let rne = self.b.ins().icmp_imm_s(IntCC::Equal, frm, 0);
+                self.b.ins().band(ok, rne)
+            }
+            _ => self.b.ins().iconst(types::I8, 0),
+        }
+    }
+
+    /// Continues in a fresh block when `ok`, else leaves with `SLOW_PATH` at `pc` (before
+    /// the instruction retires) for the interpreter.
+    fn fast_or_slow(&mut self, ok: Value, pc: u64, retired: u64) {
+        let fast = self.b.create_block();
+        let slow = self.b.create_block();
+        self.b.set_cold_block(slow);
+        self.b.ins().brif(ok, fast, &[], slow, &[]);
+        self.b.switch_to_block(slow);
+        let p = self.b.ins().iconst(I64, pc as i64);
+        self.exit(p, retired, status::SLOW_PATH);
+        self.b.switch_to_block(fast);
+    }
+
+    /// Whether `x` is zero or has a magnitude in `[2^-e, 2^e]` (so not NaN or infinite);
+    /// with `nonzero`, zero is excluded.
+    fn in_range(&mut self, x: Value, e: i32, nonzero: bool) -> Value {
+        let hi = self.b.ins().f64const(2f64.powi(e));
+        let lo = self.b.ins().f64const(2f64.powi(-e));
+        let abs = self.b.ins().fabs(x);
+        let below = self.b.ins().fcmp(FloatCC::LessThanOrEqual, abs, hi);
+        let above = self.b.ins().fcmp(FloatCC::GreaterThanOrEqual, abs, lo);
+        let above = if nonzero {
+            above
+        } else {
+            let zero = self.b.ins().f64const(0.0);
+            let is_zero = self.b.ins().fcmp(FloatCC::Equal, abs, zero);
+            self.b.ins().bor(above, is_zero)
+        };
+        self.b.ins().band(below, above)
+    }
+
+    /// `fmul.d`, `fdiv.d` and the `fmadd.d` family inline when they cannot change
+    /// `fflags`: NX is already set (flags are sticky, so an inexact result adds nothing),
+    /// rounding is to nearest-even (the host's), and the operands' magnitudes keep the
+    /// exact result far from overflow and from the subnormal range (so no OF, UF, NV or
+    /// DZ): each factor zero or within `2^±500` for a product or quotient (a divisor not
+    /// zero), `2^±400` for a fused product and `2^±800` for its addend (a non-zero exact
+    /// result is then at least `2^-904`). Both the host and `rv64::fpu` round correctly,
+    /// so the values agree. Anything else leaves with `SLOW_PATH`.
+    fn fmul_div_fma_d(&mut self, pc: u64, insn: &Insn, retired: u64) {
+        let f = |r: u8| offsets::F + 8 * (r & 31) as i32;
+        let a = self
+            .b
+            .ins()
+            .load(types::F64, ctx_flags(), self.ctx, f(insn.rs1));
+        let b = self
+            .b
+            .ins()
+            .load(types::F64, ctx_flags(), self.ctx, f(insn.rs2));
+        let fused = !matches!(insn.op, Op::FmulD | Op::FdivD);
+        let c = fused.then(|| {
+            self.b
+                .ins()
+                .load(types::F64, ctx_flags(), self.ctx, f(insn.rs3))
+        });
+        let factor = if fused { 400 } else { 500 };
+        let ok_a = self.in_range(a, factor, false);
+        let ok_b = self.in_range(b, factor, insn.op == Op::FdivD);
+        let mut ok = self.b.ins().band(ok_a, ok_b);
+        if let Some(c) = c {
+            let ok_c = self.in_range(c, 800, false);
+            ok = self.b.ins().band(ok, ok_c);
+        }
+        let flags = self
+            .b
+            .ins()
+            .load(I32, ctx_flags(), self.ctx, offsets::FFLAGS);
+        const _: () = assert!(rv64::fpu::NX == 1);
+        let nx = self.b.ins().band_imm_s(flags, 1);
+        let nx = self.b.ins().icmp_imm_s(IntCC::NotEqual, nx, 0);
+        ok = self.b.ins().band(ok, nx);
+        let ok = self.and_rounds_to_nearest(ok, insn);
+        self.fast_or_slow(ok, pc, retired);
+        let r = match (insn.op, c) {
+            (Op::FmulD, _) => self.b.ins().fmul(a, b),
+            (Op::FdivD, _) => self.b.ins().fdiv(a, b),
+            (op, Some(c)) => {
+                // Negating an operand is exact: -(a*b) = (-a)*b.
+                let a = if matches!(op, Op::FnmsubD | Op::FnmaddD) {
+                    self.b.ins().fneg(a)
+                } else {
+                    a
+                };
+                let c = if matches!(op, Op::FmsubD | Op::FnmaddD) {
+                    self.b.ins().fneg(c)
+                } else {
+                    c
+                };
+                self.b.ins().fma(a, b, c)
+            }
+            _ => unreachable!("fused operations load their addend"),
+        };
+        self.b.ins().store(ctx_flags(), r, self.ctx, f(insn.rd));
+    }
+
+    /// `feq.d`, `flt.d`, `fle.d` inline when neither operand is a NaN (then no flag can
+    /// be raised); a NaN (NV rules differ by compare and NaN kind) leaves with
+    /// `SLOW_PATH`.
+    fn fcmp_d(&mut self, pc: u64, insn: &Insn, retired: u64) {
+        let f = |r: u8| offsets::F + 8 * (r & 31) as i32;
+        let a = self
+            .b
+            .ins()
+            .load(types::F64, ctx_flags(), self.ctx, f(insn.rs1));
+        let b = self
+            .b
+            .ins()
+            .load(types::F64, ctx_flags(), self.ctx, f(insn.rs2));
+        let ordered = self.b.ins().fcmp(FloatCC::Ordered, a, b);
+        self.fast_or_slow(ordered, pc, retired);
+        let cc = match insn.op {
+            Op::FeqD => FloatCC::Equal,
+            Op::FltD => FloatCC::LessThan,
+            _ => FloatCC::LessThanOrEqual,
+        };
+        let c = self.b.ins().fcmp(cc, a, b);
+        let v = self.bool64(c);
+        self.set(insn.rd, v);
+    }
+
+    /// `fcvt.d.w` / `fcvt.d.wu`: every 32-bit integer is a double exactly, so no flags
+    /// and no rounding; only an invalid rounding field (an illegal instruction, static
+    /// or through `frm`) leaves with `SLOW_PATH`.
+    fn fcvt_d_w(&mut self, pc: u64, insn: &Insn, retired: u64) {
+        match insn.rm {
+            0..=4 => {}
+            7 => {
+                let frm = self.b.ins().load(I32, ctx_flags(), self.ctx, offsets::FRM);
+                let valid = self
+                    .b
+                    .ins()
+                    .icmp_imm_s(IntCC::UnsignedLessThanOrEqual, frm, 4);
+                self.fast_or_slow(valid, pc, retired);
+            }
+            _ => {
+                let never = self.b.ins().iconst(types::I8, 0);
+                self.fast_or_slow(never, pc, retired);
+            }
+        }
+        let x = self.get(insn.rs1);
+        let w = self.b.ins().ireduce(I32, x);
+        let d = if insn.op == Op::FcvtDW {
+            self.b.ins().fcvt_from_sint(types::F64, w)
+        } else {
+            self.b.ins().fcvt_from_uint(types::F64, w)
+        };
+        let fd = offsets::F + 8 * (insn.rd & 31) as i32;
+        self.b.ins().store(ctx_flags(), d, self.ctx, fd);
     }
 
     /// Division and remainder with RISC-V's results for a zero divisor and for signed
@@ -1188,6 +1354,12 @@ impl<'a, 'b> Emitter<'a, 'b> {
                 return true;
             }
             Op::FaddD | Op::FsubD => self.fadd_d(pc, i, k),
+            Op::FmulD | Op::FdivD => self.fmul_div_fma_d(pc, i, k),
+            Op::FmaddD | Op::FmsubD | Op::FnmsubD | Op::FnmaddD if self.host_fma => {
+                self.fmul_div_fma_d(pc, i, k)
+            }
+            Op::FeqD | Op::FltD | Op::FleD => self.fcmp_d(pc, i, k),
+            Op::FcvtDW | Op::FcvtDWu => self.fcvt_d_w(pc, i, k),
             op => match mem_op(op) {
                 Some(m) => self.memory(pc, i, m, k),
                 None => self.helper(pc, i, k),
@@ -1270,6 +1442,17 @@ pub fn runs_in_helper(op: Op) -> bool {
                 | FsgnjxD
                 | FaddD
                 | FsubD
+                | FmulD
+                | FdivD
+                | FmaddD
+                | FmsubD
+                | FnmsubD
+                | FnmaddD
+                | FeqD
+                | FltD
+                | FleD
+                | FcvtDW
+                | FcvtDWu
                 | Ecall
                 | Ebreak
                 | FenceI

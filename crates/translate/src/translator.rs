@@ -14,7 +14,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use rv64::{Insn, Op};
 
 use crate::context::JumpCacheShape;
-use crate::emit::Emitter;
+use crate::emit::{Emitter, HostOptions};
 
 /// Longest block accepted, in instructions (bounds compile time and code size).
 pub const MAX_BLOCK_INSNS: usize = 1024;
@@ -103,6 +103,8 @@ pub struct Compiled {
 /// contexts.
 pub struct Translator {
     isa: OwnedTargetIsa,
+    /// The host ISA has fused multiply-add (see `emit::HostOptions::fma`).
+    host_fma: bool,
     fctx: FunctionBuilderContext,
     ctx: cranelift_codegen::Context,
     config: TranslatorConfig,
@@ -173,8 +175,13 @@ impl Translator {
             .map_err(|e| TranslateError::HostIsa(e.to_string()))?
             .finish(settings::Flags::new(flags))
             .map_err(|e| TranslateError::HostIsa(e.to_string()))?;
+        let host_fma = isa
+            .isa_flags()
+            .iter()
+            .any(|f| f.name == "has_fma" && f.as_bool() == Some(true));
         Ok(Translator {
             isa,
+            host_fma,
             fctx: FunctionBuilderContext::new(),
             ctx: cranelift_codegen::Context::new(),
             config,
@@ -324,9 +331,12 @@ impl Translator {
         {
             let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
             let chain = self.config.chain.then_some(cc);
-            let shape = self.config.jump_cache.filter(|s| s.len.is_power_of_two());
-            let guest_size = self.config.guest_size;
-            Emitter::emit(&mut b, blocks, region, helper_cc, chain, shape, guest_size);
+            let host = HostOptions {
+                jump_cache: self.config.jump_cache.filter(|s| s.len.is_power_of_two()),
+                guest_size: self.config.guest_size,
+                fma: self.host_fma,
+            };
+            Emitter::emit(&mut b, blocks, region, helper_cc, chain, host);
             b.finalize(self.isa.frontend_config());
         }
         self.finish(entry, ranges.to_vec(), insns)

@@ -1,6 +1,8 @@
 //! Accesses the permission table allows run inline; the others leave translated code
 //! with `SLOW_PATH` at the access, before it retires, and never call a helper. Likewise
-//! `fadd.d`/`fsub.d` run inline when the host's result and flags are provably exact. (A slow
+//! `fadd.d`/`fsub.d` run inline when the host's result and flags are provably exact, and
+//! `fmul.d`, `fdiv.d`, the `fmadd.d` family, the compares and `fcvt.d.w[u]` when they
+//! cannot change `fflags`. (A slow
 //! path taken by mistake gives the right results, only slowly, so the differential
 //! tests cannot see it: this checks the exit status and counts helper calls.)
 
@@ -240,4 +242,167 @@ fn double_add_and_sub_run_inline_with_exact_flags_or_leave_for_the_interpreter()
             assert_eq!(st, status::SLOW_PATH, "rm {rm} frm {frm}");
         }
     }
+}
+
+/// Runs one F/D instruction `word` then `ebreak` with f1, f2, f3 = `a`, `b`, `c`, x5 =
+/// `x`, `fflags` and `frm`, checked against the interpreter: the status it leaves with and
+/// the final state.
+fn run_fp(word: u32, (a, b, c): (f64, f64, f64), x: u64, fflags: u32, frm: u32) -> (u64, Cpu) {
+    let block = layout(&[dec(word), dec(EBREAK)]);
+    let mut cpu = Cpu::new();
+    cpu.f[1] = a.to_bits();
+    cpu.f[2] = b.to_bits();
+    cpu.f[3] = c.to_bits();
+    cpu.x[5] = x;
+    cpu.fflags = fflags;
+    cpu.frm = frm;
+    let what = format!("{word:#010x} {a:e} {b:e} {c:e} x5 {x:#x} fflags {fflags} frm {frm}");
+    let left = run_checked(&block, cpu, OptLevel::Quick, None, &what);
+    if left.st == status::SLOW_PATH {
+        assert_eq!(left.pc, CODE_BASE, "{what}: slow path at the instruction");
+    }
+    assert_eq!(left.calls, 0, "{what}: no helper call");
+    (left.st, left.cpu)
+}
+
+/// R4-type `op f4, f1, f2, f3` (double) with rounding field `rm`.
+fn r4(opcode: u32, rm: u32) -> u32 {
+    3 << 27 | 1 << 25 | 2 << 20 | 1 << 15 | rm << 12 | 4 << 7 | opcode
+}
+
+#[test]
+fn double_mul_div_and_fused_ops_run_inline_only_where_fflags_cannot_change() {
+    let fmul = |rm| r(0x09, 2, 1, rm, 4, 0x53);
+    let fdiv = |rm| r(0x0d, 2, 1, rm, 4, 0x53);
+    let fused = [0x43, 0x47, 0x4b, 0x4f]; // fmadd, fmsub, fnmsub, fnmadd
+    let mut words: Vec<u32> = vec![fmul(0), fmul(7), fdiv(0), fdiv(7)];
+    words.extend(fused.iter().flat_map(|&op| [r4(op, 0), r4(op, 7)]));
+    let tiny = f64::from_bits(1);
+    let big = 2f64.powi(600);
+    const NX: u32 = 1;
+    const OF: u32 = 4;
+    for &word in &words {
+        // In range with NX already set: inline, flags kept as they were.
+        for ops in [
+            (0.1, 3.0, 0.7),
+            (-0.0, -2.5, -0.0),
+            (1e100, -1e-100, 1e200),
+            (0.0, 7.0, 1.0),
+        ] {
+            let (st, cpu) = run_fp(word, ops, 0, NX | OF, 0);
+            assert_eq!(st, status::EBREAK, "{word:#x} {ops:?}: inline");
+            assert_eq!(cpu.fflags, NX | OF, "{word:#x} {ops:?}: flags unchanged");
+        }
+        // NX clear (the result may set it), a NaN, infinity, a huge or subnormal operand,
+        // or a rounding mode other than nearest-even: the interpreter decides.
+        for ops in [
+            (f64::NAN, 1.0, 1.0),
+            (1.0, f64::INFINITY, 1.0),
+            (big, 1.0, 1.0),
+            (tiny, 1.0, 1.0),
+            (1.0, tiny, 1.0),
+        ] {
+            let (st, _) = run_fp(word, ops, 0, NX, 0);
+            assert_eq!(st, status::SLOW_PATH, "{word:#x} {ops:?}");
+        }
+        let (st, cpu) = run_fp(word, (0.1, 3.0, 0.7), 0, 0, 0);
+        assert_eq!(st, status::SLOW_PATH, "{word:#x}: NX clear");
+        assert_eq!(cpu.fflags & NX, NX, "{word:#x}: the interpreter sets NX");
+        if word & (7 << 12) == 7 << 12 {
+            for frm in [1, 3, 5] {
+                let (st, _) = run_fp(word, (0.1, 3.0, 0.7), 0, NX, frm);
+                assert_eq!(st, status::SLOW_PATH, "{word:#x}: frm {frm}");
+            }
+        }
+    }
+    // A zero divisor raises DZ: the interpreter's.
+    let (st, cpu) = run_fp(fdiv(0), (1.0, 0.0, 0.0), 0, NX, 0);
+    assert_eq!(st, status::SLOW_PATH);
+    assert_eq!(cpu.fflags & 8, 8, "DZ");
+    // Fused ops with a huge addend go to the interpreter.
+    let (st, _) = run_fp(r4(0x43, 0), (1.0, 1.0, 2f64.powi(900)), 0, NX, 0);
+    assert_eq!(st, status::SLOW_PATH);
+}
+
+#[test]
+fn double_compares_and_int_to_double_run_inline() {
+    for (f3, name) in [(2, "feq"), (1, "flt"), (0, "fle")] {
+        let word = r(0x51, 2, 1, f3, 6, 0x53); // fX.d x6, f1, f2
+        for (a, b) in [
+            (1.0, 2.0),
+            (2.0, 1.0),
+            (0.0, -0.0),
+            (-1e300, 1e300),
+            (3.5, 3.5),
+        ] {
+            let (st, _) = run_fp(word, (a, b, 0.0), 0, 0, 0);
+            assert_eq!(st, status::EBREAK, "{name} {a} {b}: inline");
+        }
+        // A NaN operand: NV depends on the compare and the NaN; the interpreter's.
+        for (a, b) in [(f64::NAN, 1.0), (1.0, f64::NAN)] {
+            let (st, _) = run_fp(word, (a, b, 0.0), 0, 0, 0);
+            assert_eq!(st, status::SLOW_PATH, "{name} with a NaN");
+        }
+    }
+    for (rs2, signed) in [(0, true), (1, false)] {
+        for rm in [0, 1, 4, 7] {
+            let word = r(0x69, rs2, 5, rm, 4, 0x53); // fcvt.d.w[u] f4, x5
+            for x in [
+                0u64,
+                1,
+                0x7fff_ffff,
+                0xffff_ffff,
+                0x8000_0000,
+                0x1234_5678_9abc_def0,
+            ] {
+                let (st, cpu) = run_fp(word, (0.0, 0.0, 0.0), x, 0, 0);
+                assert_eq!(
+                    st,
+                    status::EBREAK,
+                    "fcvt.d.w signed {signed} rm {rm} {x:#x}"
+                );
+                assert_eq!(cpu.fflags, 0);
+            }
+        }
+        // An invalid dynamic rounding mode is an illegal instruction: the interpreter's.
+        let word = r(0x69, rs2, 5, 7, 4, 0x53);
+        let (st, _) = run_fp(word, (0.0, 0.0, 0.0), 5, 0, 5);
+        assert_eq!(st, status::SLOW_PATH);
+    }
+}
+
+#[test]
+fn random_mul_div_and_fused_operands_agree_with_the_interpreter() {
+    // Operands around the fast path's bounds, half of them inside: the value and the
+    // flags must be the interpreter's either way (`run_checked` compares everything).
+    let mut rng = Rng::new(0x5eed_f10a7);
+    let double = |rng: &mut Rng, e: i64| -> f64 {
+        if rng.chance(10) {
+            return if rng.chance(50) { 0.0 } else { -0.0 };
+        }
+        let exp = (1023 + rng.below(2 * e as u64 + 1) as i64 - e) as u64;
+        let bits = (rng.next() & (1 << 63)) | (exp << 52) | (rng.next() & ((1 << 52) - 1));
+        f64::from_bits(bits)
+    };
+    let words = [
+        r(0x09, 2, 1, 0, 4, 0x53),
+        r(0x0d, 2, 1, 7, 4, 0x53),
+        r4(0x43, 0),
+        r4(0x47, 7),
+        r4(0x4b, 0),
+        r4(0x4f, 0),
+    ];
+    let mut inline = 0;
+    for &word in &words {
+        for _ in 0..150 {
+            let ops = (
+                double(&mut rng, 520),
+                double(&mut rng, 520),
+                double(&mut rng, 850),
+            );
+            let (st, _) = run_fp(word, ops, 0, 1, 0);
+            inline += usize::from(st == status::EBREAK);
+        }
+    }
+    assert!(inline > 200, "the fast path ran {inline} times of 900");
 }
