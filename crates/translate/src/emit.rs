@@ -24,7 +24,10 @@
 //!   crossing and permission are one test (plus an in-page test on a cold path for the
 //!   last page of a mapping). Anything else leaves the function with
 //!   [`status::SLOW_PATH`] at that instruction: no call on the slow path, so the
-//!   register allocator need not keep values around a call.
+//!   register allocator need not keep values around a call. Within a guest block,
+//!   accesses of one kind through the same base register value whose bytes fit in a
+//!   page-sized span share the first one's check, made for the whole span (see
+//!   `plan_checks`); its failure leaves before the first of them.
 //! - Division never traps: the divisor is replaced by 1 in the cases RISC-V defines
 //!   (zero, `MIN / -1`) and the result fixed up with selects.
 //! - Float registers are never cached: inline float code (loads/stores, moves, sign
@@ -94,6 +97,69 @@ struct MemOp {
     signed: bool,
     /// The data register is a float register (`flw`/`fld`/`fsw`/`fsd`).
     float: bool,
+}
+
+/// How an inline access is checked; see [`plan_checks`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Check {
+    /// This access checks `[rs1 + lo, rs1 + lo + span)`, which holds its own bytes and
+    /// those of the later accesses of its group.
+    Lead { lo: i64, span: u64 },
+    /// An earlier access of the block checked this one's bytes.
+    Covered,
+}
+
+/// The permission checks of a guest block's inline accesses. Accesses of one kind (load
+/// or store) through the same value of the same base register whose bytes all lie within
+/// one page-sized span form a group, and only the first of them checks, for the whole
+/// span: the fast bit of the span's first page promises that page and the next, and
+/// permissions cannot change inside a block (only system calls change them, and those
+/// end blocks). If the check fails, the first access leaves with `SLOW_PATH` before it
+/// retires and the interpreter runs the rest exactly. (Function prologues and epilogues
+/// save and restore several registers through `sp`: one check instead of one each.)
+fn plan_checks(block: &[(u64, Insn)]) -> HashMap<u64, Check> {
+    let page = crate::context::PAGE_SIZE as i64;
+    // A register's value changes whenever an instruction names it as destination (an
+    // over-approximation for float destinations, which only splits groups).
+    let mut version = [0u32; 32];
+    let mut open: HashMap<(u8, u32, bool), (u64, i64, i64)> = HashMap::new();
+    let mut plan = HashMap::new();
+    let lead = |plan: &mut HashMap<u64, Check>, (pc, lo, hi): (u64, i64, i64)| {
+        plan.insert(
+            pc,
+            Check::Lead {
+                lo,
+                span: (hi - lo) as u64,
+            },
+        );
+    };
+    for &(pc, insn) in block {
+        if let Some(m) = mem_op(insn.op) {
+            let base = insn.rs1 & 31;
+            let key = (base, version[base as usize], m.store);
+            let (lo, hi) = (insn.imm, insn.imm + m.width as i64);
+            match open.get_mut(&key) {
+                Some(g) if hi.max(g.2) - lo.min(g.1) <= page => {
+                    g.1 = g.1.min(lo);
+                    g.2 = g.2.max(hi);
+                    plan.insert(pc, Check::Covered);
+                }
+                _ => {
+                    if let Some(done) = open.insert(key, (pc, lo, hi)) {
+                        lead(&mut plan, done);
+                    }
+                }
+            }
+        }
+        let rd = (insn.rd & 31) as usize;
+        if rd != 0 {
+            version[rd] += 1;
+        }
+    }
+    for (_, g) in open {
+        lead(&mut plan, g);
+    }
+    plan
 }
 
 fn mem_op(op: Op) -> Option<MemOp> {
@@ -169,6 +235,8 @@ pub(crate) struct Emitter<'a, 'b> {
     perms: Option<Value>,
     /// See [`HostOptions::fma`].
     host_fma: bool,
+    /// The checks of the current guest block's inline accesses, by pc.
+    checks: HashMap<u64, Check>,
     /// The jump cache's shape, when known at translation time: `(shift, len - 1)`.
     jc_shape: Option<(u32, u64)>,
     /// Guest pages (`guest_size >> PAGE_SHIFT`), when known at translation time.
@@ -243,6 +311,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
             mem_base: None,
             perms: None,
             host_fma: fma,
+            checks: HashMap::new(),
             jc_shape: shape.map(|s| (s.shift, s.len as u64 - 1)),
             guest_pages: guest_size
                 .map(|s| s >> crate::context::PAGE_SHIFT)
@@ -298,6 +367,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
                 e.b.switch_to_block(cb);
             }
             e.current = e.order.get(&start).copied().unwrap_or(0);
+            e.checks = plan_checks(block);
             let mut ended = false;
             for (k, &(pc, insn)) in block.iter().enumerate() {
                 if e.insn(pc, &insn, k as u64) {
@@ -737,6 +807,20 @@ impl<'a, 'b> Emitter<'a, 'b> {
         };
         // An integer store's value, read where it dominates both copies of the access.
         let value = (m.store && !m.float).then(|| self.get(insn.rs2));
+        let (lo, span) = match self.checks.get(&pc) {
+            Some(&Check::Covered) => {
+                self.access(insn, &m, addr, value);
+                return;
+            }
+            Some(&Check::Lead { lo, span }) => (lo, span),
+            None => (insn.imm, m.width as u64),
+        };
+        // The first byte checked (below this access's own when the group reaches lower).
+        let at = if lo == insn.imm {
+            addr
+        } else {
+            self.b.ins().iadd_imm_s(a, lo)
+        };
         // The slow path leaves before this instruction retires: its exit stores the
         // registers written before it, not what the fast path (emitted first) writes.
         let before = self.written;
@@ -757,7 +841,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
                 let page = self
                     .b
                     .ins()
-                    .ushr_imm_s(addr, crate::context::PAGE_SHIFT as i64);
+                    .ushr_imm_s(at, crate::context::PAGE_SHIFT as i64);
                 let inside = self.b.create_block();
                 let out =
                     self.b
@@ -772,7 +856,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
                     .b
                     .ins()
                     .load(I64, ctx_invariant(), self.ctx, offsets::GUEST_SIZE);
-                let clamped = self.b.ins().umin(addr, size);
+                let clamped = self.b.ins().umin(at, size);
                 self.b
                     .ins()
                     .ushr_imm_s(clamped, crate::context::PAGE_SHIFT as i64)
@@ -801,11 +885,11 @@ impl<'a, 'b> Emitter<'a, 'b> {
         let off = self
             .b
             .ins()
-            .band_imm_s(addr, (crate::context::PAGE_SIZE - 1) as i64);
+            .band_imm_s(at, (crate::context::PAGE_SIZE - 1) as i64);
         let inside = self.b.ins().icmp_imm_s(
             IntCC::UnsignedLessThanOrEqual,
             off,
-            (crate::context::PAGE_SIZE - m.width as u64) as i64,
+            (crate::context::PAGE_SIZE - span) as i64,
         );
         let both = self.b.ins().band(has, inside);
         // A copy of the access of its own, so the hot block has one predecessor (a

@@ -406,3 +406,66 @@ fn random_mul_div_and_fused_operands_agree_with_the_interpreter() {
     }
     assert!(inline > 200, "the fast path ran {inline} times of 900");
 }
+
+/// Runs `block` from x1 = `addr`, x6 = a pattern, checked against the interpreter, at
+/// both tiers: the status, pc and instret it left with (the same at both).
+fn run_block_at(words: &[u32], addr: u64) -> (u64, u64, u64) {
+    let block = layout(&words.iter().map(|&w| dec(w)).collect::<Vec<_>>());
+    let mut cpu = Cpu::new();
+    cpu.x[1] = addr;
+    cpu.x[6] = 0x0102_0304_0506_0708;
+    let mut seen = None;
+    for opt in [OptLevel::Quick, OptLevel::Speed] {
+        let what = format!("{opt:?} at {addr:#x}");
+        let left = run_checked(&block, cpu.clone(), opt, Some(GUEST_SIZE as u64), &what);
+        assert_eq!(left.calls, 0, "{what}");
+        let got = (left.st, left.pc, left.instret);
+        assert!(seen.is_none_or(|s| s == got), "{what}: tiers differ");
+        seen = Some(got);
+    }
+    seen.unwrap_or_default()
+}
+
+#[test]
+fn accesses_through_one_base_share_one_check_that_leaves_before_the_first() {
+    // sd x6, 0(x1); sd x6, 8(x1); sd x6, 16(x1); ebreak
+    let stores = [
+        s(0, 6, 1, 3, 0x23),
+        s(8, 6, 1, 3, 0x23),
+        s(16, 6, 1, 3, 0x23),
+        EBREAK,
+    ];
+    assert_eq!(
+        run_block_at(&stores, 0x2000),
+        (status::EBREAK, CODE_BASE + 12, 3),
+        "all three inside a read-write page"
+    );
+    // The third store reaches read-only page 9: the group's one check fails, so the
+    // block leaves before the first store, and the interpreter faults at the third.
+    assert_eq!(
+        run_block_at(&stores, 0x8ff0),
+        (status::SLOW_PATH, CODE_BASE, 0),
+        "a group member out of bounds"
+    );
+}
+
+#[test]
+fn a_base_register_written_between_accesses_is_checked_again() {
+    // sd x6, 0(x1); addi x1, x1, 8; sd x6, 0(x1); ebreak: the same offset through a new
+    // value of x1 is a new check.
+    let words = [
+        s(0, 6, 1, 3, 0x23),
+        i(8, 1, 0, 1, 0x13),
+        s(0, 6, 1, 3, 0x23),
+        EBREAK,
+    ];
+    assert_eq!(
+        run_block_at(&words, 0x8ff8),
+        (status::SLOW_PATH, CODE_BASE + 8, 2),
+        "the second store (into read-only page 9) leaves at itself"
+    );
+    assert_eq!(
+        run_block_at(&words, 0x2000),
+        (status::EBREAK, CODE_BASE + 12, 3)
+    );
+}
