@@ -2,8 +2,9 @@
 //!
 //! **Layout.** One contiguous host reservation covers guest addresses `[0, GUEST_SPACE)`
 //! (mmap `PROT_READ|PROT_WRITE`, `MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE`, so untouched
-//! pages cost nothing). Guest address `a` lives at host address `base + a`. Next to it a
-//! software page table holds one permission byte per 4 KiB guest page ([`PERM_R`],
+//! pages cost nothing). Guest address `a` lives at host address `base + a`. Right below it,
+//! in the same reservation (at `base + PERMS_OFFSET`, so translated code reaches both
+//! through one register), a software page table holds one permission byte per 4 KiB guest page ([`PERM_R`],
 //! [`PERM_W`], [`PERM_X`], plus [`PERM_MAPPED`] so that a `PROT_NONE` mapping is still
 //! "in use"); 0 means unmapped. On hosts with strict overcommit accounting, where the
 //! writable reservation is refused, the reservation starts `PROT_NONE` and ranges are
@@ -41,6 +42,14 @@ pub const PAGE_SHIFT: u32 = 12;
 pub const PAGE_SIZE: u64 = 1 << PAGE_SHIFT;
 /// Number of guest pages, i.e. entries in the permission table.
 pub const NUM_PAGES: usize = (GUEST_SPACE >> PAGE_SHIFT) as usize;
+/// Bytes reserved for the permission table (its `NUM_PAGES + 1` entries, page aligned),
+/// right below guest address 0.
+const PERMS_BYTES: usize = (NUM_PAGES + 1).next_multiple_of(PAGE_SIZE as usize);
+/// Where the permission table starts relative to [`GuestMemory::base_ptr`] (a constant
+/// the translator builds into its code).
+pub const PERMS_OFFSET: i32 = -(PERMS_BYTES as i32);
+/// The whole host reservation: table, then guest space.
+const RESERVATION: usize = PERMS_BYTES + GUEST_SPACE as usize;
 /// Permission bit: readable.
 pub const PERM_R: u8 = 1;
 /// Permission bit: writable.
@@ -112,8 +121,8 @@ impl HostRange<'_> {
 
 /// The guest's address space. See the module documentation for the layout.
 pub struct GuestMemory {
+    /// Guest address 0; the reservation starts `PERMS_BYTES` lower, with the table.
     base: NonNull<u8>,
-    perms: Box<[u8]>,
     /// Host pages start `PROT_NONE` and are opened as they are mapped (see
     /// [`GuestMemory::new_commit_on_map`]).
     commit_on_map: bool,
@@ -121,7 +130,7 @@ pub struct GuestMemory {
 
 impl std::fmt::Debug for GuestMemory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mapped = self.perms.iter().filter(|&&p| p != 0).count();
+        let mapped = self.perms().iter().filter(|&&p| p != 0).count();
         f.debug_struct("GuestMemory")
             .field("base", &self.base)
             .field("mapped_pages", &mapped)
@@ -137,10 +146,11 @@ unsafe impl Send for GuestMemory {}
 
 impl Drop for GuestMemory {
     fn drop(&mut self) {
-        // SAFETY: `base` is the start of the `GUEST_SPACE`-byte mapping created in `new`,
-        // owned by this value; nothing borrowed from it outlives `self`.
+        // SAFETY: `base - PERMS_BYTES` is the start of the `RESERVATION`-byte mapping
+        // created in `reserve`, owned by this value; nothing borrowed from it outlives
+        // `self`.
         unsafe {
-            libc::munmap(self.base.as_ptr().cast(), GUEST_SPACE as usize);
+            libc::munmap(self.base.as_ptr().sub(PERMS_BYTES).cast(), RESERVATION);
         }
     }
 }
@@ -168,19 +178,20 @@ impl GuestMemory {
     fn with_base(base: NonNull<u8>, commit_on_map: bool) -> Self {
         GuestMemory {
             base,
-            // One more than the pages: the sentinel translated code clamps to.
-            perms: vec![0u8; NUM_PAGES + 1].into_boxed_slice(),
             commit_on_map,
         }
     }
 
+    /// Reserves the table and the guest space; returns guest address 0. The table part
+    /// is always readable and writable (fresh anonymous memory: all entries 0,
+    /// unmapped, including the sentinel); the guest part gets `prot`.
     fn reserve(prot: libc::c_int) -> Result<NonNull<u8>, MemoryError> {
         // SAFETY: an anonymous mapping at a kernel-chosen address touches no existing
         // memory; the result is checked below.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
-                GUEST_SPACE as usize,
+                RESERVATION,
                 prot,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
                 -1,
@@ -190,8 +201,46 @@ impl GuestMemory {
         if p == libc::MAP_FAILED {
             return Err(MemoryError::Reserve(std::io::Error::last_os_error()));
         }
-        NonNull::new(p.cast::<u8>())
-            .ok_or_else(|| MemoryError::Reserve(std::io::Error::other("mmap returned null")))
+        let Some(start) = NonNull::new(p.cast::<u8>()) else {
+            return Err(MemoryError::Reserve(std::io::Error::other(
+                "mmap returned null",
+            )));
+        };
+        let table_rw = prot == libc::PROT_READ | libc::PROT_WRITE
+            // SAFETY: the first PERMS_BYTES of the reservation just made, which nothing
+            // else references.
+            || unsafe {
+                libc::mprotect(
+                    start.as_ptr().cast(),
+                    PERMS_BYTES,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                )
+            } == 0;
+        if !table_rw {
+            let err = std::io::Error::last_os_error();
+            // SAFETY: unmaps the reservation just made; nothing references it.
+            unsafe {
+                libc::munmap(start.as_ptr().cast(), RESERVATION);
+            }
+            return Err(MemoryError::Reserve(err));
+        }
+        // SAFETY: PERMS_BYTES < RESERVATION, so the result stays inside the reservation.
+        Ok(unsafe { start.add(PERMS_BYTES) })
+    }
+
+    /// The permission table (see [`GuestMemory::perm_table_ptr`]).
+    fn perms(&self) -> &[u8] {
+        // SAFETY: the `NUM_PAGES + 1 <= PERMS_BYTES` bytes below `base` are the table
+        // part of the reservation this value owns, readable and writable for its whole
+        // life; borrowing `self` keeps any mutable borrow out.
+        unsafe { std::slice::from_raw_parts(self.perm_table_ptr(), NUM_PAGES + 1) }
+    }
+
+    fn perms_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `perms`, with `&mut self` making the borrow exclusive.
+        unsafe {
+            std::slice::from_raw_parts_mut(self.base.as_ptr().sub(PERMS_BYTES), NUM_PAGES + 1)
+        }
     }
 
     /// In commit-on-map mode, sets the host protection of a validated page range.
@@ -235,13 +284,14 @@ impl GuestMemory {
     /// (`PERM_FAST_R`/`PERM_FAST_W`: "this page and the next have the permission"), kept
     /// current on every change, which is the layout `translate::JitContext` documents.
     pub fn perm_table_ptr(&self) -> *const u8 {
-        self.perms.as_ptr()
+        // SAFETY: stays inside the reservation (see `reserve`).
+        unsafe { self.base.as_ptr().sub(PERMS_BYTES) }
     }
 
     /// Permission byte of the page holding `addr` (`PERM_*` bits; 0 when outside the
     /// space).
     pub fn page_perm(&self, addr: u64) -> u8 {
-        self.perms
+        self.perms()
             .get((addr >> PAGE_SHIFT) as usize)
             .copied()
             .unwrap_or(0)
@@ -251,10 +301,10 @@ impl GuestMemory {
     /// Sets the permission bytes of the pages `r` with `f` and refreshes the fast-path
     /// bits of those pages and of the page before them (whose "next page" changed).
     fn set_perms(&mut self, r: std::ops::Range<usize>, f: impl Fn(u8) -> u8) {
-        for p in &mut self.perms[r.clone()] {
+        for p in &mut self.perms_mut()[r.clone()] {
             *p = f(*p);
         }
-        translate::context::update_fast_bits(&mut self.perms, r.start.saturating_sub(1)..r.end);
+        translate::context::update_fast_bits(self.perms_mut(), r.start.saturating_sub(1)..r.end);
     }
 
     fn page_range(addr: u64, len: u64) -> Result<std::ops::Range<usize>, MemoryError> {
@@ -273,7 +323,7 @@ impl GuestMemory {
     /// range lies inside the guest space.
     pub fn is_free(&self, addr: u64, len: u64) -> bool {
         match Self::page_range(addr, len) {
-            Ok(r) => self.perms[r].iter().all(|&p| p == 0),
+            Ok(r) => self.perms()[r].iter().all(|&p| p == 0),
             Err(_) => false,
         }
     }
@@ -281,7 +331,7 @@ impl GuestMemory {
     /// True when every page of the page-aligned range is mapped.
     pub fn is_mapped(&self, addr: u64, len: u64) -> bool {
         match Self::page_range(addr, len) {
-            Ok(r) => self.perms[r].iter().all(|&p| p & PERM_MAPPED != 0),
+            Ok(r) => self.perms()[r].iter().all(|&p| p & PERM_MAPPED != 0),
             Err(_) => false,
         }
     }
@@ -290,7 +340,7 @@ impl GuestMemory {
     /// from it may exist and must be invalidated when it changes).
     pub fn any_exec(&self, addr: u64, len: u64) -> bool {
         match Self::page_range(addr, len) {
-            Ok(r) => self.perms[r].iter().any(|&p| p & PERM_X != 0),
+            Ok(r) => self.perms()[r].iter().any(|&p| p & PERM_X != 0),
             Err(_) => false,
         }
     }
@@ -347,7 +397,10 @@ impl GuestMemory {
     /// Changes the permissions of a page-aligned range; every page must be mapped.
     pub fn protect(&mut self, addr: u64, len: u64, perm: u8) -> Result<(), MemoryError> {
         let r = Self::page_range(addr, len)?;
-        if !self.perms[r.clone()].iter().all(|&p| p & PERM_MAPPED != 0) {
+        if !self.perms()[r.clone()]
+            .iter()
+            .all(|&p| p & PERM_MAPPED != 0)
+        {
             return Err(MemoryError::NotMapped { addr, len });
         }
         self.set_perms(r, |_| perm | PERM_MAPPED);
@@ -369,7 +422,7 @@ impl GuestMemory {
         let mut p = (hi >> PAGE_SHIFT) as usize;
         while p > lo_page {
             p -= 1;
-            if self.perms[p] == 0 {
+            if self.perms()[p] == 0 {
                 run += 1;
                 if run == need {
                     return Some((p as u64) << PAGE_SHIFT);
@@ -400,7 +453,7 @@ impl GuestMemory {
         };
         let first = (addr >> PAGE_SHIFT) as usize;
         let last = ((end - 1) >> PAGE_SHIFT) as usize;
-        for (i, &p) in self.perms[first..=last].iter().enumerate() {
+        for (i, &p) in self.perms()[first..=last].iter().enumerate() {
             if p & need != need {
                 let page = ((first + i) as u64) << PAGE_SHIFT;
                 return Err(page.max(addr));
@@ -528,7 +581,7 @@ impl GuestMemory {
             return Err(MemoryError::BadRange { addr: to, len });
         }
         let mapped =
-            |r: std::ops::Range<usize>| self.perms[r].iter().all(|&p| p & PERM_MAPPED != 0);
+            |r: std::ops::Range<usize>| self.perms()[r].iter().all(|&p| p & PERM_MAPPED != 0);
         if !mapped(src) || !mapped(dst) {
             return Err(MemoryError::NotMapped { addr: from, len });
         }
@@ -591,7 +644,7 @@ impl GuestMemory {
             return Err(fault(addr));
         }
         let first = (addr >> PAGE_SHIFT) as usize;
-        let Some(&p) = self.perms.get(first) else {
+        let Some(&p) = self.perms().get(first) else {
             return Err(fault(addr));
         };
         if p & need == 0 {
@@ -599,7 +652,7 @@ impl GuestMemory {
         }
         let last = ((end - 1) >> PAGE_SHIFT) as usize;
         if last != first {
-            match self.perms.get(last) {
+            match self.perms().get(last) {
                 Some(&q) if q & need != 0 => {}
                 _ => return Err(fault((last as u64) << PAGE_SHIFT)),
             }

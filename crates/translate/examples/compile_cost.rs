@@ -50,6 +50,8 @@ fn main() -> Result<(), Box<dyn Error>> {
             len: 4096,
         }),
         guest_size: Some(1 << 34),
+        // The engine's permission table, right below guest memory.
+        perms_offset: Some(-(4 << 20) - 4096),
     })?;
     let insns: usize = blocks.iter().map(|b| b.len()).sum();
     let mut times = Vec::new();

@@ -60,6 +60,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         }),
         // The engine's guest space (16 GiB).
         guest_size: Some(1 << 34),
+        // The engine's permission table, right below guest memory.
+        perms_offset: Some(-(4 << 20) - 4096),
     })?;
     let compiled = if args[1] == "region" {
         let refs: Vec<&[(u64, rv64::Insn)]> = blocks.iter().map(|b| b.as_slice()).collect();

@@ -137,6 +137,7 @@ fn main() {
             chain: true,
             jump_cache: None,
             guest_size: None,
+            perms_offset: None,
         })
         .expect("host");
         let tramp = ExecBuf::new(&tr.trampoline().expect("trampoline").code).expect("map");

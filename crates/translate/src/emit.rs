@@ -205,6 +205,7 @@ fn mem_op(op: Op) -> Option<MemOp> {
 pub(crate) struct HostOptions {
     pub jump_cache: Option<crate::context::JumpCacheShape>,
     pub guest_size: Option<u64>,
+    pub perms_offset: Option<i32>,
     /// The host has fused multiply-add (else the `fmadd` family stays in the helper:
     /// Cranelift would lower it to a libcall, which needs a relocation).
     pub fma: bool,
@@ -235,6 +236,8 @@ pub(crate) struct Emitter<'a, 'b> {
     perms: Option<Value>,
     /// See [`HostOptions::fma`].
     host_fma: bool,
+    /// `perms - mem_base`, when every context has the table at that offset.
+    perms_offset: Option<i32>,
     /// The checks of the current guest block's inline accesses, by pc.
     checks: HashMap<u64, Check>,
     /// The jump cache's shape, when known at translation time: `(shift, len - 1)`.
@@ -280,6 +283,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
         let HostOptions {
             jump_cache: shape,
             guest_size,
+            perms_offset,
             fma,
         } = host;
         let entry = b.create_block();
@@ -311,6 +315,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
             mem_base: None,
             perms: None,
             host_fma: fma,
+            perms_offset,
             checks: HashMap::new(),
             jc_shape: shape.map(|s| (s.shift, s.len as u64 - 1)),
             guest_pages: guest_size
@@ -333,8 +338,10 @@ impl<'a, 'b> Emitter<'a, 'b> {
         {
             let ins = e.b.ins();
             e.mem_base = Some(ins.load(I64, ctx_invariant(), ctx, offsets::MEM_BASE));
-            let ins = e.b.ins();
-            e.perms = Some(ins.load(I64, ctx_invariant(), ctx, offsets::PERMS));
+            if perms_offset.is_none() {
+                let ins = e.b.ins();
+                e.perms = Some(ins.load(I64, ctx_invariant(), ctx, offsets::PERMS));
+            }
         }
         if region {
             let base = e.b.declare_var(I64);
@@ -862,15 +869,19 @@ impl<'a, 'b> Emitter<'a, 'b> {
                     .ushr_imm_s(clamped, crate::context::PAGE_SHIFT as i64)
             }
         };
-        let perms = match self.perms {
-            Some(p) => p,
-            None => self
-                .b
-                .ins()
-                .load(I64, ctx_invariant(), self.ctx, offsets::PERMS),
+        let (table, disp) = match (self.perms_offset, self.perms, self.mem_base) {
+            (Some(off), _, Some(base)) => (base, off),
+            (_, Some(p), _) => (p, 0),
+            _ => {
+                let p = self
+                    .b
+                    .ins()
+                    .load(I64, ctx_invariant(), self.ctx, offsets::PERMS);
+                (p, 0)
+            }
         };
-        let pa = self.b.ins().iadd(perms, page);
-        let perm = self.b.ins().uload8(I32, ctx_flags(), pa, 0);
+        let pa = self.b.ins().iadd(table, page);
+        let perm = self.b.ins().uload8(I32, ctx_flags(), pa, disp);
         let need = if m.store { PERM_FAST_W } else { PERM_FAST_R } as i64;
         let ok = self.b.ins().band_imm_s(perm, need);
         self.b.ins().brif(ok, fast, &[], near_end, &[]);

@@ -49,6 +49,11 @@ pub struct TranslatorConfig {
     /// the page size): the inline bounds test then compares with an immediate instead
     /// of loading `ctx.guest_size`. `None` reads it at run time.
     pub guest_size: Option<u64>,
+    /// Where the permission table is relative to guest memory, if every context this
+    /// code runs with has `perms == mem_base + offset`: accesses then reach the table
+    /// through the memory base (one register fewer in every loop). `None` reads
+    /// `ctx.perms`.
+    pub perms_offset: Option<i32>,
 }
 
 /// Why a block could not be translated. The engine falls back to the interpreter.
@@ -132,6 +137,7 @@ impl Translator {
             chain: false,
             jump_cache: None,
             guest_size: None,
+            perms_offset: None,
         })
     }
 
@@ -334,6 +340,7 @@ impl Translator {
             let host = HostOptions {
                 jump_cache: self.config.jump_cache.filter(|s| s.len.is_power_of_two()),
                 guest_size: self.config.guest_size,
+                perms_offset: self.config.perms_offset,
                 fma: self.host_fma,
             };
             Emitter::emit(&mut b, blocks, region, helper_cc, chain, host);

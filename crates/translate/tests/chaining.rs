@@ -118,6 +118,7 @@ fn run_chained(
         chain: true,
         jump_cache: shape,
         guest_size: None,
+        perms_offset: None,
     })
     .expect("host");
     let tramp = ExecBuf::new(&tr.trampoline().expect("trampoline").code).expect("map");

@@ -64,6 +64,7 @@ fn random_blocks_compiled_for_chaining_match_interpreter() {
         jump_cache: None,
         // The bounds test with an immediate (the other tests load guest_size).
         guest_size: Some(GUEST_SIZE as u64),
+        perms_offset: None,
     })
     .expect("host");
     for seed in seeds(2_000_000) {

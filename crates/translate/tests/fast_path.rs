@@ -44,58 +44,86 @@ struct Left {
     cpu: Cpu,
 }
 
+/// Bytes before guest memory where the layout with the table next to memory keeps it.
+const TABLE_BYTES: usize = 4096;
+
 /// Translates `block` at `opt`, runs it once from `cpu` with the counting helpers,
 /// finishes a slow-path exit with the interpreter, and checks registers, memory and
-/// exit against the interpreter's run of the same block.
+/// exit against the interpreter's run of the same block. Runs it twice: with the
+/// permission table read through `ctx.perms`, and laid out right below guest memory with
+/// the offset compiled in; both must leave the same way.
 fn run_checked(
     block: &[(u64, rv64::Insn)],
-    mut cpu: Cpu,
+    cpu: Cpu,
     opt: OptLevel,
     guest_size: Option<u64>,
     what: &str,
 ) -> Left {
-    let mut mem = vec![0x5au8; GUEST_SIZE];
     let perms = test_perms();
-    let want = run_interp(block, &cpu, &mem, &perms);
-    let mut tr = Translator::with_config(TranslatorConfig {
-        opt,
-        chain: false,
-        jump_cache: None,
-        guest_size,
-    })
-    .expect("host");
-    let compiled = tr.translate(block).expect("translates");
-    let code = ExecBuf::new(&compiled.code).expect("map code");
-    cpu.pc = block[0].0;
-    let mut ctx = JitContext::new(
-        cpu,
-        mem.as_mut_ptr(),
-        perms.as_ptr(),
-        GUEST_SIZE as u64,
-        &COUNTING,
-    );
-    let before = CALLS.load(Ordering::Relaxed);
-    // SAFETY: `ctx` points at `mem` (GUEST_SIZE bytes) and `perms` (one byte per page
-    // and the sentinel), alive and not otherwise borrowed during the call; the code is
-    // an unchained block for this host.
-    let st = unsafe { code.call(&mut ctx) };
-    let calls = CALLS.load(Ordering::Relaxed) - before;
-    let (pc, instret) = (ctx.cpu.pc, ctx.cpu.instret);
-    let (cpu, exit) = if st == status::SLOW_PATH {
-        finish_block(block, ctx.cpu.clone(), &mut mem, &perms)
-    } else {
-        (ctx.cpu.clone(), ctx.exit_for(st))
-    };
-    assert_eq!(exit, want.exit, "{what}");
-    assert_eq!(cpu, want.cpu, "{what}");
-    assert_eq!(mem, want.mem, "{what}");
-    Left {
-        st,
-        pc,
-        instret,
-        calls,
-        cpu,
+    assert!(perms.len() <= TABLE_BYTES);
+    let want = run_interp(block, &cpu, &vec![0x5au8; GUEST_SIZE], &perms);
+    let mut left: Option<Left> = None;
+    for table_below in [false, true] {
+        let what = format!("{what} (table below memory: {table_below})");
+        // [table | guest memory], one buffer: the table is used from here in both runs.
+        let mut buf = vec![0u8; TABLE_BYTES + GUEST_SIZE];
+        buf[..perms.len()].copy_from_slice(&perms);
+        buf[TABLE_BYTES..].fill(0x5a);
+        let mut tr = Translator::with_config(TranslatorConfig {
+            opt,
+            chain: false,
+            jump_cache: None,
+            guest_size,
+            perms_offset: table_below.then_some(-(TABLE_BYTES as i32)),
+        })
+        .expect("host");
+        let compiled = tr.translate(block).expect("translates");
+        let code = ExecBuf::new(&compiled.code).expect("map code");
+        let mut c = cpu.clone();
+        c.pc = block[0].0;
+        let (table, mem) = buf.split_at_mut(TABLE_BYTES);
+        let mut ctx = JitContext::new(
+            c,
+            mem.as_mut_ptr(),
+            table.as_ptr(),
+            GUEST_SIZE as u64,
+            &COUNTING,
+        );
+        let before = CALLS.load(Ordering::Relaxed);
+        // SAFETY: `ctx` points at `mem` (GUEST_SIZE bytes) and `table` (one byte per page
+        // and the sentinel), which are the two halves of `buf`, adjacent as the compiled-in
+        // offset says when there is one; both alive and not otherwise borrowed during the
+        // call; the code is an unchained block for this host.
+        let st = unsafe { code.call(&mut ctx) };
+        let calls = CALLS.load(Ordering::Relaxed) - before;
+        let (pc, instret) = (ctx.cpu.pc, ctx.cpu.instret);
+        let mut mem = mem.to_vec();
+        let (cpu, exit) = if st == status::SLOW_PATH {
+            finish_block(block, ctx.cpu.clone(), &mut mem, &perms)
+        } else {
+            (ctx.cpu.clone(), ctx.exit_for(st))
+        };
+        assert_eq!(exit, want.exit, "{what}");
+        assert_eq!(cpu, want.cpu, "{what}");
+        assert_eq!(mem, want.mem, "{what}");
+        let run = Left {
+            st,
+            pc,
+            instret,
+            calls,
+            cpu,
+        };
+        if let Some(first) = &left {
+            let key = |l: &Left| (l.st, l.pc, l.instret, l.calls);
+            assert_eq!(
+                key(first),
+                key(&run),
+                "{what}: the two layouts left differently"
+            );
+        }
+        left.get_or_insert(run);
     }
+    left.expect("ran")
 }
 
 /// Runs `addi x7, x0, 1; access; ebreak` with x1 = `addr`, translated with the guest

@@ -340,6 +340,7 @@ fn chained_region_exits_probe_the_jump_cache_like_blocks() {
         chain: true,
         jump_cache: Some(JumpCacheShape { shift: 0, len: 1 }),
         guest_size: None,
+        perms_offset: None,
     })
     .expect("host");
     let tramp = ExecBuf::new(&tr.trampoline().expect("trampoline").code).expect("map");

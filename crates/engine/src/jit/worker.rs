@@ -71,6 +71,7 @@ impl Translators {
             chain: true,
             jump_cache: Some(jump_cache),
             guest_size: Some(crate::memory::GUEST_SPACE),
+            perms_offset: Some(crate::memory::PERMS_OFFSET),
         };
         Ok(Translators {
             quick: Translator::with_config(config(OptLevel::Quick))?,
