@@ -84,19 +84,19 @@ pub(crate) fn exec_one_signature(cc: CallConv) -> Signature {
 }
 
 #[derive(Clone, Copy)]
-enum Width {
+pub(crate) enum Width {
     B = 1,
     H = 2,
     W = 4,
     D = 8,
 }
 
-struct MemOp {
-    width: Width,
-    store: bool,
-    signed: bool,
+pub(crate) struct MemOp {
+    pub(crate) width: Width,
+    pub(crate) store: bool,
+    pub(crate) signed: bool,
     /// The data register is a float register (`flw`/`fld`/`fsw`/`fsd`).
-    float: bool,
+    pub(crate) float: bool,
 }
 
 /// How an inline access is checked; see [`plan_checks`].
@@ -162,7 +162,7 @@ fn plan_checks(block: &[(u64, Insn)]) -> HashMap<u64, Check> {
     plan
 }
 
-fn mem_op(op: Op) -> Option<MemOp> {
+pub(crate) fn mem_op(op: Op) -> Option<MemOp> {
     use Width::*;
     let (width, store, signed) = match op {
         Op::Lb => (B, false, true),

@@ -57,12 +57,14 @@
 //! # Ok(()) }
 //! ```
 
+pub mod baseline;
 pub mod context;
 mod emit;
 pub mod exec_mem;
 pub mod helpers;
 mod translator;
 
+pub use baseline::{Baseline, BaselineConfig};
 pub use context::{HelperTable, JitContext, JumpCacheShape, status};
 pub use emit::runs_in_helper;
 pub use translator::{

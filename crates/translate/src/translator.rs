@@ -83,6 +83,8 @@ pub enum TranslateError {
         "code for block at {pc:#x} needs {count} relocation(s); translated code must be position-independent"
     )]
     Relocations { pc: u64, count: usize },
+    #[error("the baseline tier does not translate {what} (at {pc:#x})")]
+    Unsupported { pc: u64, what: String },
 }
 
 /// Host code for one guest block or region: `extern "C" fn(*mut JitContext) -> u64`
@@ -392,7 +394,7 @@ fn block_signature(cc: CallConv) -> Signature {
 }
 
 /// Checks the shape of a block; returns its guest range.
-fn validate(block: &[(u64, Insn)]) -> Result<(u64, u64), TranslateError> {
+pub(crate) fn validate(block: &[(u64, Insn)]) -> Result<(u64, u64), TranslateError> {
     let Some(&(start, _)) = block.first() else {
         return Err(TranslateError::EmptyBlock);
     };

@@ -10,7 +10,10 @@ use rv64::{Cpu, Exit, Interpreter};
 use translate::context::{JC_CODE_OFFSET, JC_ENTRY_SHIFT, JC_HITS_OFFSET, JC_KEY_OFFSET};
 use translate::exec_mem::ExecBuf;
 use translate::helpers::{FLAT_HELPERS, GuestView};
-use translate::{JitContext, JumpCacheShape, OptLevel, Translator, TranslatorConfig, status};
+use translate::{
+    Baseline, BaselineConfig, JitContext, JumpCacheShape, OptLevel, Translator, TranslatorConfig,
+    status,
+};
 
 /// Same layout as `codecache::JumpCacheEntry`.
 #[repr(C, align(32))]
@@ -113,6 +116,24 @@ fn run_chained(
     budget: u64,
     with_cache: bool,
 ) -> Run {
+    run_mixed(opt, shape, cached, budget, with_cache, &[])
+}
+
+/// As `run_chained`, with the blocks at `baseline` translated by the baseline tier.
+fn run_mixed(
+    opt: OptLevel,
+    shape: Option<JumpCacheShape>,
+    cached: &[u64],
+    budget: u64,
+    with_cache: bool,
+    baseline: &[u64],
+) -> Run {
+    let mut base = Baseline::new(BaselineConfig {
+        jump_cache: SHAPE,
+        guest_size: None,
+        perms_offset: None,
+    })
+    .expect("x86-64 host");
     let mut tr = Translator::with_config(TranslatorConfig {
         opt,
         chain: true,
@@ -133,10 +154,12 @@ fn run_chained(
                 Some((here, *i))
             })
             .collect();
-        code.insert(
-            pc,
-            ExecBuf::new(&tr.translate(&block).expect("translate").code).expect("map"),
-        );
+        let compiled = if baseline.contains(&pc) {
+            base.translate(&block).expect("baseline")
+        } else {
+            tr.translate(&block).expect("translate")
+        };
+        code.insert(pc, ExecBuf::new(&compiled.code).expect("map"));
     }
     let mut jc = vec![EMPTY; JC_LEN];
     for &pc in cached {
@@ -234,4 +257,35 @@ fn a_jump_cache_miss_or_no_cache_returns_to_the_dispatcher() {
         "without a jump cache only A's loop stays inside its function"
     );
     assert_eq!(run.budget_left, 1000);
+}
+
+#[test]
+fn baseline_and_cranelift_blocks_chain_into_each_other() {
+    let want = interpreted();
+    for (opt, baseline) in [
+        (OptLevel::Quick, &[A, B, C][..]),
+        (OptLevel::Quick, &[A, C][..]),
+        (OptLevel::Speed, &[B][..]),
+    ] {
+        let run = run_mixed(opt, Some(SHAPE), &[A, B, C], 1000, true, baseline);
+        assert_eq!(run.cpu, want, "baseline blocks {baseline:x?}");
+        assert_eq!(run.dispatches, 1, "every transfer was chained");
+        // A baseline block has no loop inside: its back edge is a chained transfer.
+        let a_loops = if baseline.contains(&A) { 99 } else { 0 };
+        assert_eq!(run.hits[&A], a_loops);
+        assert_eq!((run.hits[&B], run.hits[&C]), (1, 1));
+        assert_eq!(run.budget_left, 1000 - 101);
+    }
+}
+
+#[test]
+fn baseline_blocks_return_when_the_budget_runs_out_or_the_cache_misses() {
+    let want = interpreted();
+    let all = [A, B, C];
+    let run = run_mixed(OptLevel::Quick, Some(SHAPE), &all, 7, true, &all);
+    assert_eq!(run.cpu, want);
+    assert_eq!(run.dispatches, 102u64.div_ceil(8));
+    let run = run_mixed(OptLevel::Quick, Some(SHAPE), &[A, B], 1000, true, &all);
+    assert_eq!(run.cpu, want);
+    assert_eq!(run.dispatches, 2, "B misses C in the jump cache");
 }

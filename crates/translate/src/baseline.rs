@@ -1,0 +1,740 @@
+//! The baseline tier: RV64 blocks -> x86-64 machine code by templates, without
+//! Cranelift, in microseconds instead of Cranelift's ~100 µs per block.
+//!
+//! A Cranelift compile costs about 55 µs per block plus 18 µs per guest instruction
+//! (`examples/compile_cost`). In short programs the one compile thread cannot keep up,
+//! and blocks waiting for it run interpreted, ten times slower than translated code.
+//! Baseline code is made on the guest thread the moment a block turns hot and runs
+//! until the Cranelift translation replaces it (the role of V8's Sparkplug or of a
+//! QEMU-style template translator).
+//!
+//! Invariants of the generated code (the contract of [`crate::context`] and the same
+//! calling convention as chained Cranelift blocks, so the two chain into each other):
+//! - Guest integer and float registers live in `ctx` only: every instruction loads its
+//!   operands from `ctx.cpu` and stores its result there, so every exit sees a complete
+//!   state and none writes registers back. `x0` is never read from memory (it is 0)
+//!   nor written.
+//! - Host registers used: `rdi` (the context, never changed), `rax`, `rcx`, `rdx`,
+//!   `rsi`, `r10`, `r11` (all caller-saved in every x86-64 convention Cranelift uses).
+//!   No stack use, no calls, no frame: a block is entered and left with the stack as
+//!   the trampoline's call left it, ends with `ret` or a tail jump to the next block.
+//! - Every memory access is checked inline exactly as in Cranelift code (bounds,
+//!   permission-table fast bit, the in-page test for the last page of a mapping); a
+//!   failed check leaves with [`status::SLOW_PATH`] at the access, with `instret`
+//!   counting the instructions before it.
+//! - Block ends probe the jump cache of the compiled-in shape and jump to the next
+//!   block while `ctx.chain_budget` lasts, as `Emitter::chain_to` does.
+//! - The code is position-independent: branches are relative, constants immediate, and
+//!   everything else is reached through `rdi`.
+//! - Only the instructions [`Baseline::supports`] lists are translated: RV64I and M,
+//!   loads and stores (integer and float), float moves and double sign injection. A
+//!   block with anything else is refused ([`TranslateError::Unsupported`]) and waits
+//!   for Cranelift.
+
+use dynasmrt::x64::X64Relocation;
+use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler, dynasm};
+use rv64::{Insn, Op};
+
+use crate::context::{
+    JC_CODE_OFFSET, JC_ENTRY_SHIFT, JC_HITS_OFFSET, JC_KEY_OFFSET, JumpCacheShape, PAGE_SHIFT,
+    PAGE_SIZE, PERM_FAST_R, PERM_FAST_W, PERM_R, PERM_W, offsets, status,
+};
+use crate::emit::{MemOp, Width, mem_op};
+use crate::translator::{Compiled, TranslateError, validate};
+
+macro_rules! x64 {
+    ($ops:expr; $($t:tt)*) => {
+        dynasm!($ops ; .arch x64 ; $($t)*)
+    };
+}
+
+/// Host register numbers (the x86-64 encoding).
+const RAX: u8 = 0;
+const RCX: u8 = 1;
+const RDX: u8 = 2;
+const RSI: u8 = 6;
+const R10: u8 = 10;
+const R11: u8 = 11;
+
+/// What the baseline translator must know about the contexts its code runs with (the
+/// engine's layout; see [`crate::TranslatorConfig`] for the same fields).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BaselineConfig {
+    /// Shape of every context's jump cache (baseline code always chains, so every
+    /// context it runs with must have a jump cache of this shape).
+    pub jump_cache: JumpCacheShape,
+    /// `ctx.guest_size`, when the same for every context (bounds test against an
+    /// immediate instead of a load).
+    pub guest_size: Option<u64>,
+    /// The permission table's offset from `ctx.mem_base`, when it sits at a constant one
+    /// (otherwise code reads `ctx.perms`).
+    pub perms_offset: Option<i32>,
+}
+
+/// The baseline (template) translator. Cheap to create; `Send`.
+#[derive(Debug)]
+pub struct Baseline {
+    config: BaselineConfig,
+}
+
+/// Out-of-line code after the block body.
+enum Stub {
+    /// Leave with `SLOW_PATH` at `pc`, `retired` instructions done.
+    Slow {
+        at: DynamicLabel,
+        pc: u64,
+        retired: u64,
+    },
+    /// The page's fast bit was clear: the access may still be fine if it is the last
+    /// page of a mapping and the access stays inside it.
+    NearEnd {
+        at: DynamicLabel,
+        back: DynamicLabel,
+        slow: DynamicLabel,
+        own: u8,
+        width: u32,
+    },
+}
+
+struct Emit {
+    a: VecAssembler<X64Relocation>,
+    config: BaselineConfig,
+    stubs: Vec<Stub>,
+    /// The permission table's base register and displacement.
+    table: (u8, i32),
+}
+
+fn fits_i32(v: u64) -> bool {
+    v <= i32::MAX as u64
+}
+
+const fn xoff(r: u8) -> i32 {
+    offsets::X + 8 * (r as i32 & 31)
+}
+
+const fn foff(r: u8) -> i32 {
+    offsets::F + 8 * (r as i32 & 31)
+}
+
+impl Baseline {
+    /// A baseline translator for contexts laid out as `config` says. Refused on hosts
+    /// other than x86-64.
+    pub fn new(config: BaselineConfig) -> Result<Self, TranslateError> {
+        if !cfg!(target_arch = "x86_64") {
+            return Err(TranslateError::HostIsa(
+                "the baseline tier generates x86-64 code only".into(),
+            ));
+        }
+        if !config.jump_cache.len.is_power_of_two() {
+            return Err(TranslateError::Settings(format!(
+                "jump cache of {} entries: not a power of two",
+                config.jump_cache.len
+            )));
+        }
+        Ok(Baseline { config })
+    }
+
+    /// Whether baseline code handles `op` (a block is translated only if all its
+    /// instructions are).
+    pub fn supports(op: Op) -> bool {
+        use Op::*;
+        mem_op(op).is_some()
+            || matches!(
+                op,
+                Lui | Auipc
+                    | Jal
+                    | Jalr
+                    | Beq
+                    | Bne
+                    | Blt
+                    | Bge
+                    | Bltu
+                    | Bgeu
+                    | Addi
+                    | Slti
+                    | Sltiu
+                    | Xori
+                    | Ori
+                    | Andi
+                    | Slli
+                    | Srli
+                    | Srai
+                    | Add
+                    | Sub
+                    | Sll
+                    | Srl
+                    | Sra
+                    | Slt
+                    | Sltu
+                    | Xor
+                    | Or
+                    | And
+                    | Addiw
+                    | Slliw
+                    | Srliw
+                    | Sraiw
+                    | Addw
+                    | Subw
+                    | Sllw
+                    | Srlw
+                    | Sraw
+                    | Mul
+                    | Mulh
+                    | Mulhu
+                    | Mulhsu
+                    | Div
+                    | Divu
+                    | Rem
+                    | Remu
+                    | Mulw
+                    | Divw
+                    | Divuw
+                    | Remw
+                    | Remuw
+                    | Fence
+                    | FmvXW
+                    | FmvXD
+                    | FmvWX
+                    | FmvDX
+                    | FsgnjD
+                    | FsgnjnD
+                    | FsgnjxD
+                    | Ecall
+                    | Ebreak
+                    | FenceI
+                    | Illegal
+            )
+    }
+
+    /// Translates one basic block (shaped as for [`crate::Translator::translate`]) into
+    /// chained baseline code.
+    pub fn translate(&mut self, block: &[(u64, Insn)]) -> Result<Compiled, TranslateError> {
+        let (start, end) = validate(block)?;
+        if let Some(&(pc, insn)) = block.iter().find(|(_, i)| !Self::supports(i.op)) {
+            return Err(TranslateError::Unsupported {
+                pc,
+                what: format!("{:?}", insn.op),
+            });
+        }
+        let table = match self.config.perms_offset {
+            Some(off) => (R11, off),
+            None => (R10, 0),
+        };
+        let mut e = Emit {
+            a: VecAssembler::new(0),
+            config: self.config,
+            stubs: Vec::new(),
+            table,
+        };
+        if block.iter().any(|(_, i)| mem_op(i.op).is_some()) {
+            x64!(e.a; mov r11, QWORD [rdi + offsets::MEM_BASE]);
+            if self.config.perms_offset.is_none() {
+                x64!(e.a; mov r10, QWORD [rdi + offsets::PERMS]);
+            }
+        }
+        let mut ended = false;
+        for (k, &(pc, insn)) in block.iter().enumerate() {
+            if e.insn(pc, &insn, k as u64) {
+                ended = true;
+                break;
+            }
+        }
+        if !ended {
+            // A block cut at the length limit falls through.
+            e.exit_const(end, block.len() as u64);
+        }
+        e.stubs();
+        let code = e.a.finalize().map_err(|err| TranslateError::Codegen {
+            pc: start,
+            msg: format!("baseline assembler: {err:?}"),
+        })?;
+        Ok(Compiled {
+            code,
+            entry: start,
+            guest_start: start,
+            guest_end: end,
+            ranges: vec![(start, end)],
+            insns: block.len(),
+        })
+    }
+}
+
+impl Emit {
+    /// `dst = x[r]`.
+    fn load_x(&mut self, dst: u8, r: u8) {
+        if r & 31 == 0 {
+            x64!(self.a; xor Rd(dst), Rd(dst));
+        } else {
+            x64!(self.a; mov Rq(dst), QWORD [rdi + xoff(r)]);
+        }
+    }
+
+    /// `x[r] = src` (nothing for `x0`).
+    fn store_x(&mut self, r: u8, src: u8) {
+        if r & 31 != 0 {
+            x64!(self.a; mov QWORD [rdi + xoff(r)], Rq(src));
+        }
+    }
+
+    /// `x[r] = v` for a constant.
+    fn store_const(&mut self, r: u8, v: u64) {
+        if r & 31 == 0 {
+            return;
+        }
+        if (v as i64) >= i64::from(i32::MIN) && (v as i64) <= i64::from(i32::MAX) {
+            x64!(self.a; mov QWORD [rdi + xoff(r)], (v as i64) as i32);
+        } else {
+            x64!(self.a; mov rax, QWORD v as i64; mov QWORD [rdi + xoff(r)], rax);
+        }
+    }
+
+    fn add_instret(&mut self, n: u64) {
+        if n != 0 {
+            x64!(self.a; add QWORD [rdi + offsets::INSTRET], n as i32);
+        }
+    }
+
+    /// `ctx.cpu.pc = pc`.
+    fn store_pc(&mut self, pc: u64) {
+        if fits_i32(pc) {
+            x64!(self.a; mov QWORD [rdi + offsets::PC], pc as i32);
+        } else {
+            x64!(self.a; mov rdx, QWORD pc as i64; mov QWORD [rdi + offsets::PC], rdx);
+        }
+    }
+
+    /// Leaves with status `st` at `pc` after `retired` instructions.
+    fn exit_status(&mut self, pc: u64, retired: u64, st: u64) {
+        self.add_instret(retired);
+        self.store_pc(pc);
+        x64!(self.a; mov eax, st as i32; ret);
+    }
+
+    /// Block end continuing at the constant `target` after `retired` instructions:
+    /// chain through the jump cache while the budget lasts, else return to the
+    /// dispatcher.
+    fn exit_const(&mut self, target: u64, retired: u64) {
+        self.add_instret(retired);
+        let shape = self.config.jump_cache;
+        let mask = (shape.len - 1) as u64;
+        let entry = ((target >> shape.shift) & mask) << JC_ENTRY_SHIFT;
+        if entry > (i32::MAX - 64) as u64 {
+            // A jump cache too large for constant displacements: index at run time.
+            x64!(self.a; mov rsi, QWORD target as i64);
+            self.chain_dynamic();
+            return;
+        }
+        let entry = entry as i32;
+        let ret = self.a.new_dynamic_label();
+        let key = entry + JC_KEY_OFFSET;
+        let hits = entry + JC_HITS_OFFSET;
+        let code = entry + JC_CODE_OFFSET;
+        x64!(self.a
+            ; mov rax, QWORD [rdi + offsets::CHAIN_BUDGET]
+            ; test rax, rax
+            ; jz =>ret
+            ; mov rcx, QWORD [rdi + offsets::JUMP_CACHE]
+        );
+        if fits_i32(target) {
+            x64!(self.a; cmp QWORD [rcx + key], target as i32);
+        } else {
+            x64!(self.a; mov rdx, QWORD target as i64; cmp QWORD [rcx + key], rdx);
+        }
+        // Writers only clear keys (never the code address), and retired code is not
+        // reused before this executor's next quiescent point: a matching key's code
+        // address is safe to enter (as in `Emitter::chain_to`).
+        x64!(self.a
+            ; jne =>ret
+            ; sub rax, 1
+            ; mov QWORD [rdi + offsets::CHAIN_BUDGET], rax
+            ; add DWORD [rcx + hits], 1
+            ; jmp QWORD [rcx + code]
+            ; =>ret
+        );
+        self.store_pc(target);
+        x64!(self.a; xor eax, eax; ret);
+    }
+
+    /// Block end continuing at the address in `rsi` (instret already counted).
+    fn chain_dynamic(&mut self) {
+        let shape = self.config.jump_cache;
+        let mask = (shape.len - 1) as u64;
+        let ret = self.a.new_dynamic_label();
+        x64!(self.a
+            ; mov rax, QWORD [rdi + offsets::CHAIN_BUDGET]
+            ; test rax, rax
+            ; jz =>ret
+            ; mov rdx, rsi
+            ; shr rdx, shape.shift as i8
+        );
+        if fits_i32(mask) {
+            x64!(self.a; and rdx, mask as i32);
+        } else {
+            x64!(self.a; mov rcx, QWORD mask as i64; and rdx, rcx);
+        }
+        x64!(self.a
+            ; shl rdx, JC_ENTRY_SHIFT as i8
+            ; add rdx, QWORD [rdi + offsets::JUMP_CACHE]
+            ; cmp QWORD [rdx + JC_KEY_OFFSET], rsi
+            ; jne =>ret
+            ; sub rax, 1
+            ; mov QWORD [rdi + offsets::CHAIN_BUDGET], rax
+            ; add DWORD [rdx + JC_HITS_OFFSET], 1
+            ; jmp QWORD [rdx + JC_CODE_OFFSET]
+            ; =>ret
+            ; mov QWORD [rdi + offsets::PC], rsi
+            ; xor eax, eax
+            ; ret
+        );
+    }
+
+    /// Emits the out-of-line stubs.
+    fn stubs(&mut self) {
+        let (tbl, disp) = self.table;
+        for stub in std::mem::take(&mut self.stubs) {
+            match stub {
+                Stub::Slow { at, pc, retired } => {
+                    x64!(self.a; =>at);
+                    self.exit_status(pc, retired, status::SLOW_PATH);
+                }
+                Stub::NearEnd {
+                    at,
+                    back,
+                    slow,
+                    own,
+                    width,
+                } => {
+                    let limit = (PAGE_SIZE as u32 - width) as i32;
+                    let in_page = (PAGE_SIZE - 1) as i32;
+                    x64!(self.a
+                        ; =>at
+                        ; test BYTE [Rq(tbl) + rcx + disp], own as i8
+                        ; jz =>slow
+                        ; mov edx, eax
+                        ; and edx, in_page
+                        ; cmp edx, limit
+                        ; ja =>slow
+                        ; jmp =>back
+                    );
+                }
+            }
+        }
+    }
+
+    /// A load or store at `pc` (the `k`-th instruction of the block).
+    fn memory(&mut self, pc: u64, i: &Insn, m: &MemOp, k: u64) {
+        let slow = self.a.new_dynamic_label();
+        let near = self.a.new_dynamic_label();
+        let access = self.a.new_dynamic_label();
+        self.stubs.push(Stub::Slow {
+            at: slow,
+            pc,
+            retired: k,
+        });
+        let (own, fast) = if m.store {
+            (PERM_W, PERM_FAST_W)
+        } else {
+            (PERM_R, PERM_FAST_R)
+        };
+        self.stubs.push(Stub::NearEnd {
+            at: near,
+            back: access,
+            slow,
+            own,
+            width: m.width as u32,
+        });
+        self.load_x(RAX, i.rs1);
+        if i.imm != 0 {
+            x64!(self.a; add rax, i.imm as i32);
+        }
+        // rax: guest address; rcx: its page.
+        match self.config.guest_size {
+            Some(size) if fits_i32(size >> PAGE_SHIFT) => {
+                x64!(self.a
+                    ; mov rcx, rax
+                    ; shr rcx, PAGE_SHIFT as i8
+                    ; cmp rcx, (size >> PAGE_SHIFT) as i32
+                    ; jae =>slow
+                );
+            }
+            _ => {
+                x64!(self.a
+                    ; cmp rax, QWORD [rdi + offsets::GUEST_SIZE]
+                    ; jae =>slow
+                    ; mov rcx, rax
+                    ; shr rcx, PAGE_SHIFT as i8
+                );
+            }
+        }
+        let (tbl, disp) = self.table;
+        x64!(self.a
+            ; test BYTE [Rq(tbl) + rcx + disp], fast as i8
+            ; jz =>near
+            ; =>access
+        );
+        if m.store {
+            if m.float {
+                x64!(self.a; mov rdx, QWORD [rdi + foff(i.rs2)]);
+            } else {
+                self.load_x(RDX, i.rs2);
+            }
+            match m.width {
+                Width::B => x64!(self.a; mov BYTE [r11 + rax], dl),
+                Width::H => x64!(self.a; mov WORD [r11 + rax], dx),
+                Width::W => x64!(self.a; mov DWORD [r11 + rax], edx),
+                Width::D => x64!(self.a; mov QWORD [r11 + rax], rdx),
+            }
+            return;
+        }
+        match (m.width, m.signed) {
+            (Width::B, true) => x64!(self.a; movsx rdx, BYTE [r11 + rax]),
+            (Width::B, false) => x64!(self.a; movzx edx, BYTE [r11 + rax]),
+            (Width::H, true) => x64!(self.a; movsx rdx, WORD [r11 + rax]),
+            (Width::H, false) => x64!(self.a; movzx edx, WORD [r11 + rax]),
+            (Width::W, true) => x64!(self.a; movsxd rdx, DWORD [r11 + rax]),
+            (Width::W, false) => x64!(self.a; mov edx, DWORD [r11 + rax]),
+            (Width::D, _) => x64!(self.a; mov rdx, QWORD [r11 + rax]),
+        }
+        match (m.float, m.width) {
+            (true, Width::W) => {
+                // NaN-boxed single.
+                x64!(self.a
+                    ; mov rcx, QWORD 0xffff_ffff_0000_0000u64 as i64
+                    ; or rdx, rcx
+                    ; mov QWORD [rdi + foff(i.rd)], rdx
+                );
+            }
+            (true, _) => x64!(self.a; mov QWORD [rdi + foff(i.rd)], rdx),
+            (false, _) => self.store_x(i.rd, RDX),
+        }
+    }
+
+    /// RISC-V division and remainder (no traps: x/0 and MIN/-1 as the ISA defines) of
+    /// `rax` by `rcx`, 64- or 32-bit; the result (sign-extended for 32-bit) in `rax`.
+    fn divrem(&mut self, signed: bool, rem: bool, word: bool) {
+        let zero = self.a.new_dynamic_label();
+        let minus_one = self.a.new_dynamic_label();
+        let done = self.a.new_dynamic_label();
+        if word {
+            x64!(self.a; test ecx, ecx; jz =>zero);
+        } else {
+            x64!(self.a; test rcx, rcx; jz =>zero);
+        }
+        if signed {
+            // x / -1 = -x (wrapping: MIN / -1 = MIN), x % -1 = 0: no idiv, no trap.
+            if word {
+                x64!(self.a; cmp ecx, -1; je =>minus_one; cdq; idiv ecx);
+            } else {
+                x64!(self.a; cmp rcx, -1; je =>minus_one; cqo; idiv rcx);
+            }
+        } else if word {
+            x64!(self.a; xor edx, edx; div ecx);
+        } else {
+            x64!(self.a; xor edx, edx; div rcx);
+        }
+        if rem {
+            x64!(self.a; mov rax, rdx);
+        }
+        x64!(self.a; jmp =>done; =>minus_one);
+        if rem {
+            x64!(self.a; xor eax, eax);
+        } else if word {
+            x64!(self.a; neg eax);
+        } else {
+            x64!(self.a; neg rax);
+        }
+        x64!(self.a; jmp =>done; =>zero);
+        // x / 0 = all ones, x % 0 = x.
+        if !rem {
+            x64!(self.a; mov rax, -1);
+        }
+        x64!(self.a; =>done);
+        if word {
+            x64!(self.a; movsxd rax, eax);
+        }
+    }
+
+    /// Emits instruction `i` at `pc`, the `k`-th of its block. True if it ended the
+    /// block.
+    fn insn(&mut self, pc: u64, i: &Insn, k: u64) -> bool {
+        let next = pc.wrapping_add(u64::from(i.len));
+        let imm = i.imm;
+        let imm32 = imm as i32;
+        let sh = (imm & 63) as i8;
+        let shw = (imm & 31) as i8;
+        // rax = rs1, rcx = rs2, op, x[rd] = rax.
+        macro_rules! rr {
+            ($($t:tt)*) => {{
+                self.load_x(RAX, i.rs1);
+                self.load_x(RCX, i.rs2);
+                x64!(self.a; $($t)*);
+                self.store_x(i.rd, RAX);
+            }};
+        }
+        // rax = rs1, op, x[rd] = rax.
+        macro_rules! ri {
+            ($($t:tt)*) => {{
+                self.load_x(RAX, i.rs1);
+                x64!(self.a; $($t)*);
+                self.store_x(i.rd, RAX);
+            }};
+        }
+        macro_rules! branch {
+            ($($jcc:tt)*) => {{
+                let taken = self.a.new_dynamic_label();
+                self.load_x(RAX, i.rs1);
+                self.load_x(RCX, i.rs2);
+                x64!(self.a; cmp rax, rcx; $($jcc)* =>taken);
+                self.exit_const(next, k + 1);
+                x64!(self.a; =>taken);
+                self.exit_const(pc.wrapping_add(imm as u64), k + 1);
+                return true;
+            }};
+        }
+        // x[rd] = (rs1 <cc> rs2) as 0/1, with `b` loaded into rcx or an immediate.
+        macro_rules! set_cc {
+            ($set:ident, $rhs:expr) => {{
+                self.load_x(RAX, i.rs1);
+                x64!(self.a; xor edx, edx);
+                match $rhs {
+                    Some(v) => x64!(self.a; cmp rax, v),
+                    None => {
+                        self.load_x(RCX, i.rs2);
+                        x64!(self.a; cmp rax, rcx);
+                    }
+                }
+                x64!(self.a; $set dl);
+                self.store_x(i.rd, RDX);
+            }};
+        }
+        match i.op {
+            Op::Lui => self.store_const(i.rd, imm as u64),
+            Op::Auipc => self.store_const(i.rd, pc.wrapping_add(imm as u64)),
+            Op::Jal => {
+                self.store_const(i.rd, next);
+                self.exit_const(pc.wrapping_add(imm as u64), k + 1);
+                return true;
+            }
+            Op::Jalr => {
+                // The target is computed before rd is written (rd may equal rs1).
+                self.load_x(RSI, i.rs1);
+                x64!(self.a; add rsi, imm32; and rsi, -2);
+                self.store_const(i.rd, next);
+                self.add_instret(k + 1);
+                self.chain_dynamic();
+                return true;
+            }
+            Op::Beq => branch!(je),
+            Op::Bne => branch!(jne),
+            Op::Blt => branch!(jl),
+            Op::Bge => branch!(jge),
+            Op::Bltu => branch!(jb),
+            Op::Bgeu => branch!(jae),
+            Op::Addi => ri!(add rax, imm32),
+            Op::Slti => set_cc!(setl, Some(imm32)),
+            Op::Sltiu => set_cc!(setb, Some(imm32)),
+            Op::Xori => ri!(xor rax, imm32),
+            Op::Ori => ri!(or rax, imm32),
+            Op::Andi => ri!(and rax, imm32),
+            Op::Slli => ri!(shl rax, sh),
+            Op::Srli => ri!(shr rax, sh),
+            Op::Srai => ri!(sar rax, sh),
+            Op::Add => rr!(add rax, rcx),
+            Op::Sub => rr!(sub rax, rcx),
+            // x86 masks 64-bit shift counts to 6 bits and 32-bit ones to 5, as RISC-V.
+            Op::Sll => rr!(shl rax, cl),
+            Op::Srl => rr!(shr rax, cl),
+            Op::Sra => rr!(sar rax, cl),
+            Op::Slt => set_cc!(setl, None::<i32>),
+            Op::Sltu => set_cc!(setb, None::<i32>),
+            Op::Xor => rr!(xor rax, rcx),
+            Op::Or => rr!(or rax, rcx),
+            Op::And => rr!(and rax, rcx),
+            Op::Addiw => ri!(add eax, imm32; movsxd rax, eax),
+            Op::Slliw => ri!(shl eax, shw; movsxd rax, eax),
+            Op::Srliw => ri!(shr eax, shw; movsxd rax, eax),
+            Op::Sraiw => ri!(sar eax, shw; movsxd rax, eax),
+            Op::Addw => rr!(add eax, ecx; movsxd rax, eax),
+            Op::Subw => rr!(sub eax, ecx; movsxd rax, eax),
+            Op::Sllw => rr!(shl eax, cl; movsxd rax, eax),
+            Op::Srlw => rr!(shr eax, cl; movsxd rax, eax),
+            Op::Sraw => rr!(sar eax, cl; movsxd rax, eax),
+            Op::Mul => rr!(imul rax, rcx),
+            Op::Mulw => rr!(imul eax, ecx; movsxd rax, eax),
+            Op::Mulh => rr!(imul rcx; mov rax, rdx),
+            Op::Mulhu => rr!(mul rcx; mov rax, rdx),
+            // signed(a) = a - 2^64·[a<0], so hi(a·b) = umulhi(a, b) - [a<0]·b.
+            Op::Mulhsu => rr!(mov rsi, rax; mul rcx; sar rsi, 63; and rsi, rcx; sub rdx, rsi; mov rax, rdx),
+            Op::Div | Op::Divu | Op::Rem | Op::Remu | Op::Divw | Op::Divuw | Op::Remw
+            | Op::Remuw => {
+                let signed = matches!(i.op, Op::Div | Op::Rem | Op::Divw | Op::Remw);
+                let rem = matches!(i.op, Op::Rem | Op::Remu | Op::Remw | Op::Remuw);
+                let word = matches!(i.op, Op::Divw | Op::Divuw | Op::Remw | Op::Remuw);
+                self.load_x(RAX, i.rs1);
+                self.load_x(RCX, i.rs2);
+                self.divrem(signed, rem, word);
+                self.store_x(i.rd, RAX);
+            }
+            // One hart, coherent host memory: no ordering work.
+            Op::Fence => {}
+            Op::FmvXW => {
+                x64!(self.a; movsxd rax, DWORD [rdi + foff(i.rs1)]);
+                self.store_x(i.rd, RAX);
+            }
+            Op::FmvXD => {
+                x64!(self.a; mov rax, QWORD [rdi + foff(i.rs1)]);
+                self.store_x(i.rd, RAX);
+            }
+            Op::FmvWX => {
+                self.load_x(RAX, i.rs1);
+                x64!(self.a
+                    ; mov eax, eax
+                    ; mov rcx, QWORD 0xffff_ffff_0000_0000u64 as i64
+                    ; or rax, rcx
+                    ; mov QWORD [rdi + foff(i.rd)], rax
+                );
+            }
+            Op::FmvDX => {
+                self.load_x(RAX, i.rs1);
+                x64!(self.a; mov QWORD [rdi + foff(i.rd)], rax);
+            }
+            Op::FsgnjD | Op::FsgnjnD | Op::FsgnjxD => {
+                x64!(self.a
+                    ; mov rax, QWORD [rdi + foff(i.rs1)]
+                    ; mov rcx, QWORD [rdi + foff(i.rs2)]
+                );
+                match i.op {
+                    Op::FsgnjD => x64!(self.a
+                        ; shr rcx, 63; shl rcx, 63; btr rax, 63; or rax, rcx),
+                    Op::FsgnjnD => x64!(self.a
+                        ; not rcx; shr rcx, 63; shl rcx, 63; btr rax, 63; or rax, rcx),
+                    _ => x64!(self.a; shr rcx, 63; shl rcx, 63; xor rax, rcx),
+                }
+                x64!(self.a; mov QWORD [rdi + foff(i.rd)], rax);
+            }
+            Op::Ecall => {
+                self.exit_status(pc, k, status::ECALL);
+                return true;
+            }
+            Op::Ebreak => {
+                self.exit_status(pc, k, status::EBREAK);
+                return true;
+            }
+            Op::FenceI => {
+                self.exit_status(next, k + 1, status::FENCE_I);
+                return true;
+            }
+            Op::Illegal => {
+                x64!(self.a; mov DWORD [rdi + offsets::EXIT_RAW], i.raw as i32);
+                self.exit_status(pc, k, status::ILLEGAL);
+                return true;
+            }
+            op => match mem_op(op) {
+                Some(m) => self.memory(pc, i, &m, k),
+                // `Baseline::translate` refused the block before emitting anything.
+                None => unreachable!("{op:?} is not supported by the baseline tier"),
+            },
+        }
+        false
+    }
+}

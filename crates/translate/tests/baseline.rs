@@ -1,0 +1,296 @@
+//! The baseline tier against the interpreter: random blocks of the instructions it
+//! supports (compressed encodings, M edge values, loads and stores across the test page
+//! map, every exit kind) run from the same random state must leave the same registers,
+//! pc, instret, exit and memory, with each layout of the context it supports.
+//!
+//! `VMJIT_DIFF_SEED=<n>` replays one seed (printed by a failure); `VMJIT_DIFF_COUNT=<n>`
+//! changes how many seeds run.
+
+mod common;
+
+use common::*;
+use rv64::{Cpu, Insn, Op};
+use translate::exec_mem::ExecBuf;
+use translate::helpers::FLAT_HELPERS;
+use translate::{
+    Baseline, BaselineConfig, JitContext, JumpCacheShape, OptLevel, TranslateError, Translator,
+    TranslatorConfig, status,
+};
+
+const SHAPE: JumpCacheShape = JumpCacheShape {
+    shift: 1,
+    len: 64,
+};
+
+/// Bytes before guest memory where the layout with the table next to memory keeps it.
+const TABLE_BYTES: usize = 4096;
+
+fn count() -> u64 {
+    std::env::var("VMJIT_DIFF_COUNT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(500)
+}
+
+fn seeds(first: u64) -> Vec<u64> {
+    match std::env::var("VMJIT_DIFF_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        Some(seed) => vec![seed],
+        None => (first..first + count()).collect(),
+    }
+}
+
+/// A random block of instructions the baseline tier supports (the differential
+/// generator's, with the others drawn again).
+fn random_baseline_block(rng: &mut Rng, max_body: u64) -> Vec<(u64, Insn)> {
+    let n = 1 + rng.below(max_body);
+    let mut insns = Vec::new();
+    while insns.len() < n as usize {
+        let i = random_body_insn(rng);
+        if Baseline::supports(i.op) {
+            insns.push(i);
+        }
+    }
+    if let Some(t) = random_terminator(rng) {
+        insns.push(t);
+    }
+    layout(&insns)
+}
+
+/// Runs `block` as baseline code through a chained trampoline with an empty jump cache
+/// (so every block end returns), finishing a slow-path exit with the interpreter.
+fn run_baseline(
+    block: &[(u64, Insn)],
+    cpu: &Cpu,
+    mem: &[u8],
+    perms: &[u8],
+    guest_size: Option<u64>,
+    table_below: bool,
+) -> Outcome {
+    let mut bl = Baseline::new(BaselineConfig {
+        jump_cache: SHAPE,
+        guest_size,
+        perms_offset: table_below.then_some(-(TABLE_BYTES as i32)),
+    })
+    .expect("x86-64 host");
+    let compiled = bl
+        .translate(block)
+        .unwrap_or_else(|e| panic!("baseline translation failed: {e}"));
+    assert_eq!(compiled.guest_start, block[0].0);
+    assert_eq!(compiled.insns, block.len());
+    let code = ExecBuf::new(&compiled.code).expect("map code");
+    let mut tr = Translator::with_config(TranslatorConfig {
+        opt: OptLevel::Quick,
+        chain: true,
+        jump_cache: Some(SHAPE),
+        guest_size: None,
+        perms_offset: None,
+    })
+    .expect("host");
+    let tramp = ExecBuf::new(&tr.trampoline().expect("trampoline").code).expect("map");
+    // [table | guest memory]; with `table_below` the code finds the table by offset.
+    let mut buf = vec![0u8; TABLE_BYTES + mem.len()];
+    buf[..perms.len()].copy_from_slice(perms);
+    buf[TABLE_BYTES..].copy_from_slice(mem);
+    // Every key empty (u64::MAX): four u64 words per 32-byte entry.
+    let jc: Vec<[u64; 4]> = vec![[u64::MAX, 0, 0, 0]; SHAPE.len];
+    let (table, guest) = buf.split_at_mut(TABLE_BYTES);
+    let mut c = cpu.clone();
+    c.pc = block[0].0;
+    let mut ctx = JitContext::new(
+        c,
+        guest.as_mut_ptr(),
+        table.as_ptr(),
+        guest.len() as u64,
+        &FLAT_HELPERS,
+    );
+    ctx.jump_cache = jc.as_ptr().cast();
+    ctx.jc_mask = SHAPE.len as u64 - 1;
+    ctx.jc_shift = u64::from(SHAPE.shift);
+    ctx.chain_budget = 100;
+    // SAFETY: `ctx` points at `guest` and `table` (adjacent halves of `buf`, as the
+    // compiled-in offset says when there is one) and at `jc` (a jump cache of SHAPE, all
+    // empty), all alive and not otherwise borrowed during the call; `tramp` is a chained
+    // trampoline and the block is baseline code, which uses the same convention.
+    let st = unsafe { tramp.call_trampoline(&mut ctx, code.ptr()) };
+    let mut mem = guest.to_vec();
+    if st == status::SLOW_PATH {
+        let (cpu, exit) = finish_block(block, ctx.cpu.clone(), &mut mem, perms);
+        return Outcome { cpu, exit, mem };
+    }
+    assert_eq!(ctx.chain_budget, 100, "an empty jump cache never chains");
+    let exit = ctx.exit_for(st);
+    assert!(
+        exit.is_some() || st == status::CONTINUE,
+        "unknown status {st}"
+    );
+    Outcome {
+        cpu: ctx.cpu,
+        exit,
+        mem,
+    }
+}
+
+fn check_seed(seed: u64, max_body: u64) {
+    let mut rng = Rng::new(seed);
+    let block = random_baseline_block(&mut rng, max_body);
+    let cpu = random_cpu(&mut rng);
+    let mem = random_mem(&mut rng);
+    let perms = test_perms();
+    let want = run_interp(&block, &cpu, &mem, &perms);
+    for guest_size in [None, Some(GUEST_SIZE as u64)] {
+        for table_below in [false, true] {
+            let got = run_baseline(&block, &cpu, &mem, &perms, guest_size, table_below);
+            let d = diff(&got, &want);
+            assert!(
+                d.is_empty(),
+                "seed {seed} (replay: VMJIT_DIFF_SEED={seed} cargo test -p translate --test \
+                 baseline), guest size {guest_size:?}, table below memory {table_below}: \
+                 baseline and interpreter differ\n{}{d}",
+                disasm(&block)
+            );
+        }
+    }
+}
+
+#[test]
+fn random_short_blocks_match_the_interpreter() {
+    for seed in seeds(5_000_000) {
+        check_seed(seed, 8);
+    }
+}
+
+#[test]
+fn random_long_blocks_match_the_interpreter() {
+    for seed in seeds(6_000_000) {
+        check_seed(seed, 40);
+    }
+}
+
+/// The generator must reach every instruction the tier supports, and completed
+/// accesses, or the tests above prove little.
+#[test]
+fn random_baseline_blocks_cover_every_supported_operation() {
+    let mut seen = std::collections::HashSet::new();
+    let mut completed_mem = 0u64;
+    for seed in 5_000_000..5_000_000 + count().max(500) {
+        let mut rng = Rng::new(seed);
+        let block = random_baseline_block(&mut rng, 8);
+        let cpu = random_cpu(&mut rng);
+        let mem = random_mem(&mut rng);
+        let out = run_interp(&block, &cpu, &mem, &test_perms());
+        let executed = out.cpu.instret.wrapping_sub(cpu.instret) as usize;
+        for (k, (_, i)) in block.iter().enumerate() {
+            seen.insert(i.op);
+            let is_mem = format!("{:?}", i.op).starts_with(['L', 'S'])
+                && !matches!(
+                    i.op,
+                    Op::Lui | Op::Slti | Op::Sltiu | Op::Slli | Op::Srli | Op::Srai
+                );
+            completed_mem += u64::from(is_mem && k < executed);
+        }
+    }
+    let all = [
+        Op::Lui,
+        Op::Auipc,
+        Op::Jal,
+        Op::Jalr,
+        Op::Beq,
+        Op::Bne,
+        Op::Blt,
+        Op::Bge,
+        Op::Bltu,
+        Op::Bgeu,
+        Op::Lb,
+        Op::Lh,
+        Op::Lw,
+        Op::Ld,
+        Op::Lbu,
+        Op::Lhu,
+        Op::Lwu,
+        Op::Sb,
+        Op::Sh,
+        Op::Sw,
+        Op::Sd,
+        Op::Flw,
+        Op::Fld,
+        Op::Fsw,
+        Op::Fsd,
+        Op::Addi,
+        Op::Slti,
+        Op::Sltiu,
+        Op::Xori,
+        Op::Ori,
+        Op::Andi,
+        Op::Slli,
+        Op::Srli,
+        Op::Srai,
+        Op::Add,
+        Op::Sub,
+        Op::Sll,
+        Op::Slt,
+        Op::Sltu,
+        Op::Xor,
+        Op::Srl,
+        Op::Sra,
+        Op::Or,
+        Op::And,
+        Op::Addiw,
+        Op::Slliw,
+        Op::Srliw,
+        Op::Sraiw,
+        Op::Addw,
+        Op::Subw,
+        Op::Sllw,
+        Op::Srlw,
+        Op::Sraw,
+        Op::Mul,
+        Op::Mulh,
+        Op::Mulhsu,
+        Op::Mulhu,
+        Op::Div,
+        Op::Divu,
+        Op::Rem,
+        Op::Remu,
+        Op::Mulw,
+        Op::Divw,
+        Op::Divuw,
+        Op::Remw,
+        Op::Remuw,
+        Op::FmvXW,
+        Op::FmvXD,
+        Op::FmvWX,
+        Op::FmvDX,
+        Op::FsgnjD,
+        Op::FsgnjnD,
+        Op::FsgnjxD,
+        Op::Ecall,
+        Op::Ebreak,
+        Op::FenceI,
+        Op::Illegal,
+    ];
+    let missing: Vec<_> = all.iter().filter(|op| !seen.contains(op)).collect();
+    assert!(missing.is_empty(), "generator never produced {missing:?}");
+    assert!(
+        completed_mem > 500,
+        "only {completed_mem} loads/stores completed"
+    );
+}
+
+#[test]
+fn a_block_with_an_unsupported_instruction_is_refused() {
+    // fadd.d f3, f1, f2; ebreak
+    let block = layout(&[dec(r(1, 2, 1, 0, 3, 0x53)), dec(EBREAK)]);
+    let mut bl = Baseline::new(BaselineConfig {
+        jump_cache: SHAPE,
+        guest_size: None,
+        perms_offset: None,
+    })
+    .expect("x86-64 host");
+    match bl.translate(&block) {
+        Err(TranslateError::Unsupported { pc, .. }) => assert_eq!(pc, CODE_BASE),
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+}
