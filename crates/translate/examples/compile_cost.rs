@@ -4,7 +4,9 @@
 //!
 //! The pcs of the blocks a run translated can be taken from `vmjit run --perf-map`:
 //! `grep -o 'guest_[0-9a-f]*_t1' /tmp/perf-PID.map | cut -d_ -f2 > pcs`, then
-//! `cargo run --release -p translate --example compile_cost -- ELF pcs [ROUNDS] [--by-length]`.
+//! `cargo run --release -p translate --example compile_cost -- ELF pcs [ROUNDS] [--by-length] [--baseline]`
+//! (`--baseline`: the baseline translator instead of Cranelift tier 1; blocks it does
+//! not support are skipped).
 
 use std::error::Error;
 use std::time::Instant;
@@ -16,7 +18,8 @@ use translate::{OptLevel, Translator, TranslatorConfig};
 fn main() -> Result<(), Box<dyn Error>> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let by_length = args.iter().any(|a| a == "--by-length");
-    args.retain(|a| a != "--by-length");
+    let baseline = args.iter().any(|a| a == "--baseline");
+    args.retain(|a| a != "--by-length" && a != "--baseline");
     if args.len() < 2 {
         return Err("usage: compile_cost ELF PCS_FILE [ROUNDS] [--by-length]".into());
     }
@@ -53,6 +56,24 @@ fn main() -> Result<(), Box<dyn Error>> {
         // The engine's permission table, right below guest memory.
         perms_offset: Some(-(4 << 20) - 4096),
     })?;
+    let mut bl = translate::Baseline::new(translate::BaselineConfig {
+        jump_cache: translate::JumpCacheShape {
+            shift: 1,
+            len: 4096,
+        },
+        guest_size: Some(1 << 34),
+        perms_offset: Some(-(4 << 20) - 4096),
+    })?;
+    if baseline {
+        blocks.retain(|b| b.iter().all(|(_, i)| translate::Baseline::supports(i.op)));
+    }
+    let mut translate = |b: &[(u64, rv64::Insn)]| -> Result<usize, translate::TranslateError> {
+        Ok(if baseline {
+            bl.translate(b, Some(7))?.code.len()
+        } else {
+            t.translate(b)?.code.len()
+        })
+    };
     let insns: usize = blocks.iter().map(|b| b.len()).sum();
     let mut times = Vec::new();
     let mut bytes = 0;
@@ -60,7 +81,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         let start = Instant::now();
         bytes = 0;
         for b in &blocks {
-            bytes += t.translate(b)?.code.len();
+            bytes += translate(b)?;
         }
         times.push(start.elapsed().as_secs_f64());
     }
@@ -82,7 +103,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             let start = Instant::now();
             let mut size = 0;
             for _ in 0..rounds {
-                size = t.translate(b)?.code.len();
+                size = translate(b)?;
             }
             let e = by_len.entry(b.len().min(12)).or_default();
             e.0 += 1;

@@ -31,7 +31,7 @@
 //!   block with anything else is refused ([`TranslateError::Unsupported`]) and waits
 //!   for Cranelift.
 
-use dynasmrt::x64::X64Relocation;
+use dynasmrt::x64::{Rq, X64Relocation};
 use dynasmrt::{DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler, dynasm};
 use rv64::{Insn, Op};
 
@@ -48,13 +48,12 @@ macro_rules! x64 {
     };
 }
 
-/// Host register numbers (the x86-64 encoding).
-const RAX: u8 = 0;
-const RCX: u8 = 1;
-const RDX: u8 = 2;
-const RSI: u8 = 6;
-const R10: u8 = 10;
-const R11: u8 = 11;
+const RAX: Rq = Rq::RAX;
+const RCX: Rq = Rq::RCX;
+const RDX: Rq = Rq::RDX;
+const RSI: Rq = Rq::RSI;
+const R10: Rq = Rq::R10;
+const R11: Rq = Rq::R11;
 
 /// What the baseline translator must know about the contexts its code runs with (the
 /// engine's layout; see [`crate::TranslatorConfig`] for the same fields).
@@ -79,6 +78,8 @@ pub struct Baseline {
 
 /// Out-of-line code after the block body.
 enum Stub {
+    /// Leave with `HOT` at the block's start, nothing retired.
+    Hot { at: DynamicLabel, pc: u64 },
     /// Leave with `SLOW_PATH` at `pc`, `retired` instructions done.
     Slow {
         at: DynamicLabel,
@@ -101,7 +102,7 @@ struct Emit {
     config: BaselineConfig,
     stubs: Vec<Stub>,
     /// The permission table's base register and displacement.
-    table: (u8, i32),
+    table: (Rq, i32),
 }
 
 fn fits_i32(v: u64) -> bool {
@@ -207,8 +208,15 @@ impl Baseline {
     }
 
     /// Translates one basic block (shaped as for [`crate::Translator::translate`]) into
-    /// chained baseline code.
-    pub fn translate(&mut self, block: &[(u64, Insn)]) -> Result<Compiled, TranslateError> {
+    /// chained baseline code. With `counter`, the code first decrements
+    /// `ctx.counters[counter]` and, when that reaches zero, leaves at once with
+    /// [`status::HOT`] (the embedder's signal to make a better translation; it sets the
+    /// count).
+    pub fn translate(
+        &mut self,
+        block: &[(u64, Insn)],
+        counter: Option<u32>,
+    ) -> Result<Compiled, TranslateError> {
         let (start, end) = validate(block)?;
         if let Some(&(pc, insn)) = block.iter().find(|(_, i)| !Self::supports(i.op)) {
             return Err(TranslateError::Unsupported {
@@ -226,6 +234,18 @@ impl Baseline {
             stubs: Vec::new(),
             table,
         };
+        if let Some(index) = counter {
+            let hot = e.a.new_dynamic_label();
+            let at = i32::try_from(u64::from(index) * 4).map_err(|_| {
+                TranslateError::Settings(format!("counter index {index} out of range"))
+            })?;
+            x64!(e.a
+                ; mov rax, QWORD [rdi + offsets::COUNTERS]
+                ; sub DWORD [rax + at], 1
+                ; jz =>hot
+            );
+            e.stubs.push(Stub::Hot { at: hot, pc: start });
+        }
         if block.iter().any(|(_, i)| mem_op(i.op).is_some()) {
             x64!(e.a; mov r11, QWORD [rdi + offsets::MEM_BASE]);
             if self.config.perms_offset.is_none() {
@@ -261,7 +281,7 @@ impl Baseline {
 
 impl Emit {
     /// `dst = x[r]`.
-    fn load_x(&mut self, dst: u8, r: u8) {
+    fn load_x(&mut self, dst: Rq, r: u8) {
         if r & 31 == 0 {
             x64!(self.a; xor Rd(dst), Rd(dst));
         } else {
@@ -270,7 +290,7 @@ impl Emit {
     }
 
     /// `x[r] = src` (nothing for `x0`).
-    fn store_x(&mut self, r: u8, src: u8) {
+    fn store_x(&mut self, r: u8, src: Rq) {
         if r & 31 != 0 {
             x64!(self.a; mov QWORD [rdi + xoff(r)], Rq(src));
         }
@@ -393,6 +413,10 @@ impl Emit {
         let (tbl, disp) = self.table;
         for stub in std::mem::take(&mut self.stubs) {
             match stub {
+                Stub::Hot { at, pc } => {
+                    x64!(self.a; =>at);
+                    self.exit_status(pc, 0, status::HOT);
+                }
                 Stub::Slow { at, pc, retired } => {
                     x64!(self.a; =>at);
                     self.exit_status(pc, retired, status::SLOW_PATH);
@@ -664,8 +688,16 @@ impl Emit {
             Op::Mulh => rr!(imul rcx; mov rax, rdx),
             Op::Mulhu => rr!(mul rcx; mov rax, rdx),
             // signed(a) = a - 2^64·[a<0], so hi(a·b) = umulhi(a, b) - [a<0]·b.
-            Op::Mulhsu => rr!(mov rsi, rax; mul rcx; sar rsi, 63; and rsi, rcx; sub rdx, rsi; mov rax, rdx),
-            Op::Div | Op::Divu | Op::Rem | Op::Remu | Op::Divw | Op::Divuw | Op::Remw
+            Op::Mulhsu => {
+                rr!(mov rsi, rax; mul rcx; sar rsi, 63; and rsi, rcx; sub rdx, rsi; mov rax, rdx)
+            }
+            Op::Div
+            | Op::Divu
+            | Op::Rem
+            | Op::Remu
+            | Op::Divw
+            | Op::Divuw
+            | Op::Remw
             | Op::Remuw => {
                 let signed = matches!(i.op, Op::Div | Op::Rem | Op::Divw | Op::Remw);
                 let rem = matches!(i.op, Op::Rem | Op::Remu | Op::Remw | Op::Remuw);

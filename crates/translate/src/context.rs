@@ -108,6 +108,11 @@ pub mod status {
     /// on. Taking the slow path out of line keeps calls, and the register spills they
     /// force, out of translated code.
     pub const SLOW_PATH: u64 = 6;
+    /// A baseline block's tier-up counter reached zero on entry: nothing ran, `cpu.pc`
+    /// is the block's start. The embedder may queue a better translation, then goes on
+    /// at pc (the counter has wrapped, so the block does not leave this way again for
+    /// 2^32 runs).
+    pub const HOT: u64 = 7;
 }
 
 /// [`JitContext::fault_kind`] values.
@@ -185,6 +190,10 @@ pub struct JitContext {
     /// Opaque pointer for the embedder's helpers (for example its memory object).
     /// Translated code never reads it.
     pub embedder: *mut c_void,
+    /// Tier-up countdowns of baseline blocks (`u32` each, indexed by the number the
+    /// block was translated with; see [`crate::Baseline::translate`]). Only baseline
+    /// code compiled with a counter reads and writes it; null otherwise.
+    pub counters: *mut u32,
 }
 
 /// Byte offsets of the fields translated code reads or writes.
@@ -210,6 +219,7 @@ pub mod offsets {
     pub const JC_MASK: i32 = offset_of!(JitContext, jc_mask) as i32;
     pub const JC_SHIFT: i32 = offset_of!(JitContext, jc_shift) as i32;
     pub const CHAIN_BUDGET: i32 = offset_of!(JitContext, chain_budget) as i32;
+    pub const COUNTERS: i32 = offset_of!(JitContext, counters) as i32;
     /// Offset of [`HelperTable::exec_one`] inside the helper table.
     pub const HELPER_EXEC_ONE: i32 = offset_of!(HelperTable, exec_one) as i32;
 }
@@ -239,6 +249,7 @@ impl JitContext {
             jc_shift: 0,
             chain_budget: 0,
             embedder: core::ptr::null_mut(),
+            counters: core::ptr::null_mut(),
         }
     }
 

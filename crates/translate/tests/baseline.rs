@@ -17,10 +17,7 @@ use translate::{
     TranslatorConfig, status,
 };
 
-const SHAPE: JumpCacheShape = JumpCacheShape {
-    shift: 1,
-    len: 64,
-};
+const SHAPE: JumpCacheShape = JumpCacheShape { shift: 1, len: 64 };
 
 /// Bytes before guest memory where the layout with the table next to memory keeps it.
 const TABLE_BYTES: usize = 4096;
@@ -75,8 +72,11 @@ fn run_baseline(
         perms_offset: table_below.then_some(-(TABLE_BYTES as i32)),
     })
     .expect("x86-64 host");
+    // With the table below memory, also with a tier-up counter far from zero (its
+    // entry code must change nothing else).
+    let counter = table_below.then_some(5);
     let compiled = bl
-        .translate(block)
+        .translate(block, counter)
         .unwrap_or_else(|e| panic!("baseline translation failed: {e}"));
     assert_eq!(compiled.guest_start, block[0].0);
     assert_eq!(compiled.insns, block.len());
@@ -110,11 +110,16 @@ fn run_baseline(
     ctx.jc_mask = SHAPE.len as u64 - 1;
     ctx.jc_shift = u64::from(SHAPE.shift);
     ctx.chain_budget = 100;
+    let mut counters = [1000u32; 8];
+    ctx.counters = counters.as_mut_ptr();
     // SAFETY: `ctx` points at `guest` and `table` (adjacent halves of `buf`, as the
     // compiled-in offset says when there is one) and at `jc` (a jump cache of SHAPE, all
     // empty), all alive and not otherwise borrowed during the call; `tramp` is a chained
     // trampoline and the block is baseline code, which uses the same convention.
     let st = unsafe { tramp.call_trampoline(&mut ctx, code.ptr()) };
+    if counter.is_some() {
+        assert_eq!(counters[5], 999, "the counter counts one entry");
+    }
     let mut mem = guest.to_vec();
     if st == status::SLOW_PATH {
         let (cpu, exit) = finish_block(block, ctx.cpu.clone(), &mut mem, perms);
@@ -289,8 +294,57 @@ fn a_block_with_an_unsupported_instruction_is_refused() {
         perms_offset: None,
     })
     .expect("x86-64 host");
-    match bl.translate(&block) {
+    match bl.translate(&block, None) {
         Err(TranslateError::Unsupported { pc, .. }) => assert_eq!(pc, CODE_BASE),
         other => panic!("expected Unsupported, got {other:?}"),
     }
+}
+
+/// `addi x5, x5, 1; ebreak` with a counter of 2: runs, leaves with HOT before anything
+/// retires, then runs again (the counter wrapped).
+#[test]
+fn the_tier_up_counter_leaves_once_when_it_reaches_zero() {
+    let block = layout(&[dec(i(1, 5, 0, 5, 0x13)), dec(EBREAK)]);
+    let mut bl = Baseline::new(BaselineConfig {
+        jump_cache: SHAPE,
+        guest_size: None,
+        perms_offset: None,
+    })
+    .expect("x86-64 host");
+    let code = ExecBuf::new(&bl.translate(&block, Some(3)).expect("translate").code).expect("map");
+    let mut tr = Translator::with_config(TranslatorConfig {
+        opt: OptLevel::Quick,
+        chain: true,
+        jump_cache: Some(SHAPE),
+        guest_size: None,
+        perms_offset: None,
+    })
+    .expect("host");
+    let tramp = ExecBuf::new(&tr.trampoline().expect("trampoline").code).expect("map");
+    let mut mem = vec![0u8; GUEST_SIZE];
+    let perms = test_perms();
+    let jc: Vec<[u64; 4]> = vec![[u64::MAX, 0, 0, 0]; SHAPE.len];
+    let mut counters = [0u32, 0, 0, 2];
+    let mut ctx = JitContext::new(
+        Cpu::new(),
+        mem.as_mut_ptr(),
+        perms.as_ptr(),
+        GUEST_SIZE as u64,
+        &FLAT_HELPERS,
+    );
+    ctx.jump_cache = jc.as_ptr().cast();
+    ctx.jc_mask = SHAPE.len as u64 - 1;
+    ctx.jc_shift = u64::from(SHAPE.shift);
+    ctx.counters = counters.as_mut_ptr();
+    let run = |ctx: &mut JitContext| {
+        ctx.cpu.pc = CODE_BASE;
+        // SAFETY: `ctx` points at `mem`, `perms`, `jc` and `counters` (four entries; the
+        // block uses index 3), all alive; `tramp` is a chained trampoline.
+        let st = unsafe { tramp.call_trampoline(ctx, code.ptr()) };
+        (st, ctx.cpu.pc, ctx.cpu.instret, ctx.cpu.x[5])
+    };
+    assert_eq!(run(&mut ctx), (status::EBREAK, CODE_BASE + 4, 1, 1));
+    assert_eq!(run(&mut ctx), (status::HOT, CODE_BASE, 1, 1));
+    assert_eq!(run(&mut ctx), (status::EBREAK, CODE_BASE + 4, 2, 2));
+    assert_eq!(counters, [0, 0, 0, u32::MAX]);
 }

@@ -155,7 +155,7 @@ fn run_mixed(
             })
             .collect();
         let compiled = if baseline.contains(&pc) {
-            base.translate(&block).expect("baseline")
+            base.translate(&block, None).expect("baseline")
         } else {
             tr.translate(&block).expect("translate")
         };

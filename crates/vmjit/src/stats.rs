@@ -32,7 +32,9 @@ pub fn text(r: &JitReport) -> String {
     );
     let _ = writeln!(
         s,
-        "vmjit: translations: tier 1 {}, tier 2 {} regions ({} blocks); kept interpreted (helper-heavy) {}, failed {}, refused by the cache {}, stale {}",
+        "vmjit: translations: baseline {} (not supported {}), tier 1 {}, tier 2 {} regions ({} blocks); kept interpreted (helper-heavy) {}, failed {}, refused by the cache {}, stale {}",
+        j.baseline_translations,
+        j.baseline_unsupported,
         j.tier1_translations,
         j.tier2_translations,
         j.tier2_blocks,
@@ -43,11 +45,12 @@ pub fn text(r: &JitReport) -> String {
     );
     let _ = writeln!(
         s,
-        "vmjit: compile time: {:.3} s total (tier 1 {:.3} s, tier 2 {:.3} s), {:.3} s on the guest thread",
+        "vmjit: compile time: {:.3} s total (tier 1 {:.3} s, tier 2 {:.3} s), {:.3} s on the guest thread; baseline {:.4} s",
         j.compile_ns as f64 / 1e9,
         j.compile_ns.saturating_sub(j.tier2_compile_ns) as f64 / 1e9,
         j.tier2_compile_ns as f64 / 1e9,
-        j.guest_thread_compile_ns as f64 / 1e9
+        j.guest_thread_compile_ns as f64 / 1e9,
+        j.baseline_compile_ns as f64 / 1e9
     );
     let e = &c.evictions;
     let _ = writeln!(

@@ -82,6 +82,19 @@ const HELPER_SHARE: usize = 4;
 /// without; such runs vary by up to 2x, so this is a guard, not a tuned figure).
 const TIER2_MIN_CACHE: usize = 1 << 20;
 
+/// Default `JitConfig::baseline_threshold`.
+pub const BASELINE_THRESHOLD: u32 = 50;
+
+/// Default `JitConfig::hot_threshold` with the baseline tier.
+pub const HOT_THRESHOLD: u32 = 1500;
+
+/// Default `JitConfig::hot_threshold` without the baseline tier (blocks wait
+/// interpreted until Cranelift translates them).
+pub const HOT_THRESHOLD_NO_BASELINE: u32 = 50;
+
+/// Tier-up counters for baseline blocks, handed out round robin.
+const BASELINE_COUNTERS: usize = 1 << 16;
+
 /// Slots of the known-absent table (a power of two).
 const ABSENT_SLOTS: usize = 1 << 12;
 
@@ -120,7 +133,9 @@ const TIER2_PERIOD_MAX: u64 = 1 << 26;
 pub struct JitConfig {
     /// The code cache's configuration (size, entries, policy, jump-cache shape).
     pub cache: CacheConfig,
-    /// Interpreted executions of a block before it is translated (tier 1). At least 1.
+    /// Executions of a block (interpreted, then as baseline code) before Cranelift
+    /// translates it (tier 1). At least 1. Defaults: [`HOT_THRESHOLD`] with the baseline
+    /// tier, [`HOT_THRESHOLD_NO_BASELINE`] without.
     pub hot_threshold: u32,
     /// Compile threads; 0 compiles on the guest thread (the guest waits for it).
     pub compile_threads: usize,
@@ -130,16 +145,23 @@ pub struct JitConfig {
     /// Append every published translation to `/tmp/perf-<pid>.map` (the symbol map
     /// format `perf report` reads for JIT code), named by tier and guest pc.
     pub perf_map: bool,
+    /// Interpreted executions of a block before the baseline (template) translator
+    /// translates it on the guest thread, in microseconds; 0 disables the baseline tier
+    /// (as does a host other than x86-64). Baseline code counts its own runs and asks
+    /// for the Cranelift tier-1 translation once the block has run `hot_threshold`
+    /// times in all (a block already that hot goes to Cranelift directly).
+    pub baseline_threshold: u32,
 }
 
 impl Default for JitConfig {
     fn default() -> Self {
         JitConfig {
             cache: CacheConfig::default(),
-            hot_threshold: 50,
+            hot_threshold: HOT_THRESHOLD,
             compile_threads: 1,
             tier2_threshold: 20_000,
             perf_map: false,
+            baseline_threshold: BASELINE_THRESHOLD,
         }
     }
 }
@@ -173,6 +195,14 @@ pub struct JitStats {
     /// accesses the permission table's fast bits do not cover); the rest of each such
     /// block ran interpreted.
     pub slow_paths: u64,
+    /// Baseline translations published (each is replaced by its tier-1 translation
+    /// when that arrives).
+    pub baseline_translations: u64,
+    /// Hot blocks the baseline translator does not handle (they wait interpreted).
+    pub baseline_unsupported: u64,
+    /// Nanoseconds spent in the baseline translator (on the guest thread; not part of
+    /// `compile_ns`).
+    pub baseline_compile_ns: u64,
     /// Tier-1 translations published.
     pub tier1_translations: u64,
     /// Tier-2 regions published.
@@ -243,6 +273,8 @@ struct Heat {
     state: State,
     /// A tier-2 region was requested or published for this entry.
     tier2: bool,
+    /// The baseline translator does not handle this block.
+    baseline_refused: bool,
     /// Tier-1 translations of this block published so far. Each one doubles the
     /// interpreted runs needed for the next (HotSpot raises thresholds as the cache
     /// fills): a block the cache keeps evicting is recompiled O(log runs) times, not on
@@ -285,6 +317,11 @@ pub struct Jit {
     exec: Executor,
     /// Guest-thread translators (all compiles with 0 threads; fallback otherwise).
     translators: Translators,
+    /// The baseline translator (with compile threads and a baseline threshold).
+    baseline: Option<translate::Baseline>,
+    /// Tier-up countdowns of baseline blocks (`ctx.counters`), and how many are in use.
+    counters: Box<[u32]>,
+    next_counter: u32,
     trampoline: enter::Trampoline,
     pool: Option<Pool>,
     /// Jobs submitted to the pool and not received back: the result channel is polled
@@ -348,6 +385,16 @@ impl Jit {
             0 => None,
             n => Some(Pool::new(n, shape)?),
         };
+        let baseline = if config.baseline_threshold > 0 {
+            translate::Baseline::new(translate::BaselineConfig {
+                jump_cache: shape,
+                guest_size: Some(GUEST_SPACE),
+                perms_offset: Some(crate::memory::PERMS_OFFSET),
+            })
+            .ok()
+        } else {
+            None
+        };
         let perf_map = if config.perf_map {
             let path = format!("/tmp/perf-{}.map", std::process::id());
             match std::fs::OpenOptions::new()
@@ -369,6 +416,9 @@ impl Jit {
             cache,
             exec,
             translators,
+            baseline,
+            counters: vec![0; BASELINE_COUNTERS].into_boxed_slice(),
+            next_counter: 0,
             trampoline,
             pool,
             in_flight: 0,
@@ -431,6 +481,9 @@ impl Jit {
             } else if let Some(code) = self.exec.lookup(pc) {
                 ctx.chain_budget = CHAIN_BUDGET.min((budget - done) / UNIT_INSNS as u64);
                 self.stats.entries += 1;
+                // Re-derived for every call: the Rust side writes the counters between
+                // calls.
+                ctx.counters = self.counters.as_mut_ptr();
                 // SAFETY: `code` was looked up from this executor after its last
                 // quiescent point and its borrow spans the call; the block was
                 // translated with chaining by `Translators` (the trampoline's
@@ -446,6 +499,15 @@ impl Jit {
                     self.stats.slow_paths += 1;
                     if let Err(e) = interp.run_block(&mut ctx.cpu, mem) {
                         break e;
+                    }
+                    continue;
+                }
+                if st == status::HOT {
+                    // A baseline block has run `hot_threshold` times: tier 1 next.
+                    let pc = ctx.cpu.pc;
+                    let heat = self.heat.entry(pc).or_default();
+                    if heat.state == State::Cold {
+                        self.request(pc, Tier::Quick, mem);
                     }
                     continue;
                 }
@@ -481,9 +543,10 @@ impl Jit {
                     h.runs = h.runs.saturating_add(old.runs);
                 }
             }
+            let period = self.count_period();
             let slot = &mut self.absent[absent_slot];
             slot.runs += 1;
-            if slot.runs >= self.config.hot_threshold {
+            if slot.runs >= period {
                 let runs = std::mem::take(&mut slot.runs);
                 let heat = self.heat.entry(pc).or_default();
                 heat.runs = heat.runs.saturating_add(runs);
@@ -492,11 +555,18 @@ impl Jit {
                     if let Some(pool) = &self.pool {
                         pool.promote(pc);
                     }
-                } else if heat.is_hot(self.config.hot_threshold)
-                    && heat.state == State::Cold
-                    && self.request(pc, Tier::Quick, mem)
-                {
-                    continue;
+                } else if heat.state == State::Cold {
+                    if heat.is_hot(self.config.hot_threshold) {
+                        if self.request(pc, Tier::Quick, mem) {
+                            continue;
+                        }
+                    } else if !heat.baseline_refused
+                        && self.baseline.is_some()
+                        && heat.runs >= self.config.baseline_threshold
+                        && self.publish_baseline(pc, mem)
+                    {
+                        continue;
+                    }
                 }
             }
             self.stats.interpreted_blocks += 1;
@@ -506,6 +576,18 @@ impl Jit {
         };
         *cpu = ctx.cpu.clone();
         exit
+    }
+
+    /// Interpreted runs of a block between two looks at its heat: the lowest threshold
+    /// in use.
+    fn count_period(&self) -> u32 {
+        if self.baseline.is_some() {
+            self.config
+                .baseline_threshold
+                .min(self.config.hot_threshold)
+        } else {
+            self.config.hot_threshold
+        }
     }
 
     /// Decodes and translates the code at `pc` for `tier`, on the guest thread or a
@@ -555,6 +637,70 @@ impl Jit {
         let done = self.translators.compile(job);
         self.stats.guest_thread_compile_ns += done.cost_ns;
         self.publish(done)
+    }
+
+    /// Translates the block at `pc` (just warm) with the baseline translator and
+    /// inserts it, with a tier-up counter set to the runs left before tier 1; true if
+    /// inserted. Blocks the baseline tier does not handle, and inserts the cache
+    /// refuses, stay interpreted (tier 1 reports real failures).
+    fn publish_baseline(&mut self, pc: u64, mem: &GuestMemory) -> bool {
+        let Some(baseline) = &mut self.baseline else {
+            return false;
+        };
+        let Some(block) = decode_block(pc, mem) else {
+            return false;
+        };
+        let start = std::time::Instant::now();
+        let counter = self.next_counter;
+        let result = baseline.translate(&block, Some(counter));
+        let cost_ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.stats.baseline_compile_ns += cost_ns;
+        let compiled = match result {
+            Ok(c) => c,
+            Err(_) => {
+                self.stats.baseline_unsupported += 1;
+                self.heat.entry(pc).or_default().baseline_refused = true;
+                return false;
+            }
+        };
+        let meta = InsertMeta {
+            guest_start: compiled.guest_start,
+            guest_end: compiled.guest_end,
+            compile_cost: cost_ns.max(1),
+        };
+        let slot = absent_index(pc);
+        if self.absent[slot].pc == pc {
+            self.absent[slot] = Absent::EMPTY;
+        }
+        match self.exec.insert_with(pc, &compiled.code, meta) {
+            Ok(code) => {
+                let (addr, size) = (code.as_ptr() as usize, code.size());
+                // The runs so far were interpreted; a translation after an eviction
+                // counts afresh.
+                let heat = self.heat.entry(pc).or_default();
+                let left = self.config.hot_threshold.saturating_sub(heat.runs).max(1);
+                heat.runs = 0;
+                // Handed out round robin: an index shared with an older block only
+                // moves when one of the two asks for tier 1.
+                self.counters[counter as usize] = left;
+                self.next_counter = (counter + 1) % BASELINE_COUNTERS as u32;
+                self.stats.baseline_translations += 1;
+                self.write_perf_map(addr, size, pc, 0);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Appends one line to the perf map, if one is being written.
+    fn write_perf_map(&mut self, addr: usize, size: usize, pc: u64, tier: u32) {
+        if let Some(map) = &mut self.perf_map {
+            use std::io::Write;
+            let line = writeln!(map, "{addr:x} {size:x} guest_{pc:x}_t{tier}");
+            if line.and_then(|()| map.flush()).is_err() {
+                self.perf_map = None;
+            }
+        }
     }
 
     /// Inserts every finished background translation.
@@ -614,23 +760,13 @@ impl Jit {
         }
         match self.exec.insert_with(done.key, &compiled.code, meta) {
             Ok(code) => {
-                if let Some(map) = &mut self.perf_map {
-                    use std::io::Write;
-                    let tier = match done.tier {
-                        Tier::Quick => 1,
-                        Tier::Region => 2,
-                    };
-                    let line = writeln!(
-                        map,
-                        "{:x} {:x} guest_{:x}_t{tier}",
-                        code.as_ptr() as usize,
-                        code.size(),
-                        done.key
-                    );
-                    if line.and_then(|()| map.flush()).is_err() {
-                        self.perf_map = None;
-                    }
-                }
+                let tier = match done.tier {
+                    Tier::Quick => 1,
+                    Tier::Region => 2,
+                };
+                let (addr, size) = (code.as_ptr() as usize, code.size());
+                self.write_perf_map(addr, size, done.key, tier);
+                let heat = self.heat.entry(done.key).or_default();
                 match done.tier {
                     Tier::Quick => {
                         self.stats.tier1_translations += 1;
@@ -881,6 +1017,46 @@ mod tests {
         );
         assert_eq!(jit.stats().tier1_translations, 0);
         assert_eq!(jit.stats().insert_failures, 1);
+        assert_eq!(cpu.instret, 2 * cpu.x[10]);
+    }
+
+    #[test]
+    fn a_warm_block_runs_as_baseline_code_until_tier_1_replaces_it() {
+        let config = JitConfig {
+            baseline_threshold: 4,
+            hot_threshold: 40,
+            compile_threads: 0,
+            ..JitConfig::default()
+        };
+        let (mut jit, mut mem, mut interp, mut cpu) = setup(config);
+        // 3 interpreted runs, the 4th is translated; the loop is one block that jumps
+        // to itself, so baseline code chains to itself through the jump cache and
+        // leaves for tier 1 after 40 runs in all.
+        assert_eq!(jit.run(&mut cpu, &mut mem, &mut interp, 60), Exit::Budget);
+        assert_eq!(jit.stats().baseline_translations, 1);
+        assert_eq!(jit.stats().tier1_translations, 0);
+        assert_eq!(jit.stats().interpreted_blocks, 3);
+        assert_eq!(cpu.instret, 2 * cpu.x[10]);
+        assert_eq!(jit.run(&mut cpu, &mut mem, &mut interp, 100), Exit::Budget);
+        assert_eq!(jit.stats().tier1_translations, 1, "tier 1 after 40 runs");
+        assert_eq!(jit.stats().interpreted_blocks, 3);
+        assert_eq!(cpu.instret, 2 * cpu.x[10]);
+        assert!(cpu.x[10] >= 80);
+    }
+
+    #[test]
+    fn without_the_baseline_tier_a_block_waits_interpreted_for_tier_1() {
+        let config = JitConfig {
+            baseline_threshold: 0,
+            hot_threshold: 40,
+            compile_threads: 0,
+            ..JitConfig::default()
+        };
+        let (mut jit, mut mem, mut interp, mut cpu) = setup(config);
+        assert_eq!(jit.run(&mut cpu, &mut mem, &mut interp, 200), Exit::Budget);
+        assert_eq!(jit.stats().baseline_translations, 0);
+        assert_eq!(jit.stats().tier1_translations, 1);
+        assert_eq!(jit.stats().interpreted_blocks, 39);
         assert_eq!(cpu.instret, 2 * cpu.x[10]);
     }
 
