@@ -36,10 +36,7 @@ pub mod sysnames;
 pub mod vm;
 
 pub use codecache::{CacheConfig, EvictionPolicy};
-pub use jit::{
-    BASELINE_THRESHOLD, HOT_THRESHOLD, HOT_THRESHOLD_NO_BASELINE, JitConfig, JitError, JitReport,
-    JitStats,
-};
+pub use jit::{BASELINE_RUNS, BASELINE_THRESHOLD, JitConfig, JitError, JitReport, JitStats};
 pub use loader::ElfError;
 pub use memory::{GuestMemory, MemoryError};
 pub use stack::StackError;

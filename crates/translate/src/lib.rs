@@ -21,6 +21,10 @@
 //!   access the permission table's fast bits do not cover) leaves the function with
 //!   [`status::SLOW_PATH`]: the embedder executes that instruction with its
 //!   interpreter and goes on.
+//! - [`Baseline`] translates a block without Cranelift, by templates (microseconds
+//!   instead of ~100 µs; plainer code), for the embedder to run while the Cranelift
+//!   translation is made. Same contract, same chaining convention; blocks with
+//!   instructions it does not handle are refused.
 //! - [`Translator::translate_region`] compiles several blocks as one unit (tier 2):
 //!   direct transfers between them stay inside the function, bounded by
 //!   `ctx.chain_budget`.

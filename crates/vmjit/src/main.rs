@@ -113,10 +113,12 @@ struct RunArgs {
     #[arg(long, value_enum, value_name = "POLICY", default_value_t = Policy::Generational)]
     cache_policy: Policy,
 
-    /// JIT: executions of a block (interpreted, then as baseline code) before Cranelift
-    /// translates it (tier 1). Default 1500, or 50 with --baseline-threshold 0.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    hot_threshold: Option<u32>,
+    /// JIT: interpreted executions of a block that has no baseline code (baseline tier
+    /// off, the block has instructions it does not handle, or its baseline code was
+    /// evicted) before Cranelift translates it (tier 1).
+    #[arg(long, value_name = "N", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    hot_threshold: u32,
 
     /// JIT: compile threads (tier 1 and tier 2 compile in the background while the guest
     /// keeps running); 0 compiles on the guest thread.
@@ -132,14 +134,21 @@ struct RunArgs {
 
     /// JIT: interpreted executions of a block before the baseline tier translates it:
     /// a template translator on the guest thread (microseconds per block, plainer code
-    /// than Cranelift's). A baseline block runs until it has run --hot-threshold times
-    /// in all; then its Cranelift tier-1 translation replaces it. 0 disables the
-    /// baseline tier (blocks stay interpreted until tier 1). x86-64 hosts only.
+    /// than Cranelift's). Only a block's first translation is a baseline one. 0
+    /// disables the baseline tier (blocks stay interpreted until tier 1). x86-64 hosts
+    /// only.
     #[arg(long, value_name = "N", default_value_t = engine::BASELINE_THRESHOLD)]
     baseline_threshold: u32,
 
-    /// JIT: write /tmp/perf-<pid>.map naming every translated block (guest pc and tier),
-    /// so `perf record` + `perf report` attribute host time to guest code.
+    /// JIT: runs of a block's baseline code before Cranelift translates it (tier 1),
+    /// replacing the baseline code.
+    #[arg(long, value_name = "N", default_value_t = engine::BASELINE_RUNS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    baseline_runs: u32,
+
+    /// JIT: write /tmp/perf-<pid>.map naming every translated block `guest_<pc>_t<tier>`
+    /// (t0 baseline, t1 and t2 Cranelift), so `perf record` + `perf report` attribute
+    /// host time to guest code.
     #[arg(long)]
     perf_map: bool,
 
@@ -280,17 +289,12 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 policy: args.cache_policy.into(),
                 ..engine::CacheConfig::default()
             },
-            hot_threshold: args
-                .hot_threshold
-                .unwrap_or(if args.baseline_threshold == 0 {
-                    engine::HOT_THRESHOLD_NO_BASELINE
-                } else {
-                    engine::HOT_THRESHOLD
-                }),
+            hot_threshold: args.hot_threshold,
             compile_threads: args.compile_threads,
             tier2_threshold: args.tier2_threshold,
             perf_map: args.perf_map,
             baseline_threshold: args.baseline_threshold,
+            baseline_runs: args.baseline_runs,
         };
         vm.enable_jit(config).context("cannot start the JIT")?;
     }

@@ -6,8 +6,13 @@
 //! the shared index; on a hit enter the translated code (which chains to further
 //! translated blocks through the jump cache while `chain_budget` lasts); on a miss
 //! interpret one block with `rv64`'s interpreter and count it. A block interpreted
-//! `hot_threshold` times is decoded (the interpreter's block boundaries) and translated
-//! at tier 1; entries that the cache reports much hotter are recompiled as a region
+//! `baseline_threshold` times is translated by the baseline (template) translator on the
+//! guest thread and inserted at once, with a tier-up counter; when its code has run
+//! `baseline_runs` times it leaves with `HOT`, and the block is decoded (the
+//! interpreter's block boundaries) and translated by Cranelift at tier 1, which replaces
+//! it. A block without baseline code (refused by the baseline tier, or whose baseline
+//! code was evicted) goes to Cranelift after `hot_threshold` interpreted runs, doubled
+//! for each earlier translation. Entries that the cache reports much hotter are recompiled as a region
 //! (tier 2, optimised, several blocks with the loops inside) that replaces the tier-1
 //! entry. A queued block that keeps running interpreted moves to the front of the
 //! compile queue. Translated code that meets a memory access its inline check does not cover
@@ -85,12 +90,8 @@ const TIER2_MIN_CACHE: usize = 1 << 20;
 /// Default `JitConfig::baseline_threshold`.
 pub const BASELINE_THRESHOLD: u32 = 50;
 
-/// Default `JitConfig::hot_threshold` with the baseline tier.
-pub const HOT_THRESHOLD: u32 = 1500;
-
-/// Default `JitConfig::hot_threshold` without the baseline tier (blocks wait
-/// interpreted until Cranelift translates them).
-pub const HOT_THRESHOLD_NO_BASELINE: u32 = 50;
+/// Default `JitConfig::baseline_runs`.
+pub const BASELINE_RUNS: u32 = 1500;
 
 /// Tier-up counters for baseline blocks, handed out round robin.
 const BASELINE_COUNTERS: usize = 1 << 16;
@@ -133,9 +134,9 @@ const TIER2_PERIOD_MAX: u64 = 1 << 26;
 pub struct JitConfig {
     /// The code cache's configuration (size, entries, policy, jump-cache shape).
     pub cache: CacheConfig,
-    /// Executions of a block (interpreted, then as baseline code) before Cranelift
-    /// translates it (tier 1). At least 1. Defaults: [`HOT_THRESHOLD`] with the baseline
-    /// tier, [`HOT_THRESHOLD_NO_BASELINE`] without.
+    /// Interpreted executions of a block without baseline code (the baseline tier
+    /// is off, refused it, or its baseline code was evicted) before Cranelift translates
+    /// it (tier 1). At least 1.
     pub hot_threshold: u32,
     /// Compile threads; 0 compiles on the guest thread (the guest waits for it).
     pub compile_threads: usize,
@@ -147,21 +148,24 @@ pub struct JitConfig {
     pub perf_map: bool,
     /// Interpreted executions of a block before the baseline (template) translator
     /// translates it on the guest thread, in microseconds; 0 disables the baseline tier
-    /// (as does a host other than x86-64). Baseline code counts its own runs and asks
-    /// for the Cranelift tier-1 translation once the block has run `hot_threshold`
-    /// times in all (a block already that hot goes to Cranelift directly).
+    /// (as does a host other than x86-64). Only a block's first translation is a
+    /// baseline one.
     pub baseline_threshold: u32,
+    /// Runs of a block's baseline code before it asks for its Cranelift tier-1
+    /// translation (baseline code counts its own runs). At least 1.
+    pub baseline_runs: u32,
 }
 
 impl Default for JitConfig {
     fn default() -> Self {
         JitConfig {
             cache: CacheConfig::default(),
-            hot_threshold: HOT_THRESHOLD,
+            hot_threshold: 50,
             compile_threads: 1,
             tier2_threshold: 20_000,
             perf_map: false,
             baseline_threshold: BASELINE_THRESHOLD,
+            baseline_runs: BASELINE_RUNS,
         }
     }
 }
@@ -273,7 +277,8 @@ struct Heat {
     state: State,
     /// A tier-2 region was requested or published for this entry.
     tier2: bool,
-    /// The baseline translator does not handle this block.
+    /// The baseline translator does not handle this block, or the cache refused its
+    /// baseline code.
     baseline_refused: bool,
     /// Tier-1 translations of this block published so far. Each one doubles the
     /// interpreted runs needed for the next (HotSpot raises thresholds as the cache
@@ -503,7 +508,7 @@ impl Jit {
                     continue;
                 }
                 if st == status::HOT {
-                    // A baseline block has run `hot_threshold` times: tier 1 next.
+                    // A baseline block has run `baseline_runs` times: tier 1 next.
                     let pc = ctx.cpu.pc;
                     let heat = self.heat.entry(pc).or_default();
                     if heat.state == State::Cold {
@@ -556,14 +561,18 @@ impl Jit {
                         pool.promote(pc);
                     }
                 } else if heat.state == State::Cold {
-                    if heat.is_hot(self.config.hot_threshold) {
-                        if self.request(pc, Tier::Quick, mem) {
+                    // Only a block's first translation is a baseline one: a block seen
+                    // again after an eviction has proven it recurs (and in a small cache
+                    // baseline code would rarely live long enough to tier up).
+                    let first = heat.translations == 0 && !heat.baseline_refused;
+                    if first && self.baseline.is_some() {
+                        if heat.runs >= self.config.baseline_threshold
+                            && self.publish_baseline(pc, mem)
+                        {
                             continue;
                         }
-                    } else if !heat.baseline_refused
-                        && self.baseline.is_some()
-                        && heat.runs >= self.config.baseline_threshold
-                        && self.publish_baseline(pc, mem)
+                    } else if heat.is_hot(self.config.hot_threshold)
+                        && self.request(pc, Tier::Quick, mem)
                     {
                         continue;
                     }
@@ -675,20 +684,24 @@ impl Jit {
         match self.exec.insert_with(pc, &compiled.code, meta) {
             Ok(code) => {
                 let (addr, size) = (code.as_ptr() as usize, code.size());
-                // The runs so far were interpreted; a translation after an eviction
-                // counts afresh.
                 let heat = self.heat.entry(pc).or_default();
-                let left = self.config.hot_threshold.saturating_sub(heat.runs).max(1);
                 heat.runs = 0;
+                // Later translations of this block (after an eviction) double their
+                // threshold, as after a tier-1 one.
+                heat.translations = heat.translations.saturating_add(1);
                 // Handed out round robin: an index shared with an older block only
                 // moves when one of the two asks for tier 1.
-                self.counters[counter as usize] = left;
+                self.counters[counter as usize] = self.config.baseline_runs.max(1);
                 self.next_counter = (counter + 1) % BASELINE_COUNTERS as u32;
                 self.stats.baseline_translations += 1;
                 self.write_perf_map(addr, size, pc, 0);
                 true
             }
-            Err(_) => false,
+            Err(_) => {
+                // Tier 1 tries next, and reports a cache that cannot hold it.
+                self.heat.entry(pc).or_default().baseline_refused = true;
+                false
+            }
         }
     }
 
@@ -1024,14 +1037,14 @@ mod tests {
     fn a_warm_block_runs_as_baseline_code_until_tier_1_replaces_it() {
         let config = JitConfig {
             baseline_threshold: 4,
-            hot_threshold: 40,
+            baseline_runs: 36,
             compile_threads: 0,
             ..JitConfig::default()
         };
         let (mut jit, mut mem, mut interp, mut cpu) = setup(config);
         // 3 interpreted runs, the 4th is translated; the loop is one block that jumps
         // to itself, so baseline code chains to itself through the jump cache and
-        // leaves for tier 1 after 40 runs in all.
+        // leaves for tier 1 after 36 runs of its own.
         assert_eq!(jit.run(&mut cpu, &mut mem, &mut interp, 60), Exit::Budget);
         assert_eq!(jit.stats().baseline_translations, 1);
         assert_eq!(jit.stats().tier1_translations, 0);
@@ -1042,6 +1055,28 @@ mod tests {
         assert_eq!(jit.stats().interpreted_blocks, 3);
         assert_eq!(cpu.instret, 2 * cpu.x[10]);
         assert!(cpu.x[10] >= 80);
+    }
+
+    #[test]
+    fn a_block_whose_baseline_code_was_dropped_goes_to_cranelift_next() {
+        let config = JitConfig {
+            baseline_threshold: 4,
+            baseline_runs: 1000,
+            hot_threshold: 10,
+            compile_threads: 0,
+            ..JitConfig::default()
+        };
+        let (mut jit, mut mem, mut interp, mut cpu) = setup(config);
+        jit.run(&mut cpu, &mut mem, &mut interp, 60);
+        assert_eq!(jit.stats().baseline_translations, 1);
+        jit.invalidate_range(CODE, CODE + 8);
+        let before = jit.stats().interpreted_blocks;
+        jit.run(&mut cpu, &mut mem, &mut interp, 200);
+        assert_eq!(jit.stats().baseline_translations, 1, "no second baseline");
+        assert_eq!(jit.stats().tier1_translations, 1);
+        // Threshold 10, doubled for the one earlier translation.
+        assert_eq!(jit.stats().interpreted_blocks - before, 19);
+        assert_eq!(cpu.instret, 2 * cpu.x[10]);
     }
 
     #[test]
