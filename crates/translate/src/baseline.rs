@@ -39,7 +39,7 @@ use crate::context::{
     JC_CODE_OFFSET, JC_ENTRY_SHIFT, JC_HITS_OFFSET, JC_KEY_OFFSET, JumpCacheShape, PAGE_SHIFT,
     PAGE_SIZE, PERM_FAST_R, PERM_FAST_W, PERM_R, PERM_W, offsets, status,
 };
-use crate::emit::{MemOp, Width, mem_op};
+use crate::emit::{Check, MemOp, Width, mem_op, plan_checks};
 use crate::translator::{Compiled, TranslateError, validate};
 
 macro_rules! x64 {
@@ -93,7 +93,7 @@ enum Stub {
         back: DynamicLabel,
         slow: DynamicLabel,
         own: u8,
-        width: u32,
+        span: u32,
     },
 }
 
@@ -103,6 +103,9 @@ struct Emit {
     stubs: Vec<Stub>,
     /// The permission table's base register and displacement.
     table: (Rq, i32),
+    /// Which accesses check, for how many bytes, and which an earlier check covers
+    /// (the Cranelift tiers' plan: one check per group of accesses through one base).
+    checks: std::collections::HashMap<u64, Check>,
 }
 
 fn fits_i32(v: u64) -> bool {
@@ -233,6 +236,7 @@ impl Baseline {
             config: self.config,
             stubs: Vec::new(),
             table,
+            checks: plan_checks(block),
         };
         if let Some(index) = counter {
             let hot = e.a.new_dynamic_label();
@@ -426,9 +430,9 @@ impl Emit {
                     back,
                     slow,
                     own,
-                    width,
+                    span,
                 } => {
-                    let limit = (PAGE_SIZE as u32 - width) as i32;
+                    let limit = (PAGE_SIZE as u32 - span) as i32;
                     let in_page = (PAGE_SIZE - 1) as i32;
                     x64!(self.a
                         ; =>at
@@ -447,6 +451,18 @@ impl Emit {
 
     /// A load or store at `pc` (the `k`-th instruction of the block).
     fn memory(&mut self, pc: u64, i: &Insn, m: &MemOp, k: u64) {
+        let (lo, span) = match self.checks.get(&pc).copied() {
+            Some(Check::Covered) => {
+                self.load_x(RAX, i.rs1);
+                if i.imm != 0 {
+                    x64!(self.a; add rax, i.imm as i32);
+                }
+                self.access(i, m);
+                return;
+            }
+            Some(Check::Lead { lo, span }) => (lo, span as u32),
+            None => (i.imm, m.width as u32),
+        };
         let slow = self.a.new_dynamic_label();
         let near = self.a.new_dynamic_label();
         let access = self.a.new_dynamic_label();
@@ -465,13 +481,14 @@ impl Emit {
             back: access,
             slow,
             own,
-            width: m.width as u32,
+            span,
         });
+        // rax: the first guest address checked (this access's own, or lower when its
+        // check covers a group); rcx: its page.
         self.load_x(RAX, i.rs1);
-        if i.imm != 0 {
-            x64!(self.a; add rax, i.imm as i32);
+        if lo != 0 {
+            x64!(self.a; add rax, lo as i32);
         }
-        // rax: guest address; rcx: its page.
         match self.config.guest_size {
             Some(size) if fits_i32(size >> PAGE_SHIFT) => {
                 x64!(self.a
@@ -496,6 +513,14 @@ impl Emit {
             ; jz =>near
             ; =>access
         );
+        if i.imm != lo {
+            x64!(self.a; add rax, (i.imm - lo) as i32);
+        }
+        self.access(i, m);
+    }
+
+    /// The load or store of `i` at the guest address in `rax`, already checked.
+    fn access(&mut self, i: &Insn, m: &MemOp) {
         if m.store {
             if m.float {
                 x64!(self.a; mov rdx, QWORD [rdi + foff(i.rs2)]);

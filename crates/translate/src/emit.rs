@@ -101,7 +101,7 @@ pub(crate) struct MemOp {
 
 /// How an inline access is checked; see [`plan_checks`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Check {
+pub(crate) enum Check {
     /// This access checks `[rs1 + lo, rs1 + lo + span)`, which holds its own bytes and
     /// those of the later accesses of its group.
     Lead { lo: i64, span: u64 },
@@ -117,7 +117,7 @@ enum Check {
 /// end blocks). If the check fails, the first access leaves with `SLOW_PATH` before it
 /// retires and the interpreter runs the rest exactly. (Function prologues and epilogues
 /// save and restore several registers through `sp`: one check instead of one each.)
-fn plan_checks(block: &[(u64, Insn)]) -> HashMap<u64, Check> {
+pub(crate) fn plan_checks(block: &[(u64, Insn)]) -> HashMap<u64, Check> {
     let page = crate::context::PAGE_SIZE as i64;
     // A register's value changes whenever an instruction names it as destination (an
     // over-approximation for float destinations, which only splits groups).
