@@ -2,8 +2,9 @@
 //! writes the host code to a file, for reading with
 //! `objdump -D -b binary -m i386:x86-64 FILE`.
 //!
-//! `cargo run --release -p translate --example dump_block -- ELF PC [tier1|tier2|region PC...] OUT`
-//! (tier1: chained quick block, tier2: chained optimised block, region: an optimised
+//! `cargo run --release -p translate --example dump_block -- ELF PC [tier1|tier2|baseline|region PC...] OUT`
+//! (tier1: chained quick block, tier2: chained optimised block, baseline: the template
+//! tier's code with a tier-up counter, region: an optimised
 //! region of the blocks starting at the listed pcs, the first being the entry).
 
 use std::error::Error;
@@ -19,7 +20,7 @@ fn parse(s: &str) -> Result<u64, Box<dyn Error>> {
 fn main() -> Result<(), Box<dyn Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 4 {
-        return Err("usage: dump_block ELF tier1|tier2|region OUT PC [PC...]".into());
+        return Err("usage: dump_block ELF tier1|tier2|baseline|region OUT PC [PC...]".into());
     }
     let bytes = std::fs::read(&args[0])?;
     let elf = object::File::parse(&*bytes)?;
@@ -63,7 +64,17 @@ fn main() -> Result<(), Box<dyn Error>> {
         // The engine's permission table, right below guest memory.
         perms_offset: Some(-(4 << 20) - 4096),
     })?;
-    let compiled = if args[1] == "region" {
+    let compiled = if args[1] == "baseline" {
+        translate::Baseline::new(translate::BaselineConfig {
+            jump_cache: translate::JumpCacheShape {
+                shift: 1,
+                len: 4096,
+            },
+            guest_size: Some(1 << 34),
+            perms_offset: Some(-(4 << 20) - 4096),
+        })?
+        .translate(&blocks[0], Some(0))?
+    } else if args[1] == "region" {
         let refs: Vec<&[(u64, rv64::Insn)]> = blocks.iter().map(|b| b.as_slice()).collect();
         t.translate_region(&refs)?
     } else {

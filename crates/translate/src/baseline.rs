@@ -106,6 +106,12 @@ struct Emit {
     /// Which accesses check, for how many bytes, and which an earlier check covers
     /// (the Cranelift tiers' plan: one check per group of accesses through one base).
     checks: std::collections::HashMap<u64, Check>,
+    /// `(host, r)`: the instruction just emitted ended by storing host register `host`
+    /// to `x[r]`, so at the start of the next one `host` still holds `x[r]`.
+    stored: Option<(Rq, u8)>,
+    /// That fact, for the first operand load of the current instruction only (later
+    /// loads come after template code that may clobber the register).
+    first_load: Option<(Rq, u8)>,
 }
 
 fn fits_i32(v: u64) -> bool {
@@ -237,6 +243,8 @@ impl Baseline {
             stubs: Vec::new(),
             table,
             checks: plan_checks(block),
+            stored: None,
+            first_load: None,
         };
         if let Some(index) = counter {
             let hot = e.a.new_dynamic_label();
@@ -284,19 +292,27 @@ impl Baseline {
 }
 
 impl Emit {
-    /// `dst = x[r]`.
+    /// `dst = x[r]`, from a register when the previous instruction left `x[r]` in one
+    /// and this is the current instruction's first load.
     fn load_x(&mut self, dst: Rq, r: u8) {
+        let held = self.first_load.take();
         if r & 31 == 0 {
             x64!(self.a; xor Rd(dst), Rd(dst));
+        } else if let Some((host, _)) = held.filter(|&(_, held_r)| held_r == r & 31) {
+            if host != dst {
+                x64!(self.a; mov Rq(dst), Rq(host));
+            }
         } else {
             x64!(self.a; mov Rq(dst), QWORD [rdi + xoff(r)]);
         }
     }
 
-    /// `x[r] = src` (nothing for `x0`).
+    /// `x[r] = src` (nothing for `x0`). Must be the last code of an instruction's
+    /// template, or followed only by code that leaves `src` as it is (see `stored`).
     fn store_x(&mut self, r: u8, src: Rq) {
         if r & 31 != 0 {
             x64!(self.a; mov QWORD [rdi + xoff(r)], Rq(src));
+            self.stored = Some((src, r & 31));
         }
     }
 
@@ -606,6 +622,9 @@ impl Emit {
     /// Emits instruction `i` at `pc`, the `k`-th of its block. True if it ended the
     /// block.
     fn insn(&mut self, pc: u64, i: &Insn, k: u64) -> bool {
+        // Straight-line code with one entry: the previous template's last store is
+        // what ran just before (stubs only jump back inside their own instruction).
+        self.first_load = self.stored.take();
         let next = pc.wrapping_add(u64::from(i.len));
         let imm = i.imm;
         let imm32 = imm as i32;
