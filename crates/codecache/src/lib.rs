@@ -628,6 +628,9 @@ impl Shared {
         let now = self.clock.load(Ordering::Relaxed) + 1;
         self.clock.store(now, Ordering::Relaxed);
         self.index.fill_slot(&w.token, slot, key, rx, len32, now);
+        if slot as usize >= w.meta.len() {
+            w.meta.resize_with(slot as usize + 1, Meta::default);
+        }
         let m = &mut w.meta[slot as usize];
         *m = Meta {
             key,
@@ -750,7 +753,8 @@ impl UnifiedCodeCache {
             token: WriteToken::new(),
             mem,
             alloc,
-            meta: vec![Meta::default(); nslots],
+            // Grown as slots are first used (they are handed out lowest first).
+            meta: Vec::new(),
             free_slots: (0..nslots as u32).rev().collect(),
             retired: VecDeque::new(),
             batch: Vec::new(),
