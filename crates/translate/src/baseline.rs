@@ -4,18 +4,21 @@
 //! A Cranelift compile costs about 55 µs per block plus 18 µs per guest instruction
 //! (`examples/compile_cost`). In short programs the one compile thread cannot keep up,
 //! and blocks waiting for it run interpreted, ten times slower than translated code.
-//! Baseline code is made on the guest thread the moment a block turns hot and runs
+//! Baseline code is made on the guest thread the moment a block turns warm and runs
 //! until the Cranelift translation replaces it (the role of V8's Sparkplug or of a
 //! QEMU-style template translator).
 //!
 //! Invariants of the generated code (the contract of [`crate::context`] and the same
 //! calling convention as chained Cranelift blocks, so the two chain into each other):
-//! - Guest integer and float registers live in `ctx` only: every instruction loads its
-//!   operands from `ctx.cpu` and stores its result there, so every exit sees a complete
-//!   state and none writes registers back. `x0` is never read from memory (it is 0)
-//!   nor written.
+//! - Guest registers live in `ctx`, except the (at most three) most used integer
+//!   registers of the block, which are loaded into `r8`-`r10` on entry and stored back
+//!   at every exit if written before it (in a one-block loop: if written anywhere in
+//!   it). Every other instruction operand is loaded from `ctx.cpu` and every result
+//!   stored there, except that an instruction's first operand comes from the host
+//!   register the previous instruction stored it from. `x0` is never read from memory
+//!   (it is 0) nor written.
 //! - Host registers used: `rdi` (the context, never changed), `rax`, `rcx`, `rdx`,
-//!   `rsi`, `r10`, `r11` (all caller-saved in every x86-64 convention Cranelift uses).
+//!   `rsi`, `r8`-`r11` (all caller-saved in every x86-64 convention Cranelift uses).
 //!   No stack use, no calls, no frame: a block is entered and left with the stack as
 //!   the trampoline's call left it, ends with `ret` or a tail jump to the next block.
 //! - Every memory access is checked inline exactly as in Cranelift code (bounds,
@@ -23,7 +26,9 @@
 //!   failed check leaves with [`status::SLOW_PATH`] at the access, with `instret`
 //!   counting the instructions before it.
 //! - Block ends probe the jump cache of the compiled-in shape and jump to the next
-//!   block while `ctx.chain_budget` lasts, as `Emitter::chain_to` does.
+//!   block while `ctx.chain_budget` lasts, as `Emitter::chain_to` does. A block that
+//!   branches to its own start loops inside its code instead (one budget unit and, with
+//!   a tier-up counter, one count per iteration), as Cranelift's tier 1 does.
 //! - The code is position-independent: branches are relative, constants immediate, and
 //!   everything else is reached through `rdi`.
 //! - Only the instructions [`Baseline::supports`] lists are translated: RV64I and M,
@@ -80,11 +85,14 @@ pub struct Baseline {
 enum Stub {
     /// Leave with `HOT` at the block's start, nothing retired.
     Hot { at: DynamicLabel, pc: u64 },
-    /// Leave with `SLOW_PATH` at `pc`, `retired` instructions done.
+    /// Leave with `SLOW_PATH` at `pc`, `retired` instructions done, the cached
+    /// registers in `dirty` written.
     Slow {
         at: DynamicLabel,
         pc: u64,
         retired: u64,
+        dirty: u32,
+        status: u64,
     },
     /// The page's fast bit was clear: the access may still be fine if it is the last
     /// page of a mapping and the access stays inside it.
@@ -112,6 +120,36 @@ struct Emit {
     /// That fact, for the first operand load of the current instruction only (later
     /// loads come after template code that may clobber the register).
     first_load: Option<(Rq, u8)>,
+    /// Guest registers kept in host registers for the whole block (the most used
+    /// ones), loaded on entry and stored back at every exit if written.
+    cached: [Option<Rq>; 32],
+    /// Cached registers written so far (bit `r`): what an exit emitted here stores.
+    dirty: u32,
+    /// A one-block loop's start, its tier-up counter offset in `ctx.counters`, and the
+    /// label after the entry code where each iteration goes on.
+    self_loop: Option<(u64, Option<i32>, DynamicLabel)>,
+}
+
+/// Host registers free for caching guest registers: not `rdi` (ctx), not the template
+/// temporaries (`rax`, `rcx`, `rdx`, `rsi`), not `r11` (memory base) and not `r10` when
+/// it holds the permission table. All caller-saved in Cranelift's conventions.
+const CACHE_REGS: [Rq; 3] = [Rq::R8, Rq::R9, Rq::R10];
+
+/// The registers worth caching in `block`: the most used (as source or destination, at
+/// least twice), at most `slots`.
+fn pick_cached(block: &[(u64, Insn)], slots: usize) -> Vec<u8> {
+    let mut uses = [0u32; 32];
+    for (_, i) in block {
+        for r in [i.rs1, i.rs2, i.rd] {
+            uses[(r & 31) as usize] += 1;
+        }
+    }
+    uses[0] = 0;
+    let mut regs: Vec<u8> = (1..32u8).filter(|&r| uses[r as usize] >= 2).collect();
+    // Most used first; ties by register number, so the choice is deterministic.
+    regs.sort_by_key(|&r| (std::cmp::Reverse(uses[r as usize]), r));
+    regs.truncate(slots);
+    regs
 }
 
 fn fits_i32(v: u64) -> bool {
@@ -245,7 +283,18 @@ impl Baseline {
             checks: plan_checks(block),
             stored: None,
             first_load: None,
+            cached: [None; 32],
+            dirty: 0,
+            self_loop: None,
         };
+        let free = if self.config.perms_offset.is_some() {
+            &CACHE_REGS[..]
+        } else {
+            &CACHE_REGS[..2]
+        };
+        for (&r, &host) in pick_cached(block, free.len()).iter().zip(free) {
+            e.cached[r as usize] = Some(host);
+        }
         if let Some(index) = counter {
             let hot = e.a.new_dynamic_label();
             let at = i32::try_from(u64::from(index) * 4).map_err(|_| {
@@ -258,10 +307,39 @@ impl Baseline {
             );
             e.stubs.push(Stub::Hot { at: hot, pc: start });
         }
+        // After the tier-up test, whose exit has nothing to store back.
+        for r in 1..32u8 {
+            if let Some(host) = e.cached[r as usize] {
+                x64!(e.a; mov Rq(host), QWORD [rdi + xoff(r)]);
+            }
+        }
         if block.iter().any(|(_, i)| mem_op(i.op).is_some()) {
             x64!(e.a; mov r11, QWORD [rdi + offsets::MEM_BASE]);
             if self.config.perms_offset.is_none() {
                 x64!(e.a; mov r10, QWORD [rdi + offsets::PERMS]);
+            }
+        }
+        let loops = match block.last() {
+            Some(&(pc, last)) => {
+                matches!(
+                    last.op,
+                    Op::Beq | Op::Bne | Op::Blt | Op::Bge | Op::Bltu | Op::Bgeu | Op::Jal
+                ) && pc.wrapping_add(last.imm as u64) == start
+            }
+            None => false,
+        };
+        if loops {
+            let head = e.a.new_dynamic_label();
+            x64!(e.a; =>head);
+            let at = counter.map(|c| (c * 4) as i32);
+            e.self_loop = Some((start, at, head));
+            // From the second iteration on, every cached register the block writes may
+            // differ from ctx at any exit.
+            for (_, i) in block {
+                let r = (i.rd & 31) as usize;
+                if r != 0 && e.cached[r].is_some() {
+                    e.dirty |= 1 << r;
+                }
             }
         }
         let mut ended = false;
@@ -298,6 +376,8 @@ impl Emit {
         let held = self.first_load.take();
         if r & 31 == 0 {
             x64!(self.a; xor Rd(dst), Rd(dst));
+        } else if let Some(host) = self.cached[(r & 31) as usize] {
+            x64!(self.a; mov Rq(dst), Rq(host));
         } else if let Some((host, _)) = held.filter(|&(_, held_r)| held_r == r & 31) {
             if host != dst {
                 x64!(self.a; mov Rq(dst), Rq(host));
@@ -310,7 +390,11 @@ impl Emit {
     /// `x[r] = src` (nothing for `x0`). Must be the last code of an instruction's
     /// template, or followed only by code that leaves `src` as it is (see `stored`).
     fn store_x(&mut self, r: u8, src: Rq) {
-        if r & 31 != 0 {
+        if let Some(host) = self.cached[(r & 31) as usize] {
+            x64!(self.a; mov Rq(host), Rq(src));
+            self.dirty |= 1 << (r & 31);
+            self.stored = Some((src, r & 31));
+        } else if r & 31 != 0 {
             x64!(self.a; mov QWORD [rdi + xoff(r)], Rq(src));
             self.stored = Some((src, r & 31));
         }
@@ -321,10 +405,26 @@ impl Emit {
         if r & 31 == 0 {
             return;
         }
+        if let Some(host) = self.cached[(r & 31) as usize] {
+            x64!(self.a; mov Rq(host), QWORD v as i64);
+            self.dirty |= 1 << (r & 31);
+            return;
+        }
         if (v as i64) >= i64::from(i32::MIN) && (v as i64) <= i64::from(i32::MAX) {
             x64!(self.a; mov QWORD [rdi + xoff(r)], (v as i64) as i32);
         } else {
             x64!(self.a; mov rax, QWORD v as i64; mov QWORD [rdi + xoff(r)], rax);
+        }
+    }
+
+    /// Stores the cached registers written so far back to `ctx` (before any exit).
+    fn write_back(&mut self) {
+        for r in 1..32u8 {
+            if self.dirty & (1 << r) != 0
+                && let Some(host) = self.cached[r as usize]
+            {
+                x64!(self.a; mov QWORD [rdi + xoff(r)], Rq(host));
+            }
         }
     }
 
@@ -345,6 +445,7 @@ impl Emit {
 
     /// Leaves with status `st` at `pc` after `retired` instructions.
     fn exit_status(&mut self, pc: u64, retired: u64, st: u64) {
+        self.write_back();
         self.add_instret(retired);
         self.store_pc(pc);
         x64!(self.a; mov eax, st as i32; ret);
@@ -354,6 +455,42 @@ impl Emit {
     /// chain through the jump cache while the budget lasts, else return to the
     /// dispatcher.
     fn exit_const(&mut self, target: u64, retired: u64) {
+        if let Some((start, at, head)) = self.self_loop
+            && target == start
+        {
+            // A one-block loop stays in its code with its registers: one unit of chain
+            // budget and one tier-up count per iteration.
+            self.add_instret(retired);
+            let out = self.a.new_dynamic_label();
+            x64!(self.a
+                ; mov rax, QWORD [rdi + offsets::CHAIN_BUDGET]
+                ; test rax, rax
+                ; jz =>out
+                ; sub rax, 1
+                ; mov QWORD [rdi + offsets::CHAIN_BUDGET], rax
+            );
+            if let Some(at) = at {
+                let hot = self.a.new_dynamic_label();
+                x64!(self.a
+                    ; mov rax, QWORD [rdi + offsets::COUNTERS]
+                    ; sub DWORD [rax + at], 1
+                    ; jz =>hot
+                );
+                self.stubs.push(Stub::Slow {
+                    at: hot,
+                    pc: start,
+                    retired: 0,
+                    dirty: self.dirty,
+                    status: status::HOT,
+                });
+            }
+            x64!(self.a; jmp =>head; =>out);
+            self.write_back();
+            self.store_pc(target);
+            x64!(self.a; xor eax, eax; ret);
+            return;
+        }
+        self.write_back();
         self.add_instret(retired);
         let shape = self.config.jump_cache;
         let mask = (shape.len - 1) as u64;
@@ -395,7 +532,8 @@ impl Emit {
         x64!(self.a; xor eax, eax; ret);
     }
 
-    /// Block end continuing at the address in `rsi` (instret already counted).
+    /// Block end continuing at the address in `rsi` (registers stored back and instret
+    /// counted).
     fn chain_dynamic(&mut self) {
         let shape = self.config.jump_cache;
         let mask = (shape.len - 1) as u64;
@@ -435,11 +573,19 @@ impl Emit {
             match stub {
                 Stub::Hot { at, pc } => {
                     x64!(self.a; =>at);
+                    self.dirty = 0;
                     self.exit_status(pc, 0, status::HOT);
                 }
-                Stub::Slow { at, pc, retired } => {
+                Stub::Slow {
+                    at,
+                    pc,
+                    retired,
+                    dirty,
+                    status,
+                } => {
                     x64!(self.a; =>at);
-                    self.exit_status(pc, retired, status::SLOW_PATH);
+                    self.dirty = dirty;
+                    self.exit_status(pc, retired, status);
                 }
                 Stub::NearEnd {
                     at,
@@ -486,6 +632,8 @@ impl Emit {
             at: slow,
             pc,
             retired: k,
+            dirty: self.dirty,
+            status: status::SLOW_PATH,
         });
         let (own, fast) = if m.store {
             (PERM_W, PERM_FAST_W)
@@ -688,6 +836,7 @@ impl Emit {
                 self.load_x(RSI, i.rs1);
                 x64!(self.a; add rsi, imm32; and rsi, -2);
                 self.store_const(i.rd, next);
+                self.write_back();
                 self.add_instret(k + 1);
                 self.chain_dynamic();
                 return true;

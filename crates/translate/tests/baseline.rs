@@ -109,7 +109,15 @@ fn run_baseline(
     ctx.jump_cache = jc.as_ptr().cast();
     ctx.jc_mask = SHAPE.len as u64 - 1;
     ctx.jc_shift = u64::from(SHAPE.shift);
-    ctx.chain_budget = 100;
+    // A block that branches to its own start loops while the budget lasts; the
+    // reference runs one pass, so such blocks get none (the chaining tests cover loops).
+    let (last_pc, last) = block[block.len() - 1];
+    let loops = matches!(
+        last.op,
+        Op::Beq | Op::Bne | Op::Blt | Op::Bge | Op::Bltu | Op::Bgeu | Op::Jal
+    ) && last_pc.wrapping_add(last.imm as u64) == block[0].0;
+    let budget = if loops { 0 } else { 100 };
+    ctx.chain_budget = budget;
     let mut counters = [1000u32; 8];
     ctx.counters = counters.as_mut_ptr();
     // SAFETY: `ctx` points at `guest` and `table` (adjacent halves of `buf`, as the
@@ -125,7 +133,7 @@ fn run_baseline(
         let (cpu, exit) = finish_block(block, ctx.cpu.clone(), &mut mem, perms);
         return Outcome { cpu, exit, mem };
     }
-    assert_eq!(ctx.chain_budget, 100, "an empty jump cache never chains");
+    assert_eq!(ctx.chain_budget, budget, "an empty jump cache never chains");
     let exit = ctx.exit_for(st);
     assert!(
         exit.is_some() || st == status::CONTINUE,
@@ -347,4 +355,83 @@ fn the_tier_up_counter_leaves_once_when_it_reaches_zero() {
     assert_eq!(run(&mut ctx), (status::HOT, CODE_BASE, 1, 1));
     assert_eq!(run(&mut ctx), (status::EBREAK, CODE_BASE + 4, 2, 2));
     assert_eq!(counters, [0, 0, 0, u32::MAX]);
+}
+
+/// A one-block loop walking a pointer from a readable page into an unmapped one: the
+/// access that fails its check leaves in the middle of an iteration, and the pointer
+/// (kept in a host register across iterations) must reach `ctx` with the value the
+/// previous iteration gave it, as the interpreter leaves it.
+#[test]
+fn a_loop_leaving_mid_iteration_stores_registers_written_in_earlier_iterations() {
+    // lw t0, 0(a0); addi a0, a0, 4; bne a0, a1, start
+    let block = layout(&[
+        dec(i(0, 10, 2, 5, 0x03)),
+        dec(i(4, 10, 0, 10, 0x13)),
+        dec(b(-8, 11, 10, 1)),
+    ]);
+    let mut cpu = Cpu::new();
+    cpu.x[10] = 0xa000 - 16; // four words before the unmapped page 10
+    cpu.x[11] = 0xb000;
+    let mem = vec![0x5au8; GUEST_SIZE];
+    let perms = test_perms();
+    // The reference: the interpreter, iteration after iteration, until the fault.
+    let mut want = cpu.clone();
+    want.pc = CODE_BASE;
+    let mut want_mem = mem.clone();
+    let want_exit = {
+        let mut view = translate::helpers::GuestView {
+            mem: &mut want_mem,
+            perms: &perms,
+        };
+        loop {
+            let &(_, insn) = block
+                .iter()
+                .find(|(pc, _)| *pc == want.pc)
+                .expect("stays in the loop");
+            if let Err(e) = rv64::execute(&mut want, &mut view, &insn) {
+                break e;
+            }
+        }
+    };
+    let mut bl = Baseline::new(BaselineConfig {
+        jump_cache: SHAPE,
+        guest_size: None,
+        perms_offset: None,
+    })
+    .expect("x86-64 host");
+    let code = ExecBuf::new(&bl.translate(&block, None).expect("translate").code).expect("map");
+    let mut tr = Translator::with_config(TranslatorConfig {
+        opt: OptLevel::Quick,
+        chain: true,
+        jump_cache: Some(SHAPE),
+        guest_size: None,
+        perms_offset: None,
+    })
+    .expect("host");
+    let tramp = ExecBuf::new(&tr.trampoline().expect("trampoline").code).expect("map");
+    let mut guest = mem.clone();
+    let jc: Vec<[u64; 4]> = vec![[u64::MAX, 0, 0, 0]; SHAPE.len];
+    let mut c = cpu.clone();
+    c.pc = CODE_BASE;
+    let mut ctx = JitContext::new(
+        c,
+        guest.as_mut_ptr(),
+        perms.as_ptr(),
+        GUEST_SIZE as u64,
+        &FLAT_HELPERS,
+    );
+    ctx.jump_cache = jc.as_ptr().cast();
+    ctx.jc_mask = SHAPE.len as u64 - 1;
+    ctx.jc_shift = u64::from(SHAPE.shift);
+    ctx.chain_budget = 100;
+    // SAFETY: `ctx` points at `guest`, `perms` and `jc` (an empty jump cache of SHAPE),
+    // all alive and not otherwise borrowed during the call; `tramp` is a chained
+    // trampoline.
+    let st = unsafe { tramp.call_trampoline(&mut ctx, code.ptr()) };
+    assert_eq!(st, status::SLOW_PATH);
+    assert_eq!(ctx.chain_budget, 96, "four iterations looped inside");
+    let (got, exit) = finish_block(&block, ctx.cpu.clone(), &mut guest, &perms);
+    assert_eq!(exit, Some(want_exit));
+    assert_eq!(got, want);
+    assert_eq!(got.x[10], 0xa000);
 }
