@@ -57,6 +57,17 @@ pub struct CacheConfig {
     /// Right shift applied to a key before masking it into the jump cache (default 1:
     /// guest instructions are at least 2-byte aligned, as RISC-V with the C extension).
     pub jump_cache_key_shift: u32,
+    /// Bytes of executable memory committed when the cache is created (default 1 MiB),
+    /// with entry slots for as many 128-byte blocks; the rest is committed as it is
+    /// first used, 64 KiB of code or 1024 slots at a time. Committing ahead is cheaper
+    /// per page than committing during inserts, but is paid even by a run that never
+    /// uses the pages (vmjit, whose short runs use a few hundred KiB, sets 256 KiB).
+    #[serde(default = "default_commit_at_creation")]
+    pub commit_at_creation: usize,
+}
+
+fn default_commit_at_creation() -> usize {
+    1 << 20
 }
 
 impl Default for CacheConfig {
@@ -70,6 +81,7 @@ impl Default for CacheConfig {
             policy: EvictionPolicy::Generational,
             jump_cache_bits: 12,
             jump_cache_key_shift: 1,
+            commit_at_creation: default_commit_at_creation(),
         }
     }
 }

@@ -60,7 +60,8 @@ fn page_size() -> usize {
 
 impl ExecMemory {
     /// Maps at least `min_len` bytes (rounded up to whole pages).
-    pub(crate) fn new(min_len: usize) -> io::Result<Self> {
+    /// An arena of at least `min_len` bytes, the first `commit` of them committed now.
+    pub(crate) fn new(min_len: usize, commit: usize) -> io::Result<Self> {
         let page = page_size();
         let len = min_len
             .max(1)
@@ -96,7 +97,7 @@ impl ExecMemory {
             can_populate: true,
             _fd: fd,
         };
-        m.populate_to(INITIAL_POPULATE.min(len));
+        m.populate_to(commit.min(len));
         Ok(m)
     }
 
@@ -140,18 +141,13 @@ impl ExecMemory {
 /// Memory is committed ahead of use in chunks of this size.
 const POPULATE_CHUNK: usize = 1 << 16;
 
-/// The first chunk, committed when the arena is created (or the whole arena, if smaller).
-/// A fresh shmem page costs about 1 µs to allocate, zero and map (measured: a fill of
-/// 10 000 100-byte blocks ran at 10.2 M/s into a fresh arena and 14.6 M/s after a flush;
-/// the difference is the 274 pages), and a JIT's first blocks arrive in a burst at start,
-/// so the first 1 MiB (256 pages, ≈0.25 ms) is paid once by `UnifiedCodeCache::new`
-/// instead; beyond it memory is still committed only as the arena fills.
-const INITIAL_POPULATE: usize = 1 << 20;
-
 impl ExecMemory {
     /// Pre-faults the arena up to at least `end` (in 64 KiB steps, never past `len`) with
-    /// one `madvise` instead of one page fault per 4 KiB page: at creation for the first
-    /// [`INITIAL_POPULATE`] bytes, then as blocks are first written further on. Best
+    /// one `madvise` instead of one page fault per 4 KiB page: at creation for the bytes
+    /// the configuration asks for (`commit_at_creation`), then as blocks are first
+    /// written further on. A fresh shmem page costs about 1 µs to allocate, zero and map
+    /// (measured: a fill of 10 000 100-byte blocks ran at 10.2 M/s into a fresh arena and
+    /// 14.6 M/s after a flush; the difference is the 274 pages). Best
     /// effort: on failure the pages simply fault in on first touch.
     fn populate_to(&mut self, end: usize) {
         if !self.can_populate {

@@ -66,11 +66,11 @@ pub(crate) struct Found {
 }
 
 pub(crate) struct Index {
-    tables: [Box<[AtomicU64]>; 2],
+    tables: [Table; 2],
     active: AtomicUsize,
     bits: u32,
     seq: AtomicU64,
-    pub(crate) slots: Box<[Slot]>,
+    pub(crate) slots: Slots,
     /// Writer-only counts (atomics so the struct stays Sync without unsafe).
     used: StatUsize,
     tombs: StatUsize,
@@ -81,50 +81,79 @@ fn hash(key: u64) -> u64 {
     key.wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
-/// A table of `n` EMPTY words. Allocated zeroed (EMPTY is 0): the kernel maps the pages
-/// only when first touched, so a cache sized for many entries costs nothing at creation
-/// for the part a short run never uses (filling them cost about 1 ms of a 7 ms run).
+/// A table of `n` EMPTY words, in fresh pages (EMPTY is 0): the kernel maps them only
+/// when first touched, so a cache sized for many entries costs nothing at creation for
+/// the part a short run never uses (filling them cost about 1 ms of a 7 ms run).
 #[cfg(not(loom))]
-fn empty_table(n: usize) -> Box<[AtomicU64]> {
+type Table = crate::zeroed::ZeroedSlice<AtomicU64>;
+#[cfg(not(loom))]
+fn empty_table(n: usize) -> Table {
     const _: () = assert!(EMPTY == 0);
-    // SAFETY: `AtomicU64` has the size, alignment and bit validity of `u64`, so
-    // all-zero bytes are a valid `AtomicU64` holding 0 = EMPTY.
-    unsafe { Box::<[AtomicU64]>::new_zeroed_slice(n).assume_init() }
+    Table::new(n)
 }
 
 #[cfg(loom)]
-fn empty_table(n: usize) -> Box<[AtomicU64]> {
+type Table = Box<[AtomicU64]>;
+#[cfg(loom)]
+fn empty_table(n: usize) -> Table {
     (0..n).map(|_| AtomicU64::new(EMPTY)).collect()
 }
 
-/// `n` default slots, allocated zeroed (see `empty_table`).
+/// Entry slots are committed in chunks of this many (64 KiB) as the writer first hands
+/// them out (lowest first; see `commit_slots`).
+pub(crate) const SLOT_CHUNK: u32 = 1024;
+
+/// `n` default slots, in fresh pages (see `empty_table`; the all-zero `Slot` is its
+/// default).
 #[cfg(not(loom))]
-fn default_slots(n: usize) -> Box<[Slot]> {
-    // SAFETY: every field of `Slot` is a std integer atomic (same bit validity as its
-    // integer), so all-zero bytes are a valid `Slot`, and it is `Slot::default()`
-    // (every counter 0).
-    unsafe { Box::<[Slot]>::new_zeroed_slice(n).assume_init() }
+type Slots = crate::zeroed::ZeroedSlice<Slot>;
+#[cfg(not(loom))]
+fn default_slots(n: usize) -> Slots {
+    Slots::new(n)
 }
 
 #[cfg(loom)]
-fn default_slots(n: usize) -> Box<[Slot]> {
+type Slots = Box<[Slot]>;
+#[cfg(loom)]
+fn default_slots(n: usize) -> Slots {
     (0..n).map(|_| Slot::default()).collect()
 }
 
 impl Index {
     /// `max_entries` resident keys at most; `slots` entry slots (room for retired ones).
-    pub(crate) fn new(max_entries: usize, slots: usize) -> Self {
+    pub(crate) fn new(max_entries: usize, slots: usize, eager_slots: usize) -> Self {
         let want = (max_entries * 2).max(16).next_power_of_two();
         let bits = want.trailing_zeros();
+        let tables = [empty_table(want), empty_table(want)];
+        let slots = default_slots(slots);
+        // Keys hash all over the active table, so a few hundred entries touch all of
+        // its pages: commit them now. The spare table is only used by a rebuild.
+        #[cfg(not(loom))]
+        {
+            tables[0].populate(0, want);
+            slots.populate(0, eager_slots);
+        }
+        #[cfg(loom)]
+        let _ = eager_slots;
         Self {
-            tables: [empty_table(want), empty_table(want)],
+            tables,
             active: AtomicUsize::new(0),
             bits,
             seq: AtomicU64::new(0),
-            slots: default_slots(slots),
+            slots,
             used: StatUsize::new(0),
             tombs: StatUsize::new(0),
         }
+    }
+
+    /// Commits the memory of the chunk of slots starting at `first` (called when the
+    /// writer takes a chunk's first never-used slot), so filling a chunk takes one
+    /// system call instead of two page faults per page.
+    pub(crate) fn commit_slots(&self, first: usize) {
+        #[cfg(not(loom))]
+        self.slots.populate(first, SLOT_CHUNK as usize);
+        #[cfg(loom)]
+        let _ = first;
     }
 
     #[inline]

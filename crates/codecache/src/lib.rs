@@ -21,8 +21,8 @@
 //!
 //! ## Design and invariants
 //! - **Executable memory it owns** (`exec_mem`): one memfd mapped twice, RW to copy code
-//!   in, RX to run it. No mapping is ever writable and executable (W^X). The first 1 MiB
-//!   is committed at creation, the rest as the arena fills. Blocks come from a
+//!   in, RX to run it. No mapping is ever writable and executable (W^X). The first
+//!   256 KiB are committed at creation, the rest as the arena fills. Blocks come from a
 //!   segregated-fit allocator with coalescing (`alloc`; space freed by any block is
 //!   reused for blocks of any size) or, under `Fifo`, from a circular buffer (`ring`:
 //!   code goes at a cursor that wraps round the arena, evicting the oldest blocks in its
@@ -83,6 +83,8 @@ mod ranges;
 mod ring;
 mod stats;
 mod sync;
+#[cfg(not(loom))]
+mod zeroed;
 
 use std::cell::Cell;
 use std::collections::VecDeque;
@@ -201,13 +203,63 @@ pub(crate) struct Shared {
     pub(crate) departed: Departed,
 }
 
+/// The entry slots not in use: freed ones (reused first, last freed first) and the
+/// never-used tail, handed out lowest first. The tail is a counter, not a list, so a
+/// cache sized for many entries touches no memory for the slots a run never uses.
+struct FreeSlots {
+    recycled: Vec<u32>,
+    fresh: u32,
+    total: u32,
+    /// Slots below this were committed at creation.
+    committed: u32,
+}
+
+impl FreeSlots {
+    fn new(total: usize, committed: usize) -> Self {
+        FreeSlots {
+            recycled: Vec::new(),
+            fresh: 0,
+            total: u32::try_from(total).unwrap_or(u32::MAX),
+            committed: u32::try_from(committed).unwrap_or(u32::MAX),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.recycled.is_empty() && self.fresh == self.total
+    }
+
+    /// The slot `pop` takes next.
+    fn last(&self) -> Option<u32> {
+        match self.recycled.last() {
+            Some(&s) => Some(s),
+            None => (self.fresh < self.total).then_some(self.fresh),
+        }
+    }
+
+    /// Takes the slot `last` names; returns the first slot of a chunk of never-used
+    /// slots to commit when this one starts a new chunk.
+    fn pop(&mut self) -> Option<u32> {
+        if self.recycled.pop().is_none() && self.fresh < self.total {
+            let started = self.fresh;
+            self.fresh += 1;
+            return (started >= self.committed && started.is_multiple_of(index::SLOT_CHUNK))
+                .then_some(started);
+        }
+        None
+    }
+
+    fn push(&mut self, slot: u32) {
+        self.recycled.push(slot);
+    }
+}
+
 /// Writer-side state, behind the writer mutex.
 struct Writer {
     token: WriteToken,
     mem: ExecMemory,
     alloc: Arena,
     meta: Vec<Meta>,
-    free_slots: Vec<u32>,
+    free_slots: FreeSlots,
     /// (epoch, slot) in epoch order.
     retired: VecDeque<(u64, u32)>,
     /// Retired in the current operation, not yet stamped.
@@ -248,6 +300,14 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// Takes the slot `w.free_slots.last()` names, committing the next chunk of slot
+    /// memory when the never-used tail reaches it.
+    fn take_slot(&self, w: &mut Writer) {
+        if let Some(first) = w.free_slots.pop() {
+            self.index.commit_slots(first as usize);
+        }
+    }
+
     pub(crate) fn lock_executors(&self) -> MutexGuard<'_, Vec<Arc<ExecutorSlot>>> {
         lock(&self.executors)
     }
@@ -446,17 +506,17 @@ impl Shared {
             if w.free_slots.is_empty() || !entries_ok {
                 self.commit_and_reclaim(w);
             }
-            if entries_ok && let Some(&slot) = w.free_slots.last() {
+            if entries_ok && let Some(slot) = w.free_slots.last() {
                 if let Some(b) = w.alloc.fit_alloc(bytes, slot) {
-                    w.free_slots.pop();
+                    self.take_slot(w);
                     return Ok((slot, b));
                 }
                 // Reclaiming pushes slots: take the (possibly new) last one as the owner.
                 self.commit_and_reclaim(w);
-                if let Some(&slot) = w.free_slots.last()
+                if let Some(slot) = w.free_slots.last()
                     && let Some(b) = w.alloc.fit_alloc(bytes, slot)
                 {
-                    w.free_slots.pop();
+                    self.take_slot(w);
                     return Ok((slot, b));
                 }
             }
@@ -536,7 +596,7 @@ impl Shared {
         loop {
             // Re-read each round: reclaiming pushes slots, and the owner must be the one
             // we pop.
-            let Some(&slot) = w.free_slots.last() else {
+            let Some(slot) = w.free_slots.last() else {
                 return Err(pending(w));
             };
             let Arena::Ring(ring) = &mut w.alloc else {
@@ -544,7 +604,7 @@ impl Shared {
             };
             match ring.place(bytes, slot) {
                 Place::Placed(b) => {
-                    w.free_slots.pop();
+                    self.take_slot(w);
                     return Ok((slot, b));
                 }
                 Place::TooLarge => {
@@ -740,7 +800,7 @@ impl UnifiedCodeCache {
     /// Creates a cache, mapping `max_memory_bytes` of executable memory up front.
     pub fn new(config: CacheConfig) -> Result<Self, CacheError> {
         config.validate()?;
-        let mem = ExecMemory::new(config.max_memory_bytes)?;
+        let mem = ExecMemory::new(config.max_memory_bytes, config.commit_at_creation)?;
         let nslots = config.max_entries + config.max_entries.max(64);
         let arena_bytes = config.max_memory_bytes.min(mem.len());
         let alloc = if config.policy == EvictionPolicy::Fifo {
@@ -748,14 +808,20 @@ impl UnifiedCodeCache {
         } else {
             Arena::Fit(Allocator::new(arena_bytes, nslots))
         };
-        let index = Index::new(config.max_entries, nslots);
+        // Slots for as many 128-byte blocks as the committed code memory holds, in whole
+        // chunks (the writer commits the next chunk when it first takes a slot there).
+        let eager_slots = (config.commit_at_creation / 128)
+            .next_multiple_of(index::SLOT_CHUNK as usize)
+            .min(nslots);
+        let index = Index::new(config.max_entries, nslots, eager_slots);
         let writer = Writer {
             token: WriteToken::new(),
             mem,
             alloc,
-            // Grown as slots are first used (they are handed out lowest first).
-            meta: Vec::new(),
-            free_slots: (0..nslots as u32).rev().collect(),
+            // Grown as slots are first used (they are handed out lowest first), into
+            // reserved memory the kernel commits only as it is written.
+            meta: Vec::with_capacity(nslots),
+            free_slots: FreeSlots::new(nslots, eager_slots),
             retired: VecDeque::new(),
             batch: Vec::new(),
             policy: PolicyState::new(config.policy, config.max_entries),

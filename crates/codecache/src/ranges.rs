@@ -52,8 +52,10 @@ const ABSENT: Node = Node {
 pub(crate) struct RangeIndex {
     /// Start page -> first slot of its list.
     heads: HashMap<u64, u32, BuildHasherDefault<PageHasher>>,
-    /// Per slot: its range (`lo == hi == 0`: not indexed) and list links.
+    /// Per slot: its range (`lo == hi == 0`: not indexed) and list links. Grown as slots
+    /// are first indexed (slots are handed out lowest first), up to `slots`.
     nodes: Vec<Node>,
+    slots: usize,
     /// Live ranges by bit length of `hi - lo` (1..=64).
     lens: [u32; 65],
     live: usize,
@@ -67,7 +69,10 @@ impl RangeIndex {
     pub(crate) fn new(slots: usize) -> Self {
         Self {
             heads: HashMap::default(),
-            nodes: vec![ABSENT; slots],
+            // Reserved, not written: the allocator maps it and the kernel commits
+            // pages as nodes are first used.
+            nodes: Vec::with_capacity(slots),
+            slots,
             lens: [0; 65],
             live: 0,
         }
@@ -75,7 +80,13 @@ impl RangeIndex {
 
     /// Indexes `slot` under `[lo, hi)` (`lo < hi`; the slot must not be indexed).
     pub(crate) fn insert(&mut self, slot: u32, lo: u64, hi: u64) {
-        if lo >= hi || self.nodes.get(slot as usize).is_none_or(|n| n.hi != 0) {
+        if lo >= hi || slot as usize >= self.slots {
+            return;
+        }
+        if slot as usize >= self.nodes.len() {
+            self.nodes.resize(slot as usize + 1, ABSENT);
+        }
+        if self.nodes[slot as usize].hi != 0 {
             return;
         }
         let head = self.heads.entry(lo >> PAGE_SHIFT).or_insert(NIL);

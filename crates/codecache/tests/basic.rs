@@ -571,3 +571,36 @@ fn extreme_keys_sizes_and_ranges_never_panic() {
     ex.offline();
     assert!(c.insert(u64::MAX - 1, &[0xc3]).is_ok());
 }
+
+#[test]
+fn entries_past_the_memory_committed_at_creation_work_like_the_first() {
+    // Nothing committed up front: every slot chunk and code page is committed as the
+    // writer first reaches it, across several chunks of 1024 slots.
+    for commit_at_creation in [0, 4096, 1 << 20] {
+        let c = UnifiedCodeCache::new(CacheConfig {
+            max_entries: 5000,
+            commit_at_creation,
+            ..CacheConfig::default()
+        })
+        .expect("valid config");
+        for k in 0..5000u64 {
+            c.insert(k * 2, &code(k, 40 + (k as usize % 90)))
+                .expect("room for every entry");
+        }
+        for k in (0..5000u64).step_by(7) {
+            let got = c.lookup(k * 2).expect("resident");
+            assert_eq!(read(&got), code(k, 40 + (k as usize % 90)));
+        }
+        // Freed slots are reused, and the range index still finds the rest.
+        assert_eq!(c.invalidate_range(0, 2000), 1000);
+        for k in 0..1000u64 {
+            c.insert(k * 2, &code(k + 1, 64)).expect("reinserted");
+        }
+        assert_eq!(c.len(), 5000);
+        assert_eq!(read(&c.lookup(10).expect("resident")), code(6, 64));
+        assert_eq!(
+            read(&c.lookup(9998).expect("resident")),
+            code(4999, 40 + 4999 % 90)
+        );
+    }
+}

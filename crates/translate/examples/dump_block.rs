@@ -2,7 +2,7 @@
 //! writes the host code to a file, for reading with
 //! `objdump -D -b binary -m i386:x86-64 FILE`.
 //!
-//! `cargo run --release -p translate --example dump_block -- ELF PC [tier1|tier2|baseline|region PC...] OUT`
+//! `cargo run --release -p translate --example dump_block -- ELF tier1|tier2|baseline|region OUT PC [PC...]`
 //! (tier1: chained quick block, tier2: chained optimised block, baseline: the template
 //! tier's code with a tier-up counter, region: an optimised
 //! region of the blocks starting at the listed pcs, the first being the entry).

@@ -287,7 +287,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 max_memory_bytes: args.cache_size,
                 max_entries: args.cache_entries,
                 policy: args.cache_policy.into(),
-                ..engine::CacheConfig::default()
+                ..engine::JitConfig::default().cache
             },
             hot_threshold: args.hot_threshold,
             compile_threads: args.compile_threads,
