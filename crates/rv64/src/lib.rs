@@ -58,5 +58,5 @@ pub use decode::{DecodeError, decode, insn_len};
 pub use disasm::DisplayAt;
 pub use exec::{Exit, execute};
 pub use insn::{Insn, Op};
-pub use interp::{Interpreter, decode_block, fetch};
+pub use interp::{Interpreter, JUMP_CACHE_ENTRIES, decode_block, fetch};
 pub use memory::{AccessKind, MemFault, Memory};

@@ -97,30 +97,10 @@ pub const BASELINE_RUNS: u32 = 1500;
 /// Tier-up counters for baseline blocks, handed out round robin.
 const BASELINE_COUNTERS: usize = 1 << 16;
 
-/// Slots of the known-absent table (a power of two).
-const ABSENT_SLOTS: usize = 1 << 12;
-
-/// An empty known-absent slot (guest pcs are even, so never this).
-const ABSENT_EMPTY: u64 = u64::MAX;
-
-/// A slot of the known-absent table.
-#[derive(Clone, Copy, Debug)]
-struct Absent {
-    pc: u64,
-    /// Interpreted runs since the slot last added them to the pc's heat.
-    runs: u32,
-}
-
-impl Absent {
-    const EMPTY: Absent = Absent {
-        pc: ABSENT_EMPTY,
-        runs: 0,
-    };
-}
-
-fn absent_index(pc: u64) -> usize {
-    ((pc >> 1) as usize) & (ABSENT_SLOTS - 1)
-}
+/// Bit of an interpreter block's mark (`rv64::Interpreter::cached_mark`): the code cache
+/// is known not to hold the block. The other bits count its interpreted runs not yet
+/// added to its heat.
+const MARK_ABSENT: u32 = 1 << 31;
 
 /// Guest instructions between two looks at the cache's hottest entries for tier 2 (a
 /// look ranks every entry, tens of microseconds: once per few ms of guest time).
@@ -340,12 +320,14 @@ pub struct Jit {
     in_flight: usize,
     /// Results received from the compile threads so far.
     received: usize,
-    /// Pcs the code cache is known not to hold (direct-mapped, `absent_index`), with
-    /// runs not yet added to their heat: a block that stays interpreted skips the cache
-    /// probe and the heat map. Only this executor inserts (in `publish`, which clears
-    /// the key's slot first), and evictions and invalidations only remove entries, so
-    /// an entry here is never wrong.
-    absent: Box<[Absent]>,
+    /// Pcs inserted into the code cache since the dispatch loop last cleared their
+    /// interpreter blocks' `MARK_ABSENT` (it does so before it next reads a mark).
+    /// A block marked absent skips the cache probe, and its runs are counted in its
+    /// mark, next to the decoded block the interpreter reads anyway; the heat map is
+    /// consulted once per period. Only this executor inserts (`publish*`, which record
+    /// the pc here), and evictions and invalidations only remove entries, so a mark is
+    /// never wrong when it is read.
+    published: Vec<u64>,
     heat: PcMap<Heat>,
     /// Bumped by every code invalidation.
     generation: u64,
@@ -434,7 +416,7 @@ impl Jit {
             pool,
             in_flight: 0,
             received: 0,
-            absent: vec![Absent::EMPTY; ABSENT_SLOTS].into_boxed_slice(),
+            published: Vec::new(),
             heat: PcMap::default(),
             generation: 0,
             stats: JitStats::default(),
@@ -484,10 +466,12 @@ impl Jit {
             if done >= budget {
                 break Exit::Budget;
             }
+            for pc in self.published.drain(..) {
+                interp.set_mark(pc, 0);
+            }
             let pc = ctx.cpu.pc;
-            let absent_slot = absent_index(pc);
-            let known_absent = self.absent[absent_slot].pc == pc;
-            if known_absent {
+            let mark = interp.cached_mark(pc).filter(|m| m & MARK_ABSENT != 0);
+            if mark.is_some() {
                 self.exec.count_miss();
             } else if let Some(code) = self.exec.lookup(pc) {
                 ctx.chain_budget = CHAIN_BUDGET.min((budget - done) / UNIT_INSNS as u64);
@@ -544,47 +528,16 @@ impl Jit {
                 }
                 continue;
             }
-            // Count the run in the direct-mapped table; the heat map (a hash lookup) is
-            // consulted once per `hot_threshold` runs.
-            let slot = &mut self.absent[absent_slot];
-            // A pc that takes a slot over from another has its heat checked at once: two
-            // blocks that alternate in one slot would otherwise never count up to the
-            // period, and stay interpreted however hot they are.
-            let mut took_over = false;
-            if slot.pc != pc {
-                let old = std::mem::replace(slot, Absent { pc, runs: 0 });
-                took_over = old.pc != ABSENT_EMPTY;
-                if took_over && old.runs > 0 {
-                    let h = self.heat.entry(old.pc).or_default();
-                    h.runs = h.runs.saturating_add(old.runs);
-                }
-            }
-            let period = self.count_period();
-            let slot = &mut self.absent[absent_slot];
-            slot.runs += 1;
-            if slot.runs >= period || took_over {
-                let runs = std::mem::take(&mut slot.runs);
-                let heat = self.heat.entry(pc).or_default();
-                heat.runs = heat.runs.saturating_add(runs);
-                if heat.state == State::Queued {
-                    // Still running interpreted while it waits: compile it next.
-                    if let Some(pool) = &self.pool {
-                        pool.promote(pc);
-                    }
-                } else if heat.state == State::Cold {
-                    // Only a block's first translation is a baseline one: a block seen
-                    // again after an eviction has proven it recurs (and in a small cache
-                    // baseline code would rarely live long enough to tier up).
-                    let first = heat.translations == 0 && !heat.baseline_refused;
-                    if first && self.baseline.is_some() {
-                        if heat.runs >= self.config.baseline_threshold
-                            && self.publish_baseline(pc, mem)
-                        {
-                            continue;
-                        }
-                    } else if heat.is_hot(self.config.hot_threshold)
-                        && self.request(pc, Tier::Quick, mem)
-                    {
+            // Count the run in the block's mark; the heat map (a hash lookup) is
+            // consulted once per period. A block not yet marked (first run, or its
+            // jump-cache entry was taken) is marked after it runs.
+            if let Some(m) = mark {
+                let runs = (m & !MARK_ABSENT) + 1;
+                if runs < self.count_period() {
+                    interp.set_cached_mark(pc, MARK_ABSENT | runs);
+                } else {
+                    interp.set_cached_mark(pc, MARK_ABSENT);
+                    if self.consider(pc, runs, mem) {
                         continue;
                     }
                 }
@@ -593,9 +546,51 @@ impl Jit {
             if let Err(e) = interp.run_block(&mut ctx.cpu, mem) {
                 break e;
             }
+            if mark.is_none() {
+                // The cache was probed for `pc` above and missed. The block may have
+                // been marked before it lost its jump-cache entry: its count goes on.
+                let before = interp.cached_mark(pc).unwrap_or(0);
+                let runs = if before & MARK_ABSENT != 0 {
+                    (before & !MARK_ABSENT) + 1
+                } else {
+                    1
+                };
+                if runs < self.count_period() {
+                    interp.set_cached_mark(pc, MARK_ABSENT | runs);
+                } else {
+                    interp.set_cached_mark(pc, MARK_ABSENT);
+                    self.consider(pc, runs, mem);
+                }
+            }
         };
         *cpu = ctx.cpu.clone();
         exit
+    }
+
+    /// Adds `runs` interpreted runs to the heat of the block at `pc` and translates it
+    /// if that makes it hot. True when a translation was published now (so the
+    /// dispatcher should look again).
+    fn consider(&mut self, pc: u64, runs: u32, mem: &GuestMemory) -> bool {
+        let heat = self.heat.entry(pc).or_default();
+        heat.runs = heat.runs.saturating_add(runs);
+        if heat.state == State::Queued {
+            // Still running interpreted while it waits: compile it next.
+            if let Some(pool) = &self.pool {
+                pool.promote(pc);
+            }
+        } else if heat.state == State::Cold {
+            // Only a block's first translation is a baseline one: a block seen again
+            // after an eviction has proven it recurs (and in a small cache baseline
+            // code would rarely live long enough to tier up).
+            let first = heat.translations == 0 && !heat.baseline_refused;
+            if first && self.baseline.is_some() {
+                return heat.runs >= self.config.baseline_threshold
+                    && self.publish_baseline(pc, mem);
+            } else if heat.is_hot(self.config.hot_threshold) {
+                return self.request(pc, Tier::Quick, mem);
+            }
+        }
+        false
     }
 
     /// Interpreted runs of a block between two looks at its heat: the lowest threshold
@@ -688,10 +683,7 @@ impl Jit {
             guest_end: compiled.guest_end,
             compile_cost: cost_ns.max(1),
         };
-        let slot = absent_index(pc);
-        if self.absent[slot].pc == pc {
-            self.absent[slot] = Absent::EMPTY;
-        }
+        self.published.push(pc);
         match self.exec.insert_with(pc, &compiled.code, meta) {
             Ok(code) => {
                 let (addr, size) = (code.as_ptr() as usize, code.size());
@@ -778,10 +770,7 @@ impl Jit {
             guest_end: compiled.guest_end,
             compile_cost: done.cost_ns.max(1),
         };
-        let slot = absent_index(done.key);
-        if self.absent[slot].pc == done.key {
-            self.absent[slot] = Absent::EMPTY;
-        }
+        self.published.push(done.key);
         match self.exec.insert_with(done.key, &compiled.code, meta) {
             Ok(code) => {
                 let tier = match done.tier {
@@ -1055,10 +1044,11 @@ mod tests {
     }
 
     #[test]
-    fn two_blocks_sharing_a_known_absent_slot_both_get_hot() {
+    fn two_blocks_sharing_an_interpreter_jump_cache_entry_both_get_hot() {
         // Block A at CODE and block B one table's span of pcs above it jump to each
-        // other, so they take the same known-absent slot over in turn.
-        let b = CODE + 2 * ABSENT_SLOTS as u64;
+        // other, so they take the same interpreter jump-cache entry (where a block's
+        // mark is found) over in turn.
+        let b = CODE + 2 * rv64::JUMP_CACHE_ENTRIES as u64;
         let mut mem = GuestMemory::new().expect("guest memory");
         mem.map(CODE, b + 0x1000 - CODE, PERM_R | PERM_X)
             .expect("map code");
@@ -1068,7 +1058,6 @@ mod tests {
             let bytes: Vec<u8> = code.iter().flat_map(|w| w.to_le_bytes()).collect();
             mem.write_bytes_privileged(at, &bytes).expect("write code");
         }
-        assert_eq!(absent_index(CODE), absent_index(b));
         let mut cpu = Cpu::new();
         cpu.pc = CODE;
         let config = JitConfig {
@@ -1082,7 +1071,8 @@ mod tests {
         assert_eq!(jit.run(&mut cpu, &mut mem, &mut interp, 4000), Exit::Budget);
         assert_eq!(jit.stats().tier1_translations, 2);
         // About ten interpreted runs each before their translation (never, when the
-        // two reset each other's count).
+        // two reset each other's count, as a separate direct-mapped counter table
+        // once did).
         assert!(jit.stats().interpreted_blocks <= 40, "{:?}", jit.stats());
         assert_eq!(cpu.x[10] + cpu.x[11], cpu.instret / 2);
     }
