@@ -271,6 +271,8 @@ struct Heat {
     /// fills): a block the cache keeps evicting is recompiled O(log runs) times, not on
     /// every miss.
     translations: u8,
+    /// The tier-up counter of the block's baseline code (`ctx.counters` index).
+    counter: u32,
 }
 
 impl Heat {
@@ -498,11 +500,29 @@ impl Jit {
                     continue;
                 }
                 if st == status::HOT {
-                    // A baseline block has run `baseline_runs` times: tier 1 next.
+                    // A baseline block has run `baseline_runs` times: tier 1 next. Its
+                    // counter starts again, so a block still running baseline code
+                    // `baseline_runs` later, while its job waits behind others, moves
+                    // to the front of the queue (the queue is in the order blocks got
+                    // hot, and a program's early blocks are often done with by then).
                     let pc = ctx.cpu.pc;
                     let heat = self.heat.entry(pc).or_default();
-                    if heat.state == State::Cold {
-                        self.request(pc, Tier::Quick, mem);
+                    let counter = heat.counter as usize;
+                    match heat.state {
+                        // `translations` is 1 until tier 1 is published: baseline code
+                        // still looping inside itself after that asks for nothing.
+                        State::Cold if heat.translations <= 1 => {
+                            self.request(pc, Tier::Quick, mem);
+                        }
+                        State::Queued => {
+                            if let Some(pool) = &self.pool {
+                                pool.promote(pc);
+                            }
+                        }
+                        _ => {}
+                    }
+                    if let Some(c) = self.counters.get_mut(counter) {
+                        *c = self.config.baseline_runs.max(1);
                     }
                     continue;
                 }
@@ -692,6 +712,7 @@ impl Jit {
                 // Later translations of this block (after an eviction) double their
                 // threshold, as after a tier-1 one.
                 heat.translations = heat.translations.saturating_add(1);
+                heat.counter = counter;
                 // Handed out round robin: an index shared with an older block only
                 // moves when one of the two asks for tier 1.
                 self.counters[counter as usize] = self.config.baseline_runs.max(1);
