@@ -217,6 +217,13 @@ pub(crate) struct Emitter<'a, 'b> {
     vars: [Option<Variable>; 32],
     /// Registers written anywhere in the function (region mode: stored at every exit).
     dirty: [bool; 32],
+    /// Region mode: registers the region reads but never writes. They get no variable
+    /// and are read from `ctx` at each use (a load the consumer can often fold), so they
+    /// take no host register across the region's loops, where a value live through the
+    /// whole region but used in one block was spilled and reloaded, and moved through
+    /// the loop headers, on every iteration (coremark 1.018 -> 0.946 s; loading them
+    /// once per guest block instead measured 0.979 s).
+    from_ctx: [bool; 32],
     /// Single-block mode: registers are loaded at their first use and an exit stores
     /// only the registers written before it, both known at translation time because
     /// the block is straight-line code. Shorter live ranges, fewer loads and stores.
@@ -306,6 +313,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
             ctx,
             vars: [None; 32],
             dirty: [false; 32],
+            from_ctx: [false; 32],
             lazy: !region,
             defined: [false; 32],
             written: [false; 32],
@@ -328,6 +336,22 @@ impl<'a, 'b> Emitter<'a, 'b> {
             order: HashMap::new(),
             current: 0,
         };
+        if region {
+            // `rd` as decoded (for stores and branches, immediate bits) can only mark
+            // extra registers written, which keeps them in variables: safe.
+            for (_, i) in blocks.iter().flat_map(|b| b.iter()) {
+                let rd = (i.rd & 31) as usize;
+                if rd != 0 {
+                    e.dirty[rd] = true;
+                }
+            }
+            for (_, i) in blocks.iter().flat_map(|b| b.iter()) {
+                for r in [i.rs1, i.rs2] {
+                    let r = (r & 31) as usize;
+                    e.from_ctx[r] = r != 0 && !e.dirty[r];
+                }
+            }
+        }
         for block in blocks {
             e.prologue(block);
         }
@@ -406,7 +430,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
         for (_, i) in block {
             for r in [i.rd, i.rs1, i.rs2] {
                 let r = (r & 31) as usize;
-                if r != 0 && self.vars[r].is_none() {
+                if r != 0 && self.vars[r].is_none() && !self.from_ctx[r] {
                     let v = self.b.declare_var(I64);
                     if !self.lazy {
                         let val = self.b.ins().load(
@@ -429,6 +453,12 @@ impl<'a, 'b> Emitter<'a, 'b> {
 
     fn get(&mut self, r: u8) -> Value {
         let i = (r & 31) as usize;
+        if self.from_ctx[i] {
+            return self
+                .b
+                .ins()
+                .load(I64, ctx_flags(), self.ctx, offsets::X + 8 * i as i32);
+        }
         match self.vars[i] {
             Some(v) if i != 0 => {
                 if self.lazy && !self.defined[i] {
