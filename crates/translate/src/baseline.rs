@@ -44,7 +44,7 @@ use crate::context::{
     JC_CODE_OFFSET, JC_ENTRY_SHIFT, JC_HITS_OFFSET, JC_KEY_OFFSET, JumpCacheShape, PAGE_SHIFT,
     PAGE_SIZE, PERM_FAST_R, PERM_FAST_W, PERM_R, PERM_W, offsets, status,
 };
-use crate::emit::{Check, MemOp, Width, mem_op, plan_checks};
+use crate::emit::{Check, Checks, MemOp, Width, mem_op, plan_checks};
 use crate::translator::{Compiled, TranslateError, validate};
 
 macro_rules! x64 {
@@ -79,9 +79,14 @@ pub struct BaselineConfig {
 #[derive(Debug)]
 pub struct Baseline {
     config: BaselineConfig,
+    /// Kept between translations (its label and relocation tables are reused; each
+    /// block's bytes are taken out).
+    asm: Option<VecAssembler<X64Relocation>>,
+    stubs: Vec<Stub>,
 }
 
 /// Out-of-line code after the block body.
+#[derive(Debug)]
 enum Stub {
     /// Leave with `HOT` at the block's start, nothing retired.
     Hot { at: DynamicLabel, pc: u64 },
@@ -113,7 +118,7 @@ struct Emit {
     table: (Rq, i32),
     /// Which accesses check, for how many bytes, and which an earlier check covers
     /// (the Cranelift tiers' plan: one check per group of accesses through one base).
-    checks: std::collections::HashMap<u64, Check>,
+    checks: Checks,
     /// `(host, r)`: the instruction just emitted ended by storing host register `host`
     /// to `x[r]`, so at the start of the next one `host` still holds `x[r]`.
     stored: Option<(Rq, u8)>,
@@ -179,7 +184,11 @@ impl Baseline {
                 config.jump_cache.len
             )));
         }
-        Ok(Baseline { config })
+        Ok(Baseline {
+            config,
+            asm: None,
+            stubs: Vec::new(),
+        })
     }
 
     /// Whether baseline code handles `op` (a block is translated only if all its
@@ -275,10 +284,16 @@ impl Baseline {
             Some(off) => (R11, off),
             None => (R10, 0),
         };
+        let mut a = self.asm.take().unwrap_or_else(|| VecAssembler::new(0));
+        // Typical blocks come to about 50 host bytes per guest instruction: one
+        // allocation instead of growing by doubling.
+        a.reserve_ops(64 * block.len() + 256);
+        let mut stubs = std::mem::take(&mut self.stubs);
+        stubs.clear();
         let mut e = Emit {
-            a: VecAssembler::new(0),
+            a,
             config: self.config,
-            stubs: Vec::new(),
+            stubs,
             table,
             checks: plan_checks(block),
             stored: None,
@@ -354,10 +369,16 @@ impl Baseline {
             e.exit_const(end, block.len() as u64);
         }
         e.stubs();
-        let code = e.a.finalize().map_err(|err| TranslateError::Codegen {
+        let code = e.a.take().map_err(|err| TranslateError::Codegen {
             pc: start,
             msg: format!("baseline assembler: {err:?}"),
-        })?;
+        });
+        // A failed assembly leaves state behind: start the next one afresh.
+        if code.is_ok() {
+            self.asm = Some(e.a);
+        }
+        self.stubs = e.stubs;
+        let code = code?;
         Ok(Compiled {
             code,
             entry: start,

@@ -109,6 +109,11 @@ pub(crate) enum Check {
     Covered,
 }
 
+/// A group of accesses: the base register, its version, and whether they store.
+type GroupKey = (u8, u32, bool);
+/// An open group: its leading access's pc and the byte range `[lo, hi)` off the base.
+type Group = (u64, i64, i64);
+
 /// The permission checks of a guest block's inline accesses. Accesses of one kind (load
 /// or store) through the same value of the same base register whose bytes all lie within
 /// one page-sized span form a group, and only the first of them checks, for the whole
@@ -117,38 +122,40 @@ pub(crate) enum Check {
 /// end blocks). If the check fails, the first access leaves with `SLOW_PATH` before it
 /// retires and the interpreter runs the rest exactly. (Function prologues and epilogues
 /// save and restore several registers through `sp`: one check instead of one each.)
-pub(crate) fn plan_checks(block: &[(u64, Insn)]) -> HashMap<u64, Check> {
+pub(crate) fn plan_checks(block: &[(u64, Insn)]) -> Checks {
     let page = crate::context::PAGE_SIZE as i64;
     // A register's value changes whenever an instruction names it as destination (an
     // over-approximation for float destinations, which only splits groups).
     let mut version = [0u32; 32];
-    let mut open: HashMap<(u8, u32, bool), (u64, i64, i64)> = HashMap::new();
-    let mut plan = HashMap::new();
-    let lead = |plan: &mut HashMap<u64, Check>, (pc, lo, hi): (u64, i64, i64)| {
-        plan.insert(
+    // Open groups: (base, its version, store) -> (leading pc, lo, hi). Blocks have a
+    // handful of groups, so a vector beats hashing (this runs for every baseline block).
+    let mut open: Vec<(GroupKey, Group)> = Vec::new();
+    let mut plan = Vec::new();
+    let lead = |plan: &mut Vec<(u64, Check)>, (pc, lo, hi): Group| {
+        plan.push((
             pc,
             Check::Lead {
                 lo,
                 span: (hi - lo) as u64,
             },
-        );
+        ));
     };
     for &(pc, insn) in block {
         if let Some(m) = mem_op(insn.op) {
             let base = insn.rs1 & 31;
             let key = (base, version[base as usize], m.store);
             let (lo, hi) = (insn.imm, insn.imm + m.width as i64);
-            match open.get_mut(&key) {
-                Some(g) if hi.max(g.2) - lo.min(g.1) <= page => {
+            match open.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, g)) if hi.max(g.2) - lo.min(g.1) <= page => {
                     g.1 = g.1.min(lo);
                     g.2 = g.2.max(hi);
-                    plan.insert(pc, Check::Covered);
+                    plan.push((pc, Check::Covered));
                 }
-                _ => {
-                    if let Some(done) = open.insert(key, (pc, lo, hi)) {
-                        lead(&mut plan, done);
-                    }
+                Some((_, g)) => {
+                    let done = std::mem::replace(g, (pc, lo, hi));
+                    lead(&mut plan, done);
                 }
+                None => open.push((key, (pc, lo, hi))),
             }
         }
         let rd = (insn.rd & 31) as usize;
@@ -159,7 +166,21 @@ pub(crate) fn plan_checks(block: &[(u64, Insn)]) -> HashMap<u64, Check> {
     for (_, g) in open {
         lead(&mut plan, g);
     }
-    plan
+    plan.sort_unstable_by_key(|&(pc, _)| pc);
+    Checks(plan)
+}
+
+/// The plan of [`plan_checks`]: each inline access's check, by pc.
+#[derive(Debug, Default)]
+pub(crate) struct Checks(Vec<(u64, Check)>);
+
+impl Checks {
+    pub(crate) fn get(&self, pc: &u64) -> Option<&Check> {
+        self.0
+            .binary_search_by_key(pc, |&(p, _)| p)
+            .ok()
+            .map(|i| &self.0[i].1)
+    }
 }
 
 pub(crate) fn mem_op(op: Op) -> Option<MemOp> {
@@ -246,7 +267,7 @@ pub(crate) struct Emitter<'a, 'b> {
     /// `perms - mem_base`, when every context has the table at that offset.
     perms_offset: Option<i32>,
     /// The checks of the current guest block's inline accesses, by pc.
-    checks: HashMap<u64, Check>,
+    checks: Checks,
     /// The jump cache's shape, when known at translation time: `(shift, len - 1)`.
     jc_shape: Option<(u32, u64)>,
     /// Guest pages (`guest_size >> PAGE_SHIFT`), when known at translation time.
@@ -324,7 +345,7 @@ impl<'a, 'b> Emitter<'a, 'b> {
             perms: None,
             host_fma: fma,
             perms_offset,
-            checks: HashMap::new(),
+            checks: Checks::default(),
             jc_shape: shape.map(|s| (s.shift, s.len as u64 - 1)),
             guest_pages: guest_size
                 .map(|s| s >> crate::context::PAGE_SHIFT)

@@ -435,3 +435,28 @@ fn a_loop_leaving_mid_iteration_stores_registers_written_in_earlier_iterations()
     assert_eq!(got, want);
     assert_eq!(got.x[10], 0xa000);
 }
+
+#[test]
+fn a_translator_reused_for_many_blocks_emits_what_a_fresh_one_does() {
+    // The baseline translator keeps its assembler and stub list between blocks: no
+    // label, relocation or stub of one block may leak into the next.
+    let config = BaselineConfig {
+        jump_cache: SHAPE,
+        guest_size: Some(1 << 20),
+        perms_offset: Some(-(TABLE_BYTES as i32)),
+    };
+    let mut shared = Baseline::new(config).expect("x86-64 host");
+    for seed in seeds(9_000_000) {
+        let mut rng = Rng::new(seed);
+        let block = random_baseline_block(&mut rng, 40);
+        let counter = (seed % 3 != 0).then_some(seed as u32 % 100);
+        let fresh = Baseline::new(config)
+            .expect("x86-64 host")
+            .translate(&block, counter)
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let reused = shared
+            .translate(&block, counter)
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert_eq!(reused.code, fresh.code, "seed {seed}: code differs");
+    }
+}
