@@ -44,7 +44,7 @@ use crate::context::{
     JC_CODE_OFFSET, JC_ENTRY_SHIFT, JC_HITS_OFFSET, JC_KEY_OFFSET, JumpCacheShape, PAGE_SHIFT,
     PAGE_SIZE, PERM_FAST_R, PERM_FAST_W, PERM_R, PERM_W, offsets, status,
 };
-use crate::emit::{Check, Checks, MemOp, Width, mem_op, plan_checks};
+use crate::emit::{Check, Checks, MemOp, Width, inline_integer_op, mem_op, plan_checks};
 use crate::translator::{Compiled, TranslateError, validate};
 
 macro_rules! x64 {
@@ -88,10 +88,8 @@ pub struct Baseline {
 /// Out-of-line code after the block body.
 #[derive(Debug)]
 enum Stub {
-    /// Leave with `HOT` at the block's start, nothing retired.
-    Hot { at: DynamicLabel, pc: u64 },
-    /// Leave with `SLOW_PATH` at `pc`, `retired` instructions done, the cached
-    /// registers in `dirty` written.
+    /// Leave with `status` (`SLOW_PATH`, or `HOT` at the block's start) at `pc`,
+    /// `retired` instructions done, the cached registers in `dirty` written.
     Slow {
         at: DynamicLabel,
         pc: u64,
@@ -195,71 +193,10 @@ impl Baseline {
     /// instructions are).
     pub fn supports(op: Op) -> bool {
         use Op::*;
-        mem_op(op).is_some()
+        inline_integer_op(op)
             || matches!(
                 op,
-                Lui | Auipc
-                    | Jal
-                    | Jalr
-                    | Beq
-                    | Bne
-                    | Blt
-                    | Bge
-                    | Bltu
-                    | Bgeu
-                    | Addi
-                    | Slti
-                    | Sltiu
-                    | Xori
-                    | Ori
-                    | Andi
-                    | Slli
-                    | Srli
-                    | Srai
-                    | Add
-                    | Sub
-                    | Sll
-                    | Srl
-                    | Sra
-                    | Slt
-                    | Sltu
-                    | Xor
-                    | Or
-                    | And
-                    | Addiw
-                    | Slliw
-                    | Srliw
-                    | Sraiw
-                    | Addw
-                    | Subw
-                    | Sllw
-                    | Srlw
-                    | Sraw
-                    | Mul
-                    | Mulh
-                    | Mulhu
-                    | Mulhsu
-                    | Div
-                    | Divu
-                    | Rem
-                    | Remu
-                    | Mulw
-                    | Divw
-                    | Divuw
-                    | Remw
-                    | Remuw
-                    | Fence
-                    | FmvXW
-                    | FmvXD
-                    | FmvWX
-                    | FmvDX
-                    | FsgnjD
-                    | FsgnjnD
-                    | FsgnjxD
-                    | Ecall
-                    | Ebreak
-                    | FenceI
-                    | Illegal
+                FsgnjD | FsgnjnD | FsgnjxD | Ecall | Ebreak | FenceI | Illegal
             )
     }
 
@@ -320,7 +257,13 @@ impl Baseline {
                 ; sub DWORD [rax + at], 1
                 ; jz =>hot
             );
-            e.stubs.push(Stub::Hot { at: hot, pc: start });
+            e.stubs.push(Stub::Slow {
+                at: hot,
+                pc: start,
+                retired: 0,
+                dirty: 0,
+                status: status::HOT,
+            });
         }
         // After the tier-up test, whose exit has nothing to store back.
         for r in 1..32u8 {
@@ -592,11 +535,6 @@ impl Emit {
         let (tbl, disp) = self.table;
         for stub in std::mem::take(&mut self.stubs) {
             match stub {
-                Stub::Hot { at, pc } => {
-                    x64!(self.a; =>at);
-                    self.dirty = 0;
-                    self.exit_status(pc, 0, status::HOT);
-                }
                 Stub::Slow {
                     at,
                     pc,

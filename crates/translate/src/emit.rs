@@ -1522,7 +1522,42 @@ impl<'a, 'b> Emitter<'a, 'b> {
 /// `Emitter`'s instruction match (checked by a test).
 pub fn runs_in_helper(op: Op) -> bool {
     use Op::*;
-    let inline = mem_op(op).is_some()
+    let inline = inline_integer_op(op)
+        || matches!(
+            op,
+            FsgnjS
+                | FsgnjnS
+                | FsgnjxS
+                | FsgnjD
+                | FsgnjnD
+                | FsgnjxD
+                | FaddD
+                | FsubD
+                | FmulD
+                | FdivD
+                | FmaddD
+                | FmsubD
+                | FnmsubD
+                | FnmaddD
+                | FeqD
+                | FltD
+                | FleD
+                | FcvtDW
+                | FcvtDWu
+                | Ecall
+                | Ebreak
+                | FenceI
+                | Illegal
+        );
+    !inline
+}
+
+/// Operations both code generators (Cranelift and the baseline templates) translate
+/// inline: loads and stores (integer and float), RV64I and M, `fence`, and the moves
+/// between integer and float registers.
+pub(crate) fn inline_integer_op(op: Op) -> bool {
+    use Op::*;
+    mem_op(op).is_some()
         || matches!(
             op,
             Lui | Auipc
@@ -1580,29 +1615,5 @@ pub fn runs_in_helper(op: Op) -> bool {
                 | FmvXD
                 | FmvWX
                 | FmvDX
-                | FsgnjS
-                | FsgnjnS
-                | FsgnjxS
-                | FsgnjD
-                | FsgnjnD
-                | FsgnjxD
-                | FaddD
-                | FsubD
-                | FmulD
-                | FdivD
-                | FmaddD
-                | FmsubD
-                | FnmsubD
-                | FnmaddD
-                | FeqD
-                | FltD
-                | FleD
-                | FcvtDW
-                | FcvtDWu
-                | Ecall
-                | Ebreak
-                | FenceI
-                | Illegal
-        );
-    !inline
+        )
 }

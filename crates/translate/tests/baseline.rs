@@ -39,6 +39,30 @@ fn seeds(first: u64) -> Vec<u64> {
     }
 }
 
+/// A baseline translator for a jump cache of `SHAPE`.
+fn baseline(guest_size: Option<u64>, perms_offset: Option<i32>) -> Baseline {
+    Baseline::new(BaselineConfig {
+        jump_cache: SHAPE,
+        guest_size,
+        perms_offset,
+    })
+    .expect("x86-64 host")
+}
+
+/// The trampoline of a chained translator for `SHAPE`, through which baseline code is
+/// entered (it uses the chained blocks' convention).
+fn chained_trampoline() -> ExecBuf {
+    let mut tr = Translator::with_config(TranslatorConfig {
+        opt: OptLevel::Quick,
+        chain: true,
+        jump_cache: Some(SHAPE),
+        guest_size: None,
+        perms_offset: None,
+    })
+    .expect("host");
+    ExecBuf::new(&tr.trampoline().expect("trampoline").code).expect("map")
+}
+
 /// A random block of instructions the baseline tier supports (the differential
 /// generator's, with the others drawn again).
 fn random_baseline_block(rng: &mut Rng, max_body: u64) -> Vec<(u64, Insn)> {
@@ -66,12 +90,7 @@ fn run_baseline(
     guest_size: Option<u64>,
     table_below: bool,
 ) -> Outcome {
-    let mut bl = Baseline::new(BaselineConfig {
-        jump_cache: SHAPE,
-        guest_size,
-        perms_offset: table_below.then_some(-(TABLE_BYTES as i32)),
-    })
-    .expect("x86-64 host");
+    let mut bl = baseline(guest_size, table_below.then_some(-(TABLE_BYTES as i32)));
     // With the table below memory, also with a tier-up counter far from zero (its
     // entry code must change nothing else).
     let counter = table_below.then_some(5);
@@ -81,15 +100,7 @@ fn run_baseline(
     assert_eq!(compiled.guest_start, block[0].0);
     assert_eq!(compiled.insns, block.len());
     let code = ExecBuf::new(&compiled.code).expect("map code");
-    let mut tr = Translator::with_config(TranslatorConfig {
-        opt: OptLevel::Quick,
-        chain: true,
-        jump_cache: Some(SHAPE),
-        guest_size: None,
-        perms_offset: None,
-    })
-    .expect("host");
-    let tramp = ExecBuf::new(&tr.trampoline().expect("trampoline").code).expect("map");
+    let tramp = chained_trampoline();
     // [table | guest memory]; with `table_below` the code finds the table by offset.
     let mut buf = vec![0u8; TABLE_BYTES + mem.len()];
     buf[..perms.len()].copy_from_slice(perms);
@@ -296,12 +307,7 @@ fn random_baseline_blocks_cover_every_supported_operation() {
 fn a_block_with_an_unsupported_instruction_is_refused() {
     // fadd.d f3, f1, f2; ebreak
     let block = layout(&[dec(r(1, 2, 1, 0, 3, 0x53)), dec(EBREAK)]);
-    let mut bl = Baseline::new(BaselineConfig {
-        jump_cache: SHAPE,
-        guest_size: None,
-        perms_offset: None,
-    })
-    .expect("x86-64 host");
+    let mut bl = baseline(None, None);
     match bl.translate(&block, None) {
         Err(TranslateError::Unsupported { pc, .. }) => assert_eq!(pc, CODE_BASE),
         other => panic!("expected Unsupported, got {other:?}"),
@@ -313,22 +319,9 @@ fn a_block_with_an_unsupported_instruction_is_refused() {
 #[test]
 fn the_tier_up_counter_leaves_once_when_it_reaches_zero() {
     let block = layout(&[dec(i(1, 5, 0, 5, 0x13)), dec(EBREAK)]);
-    let mut bl = Baseline::new(BaselineConfig {
-        jump_cache: SHAPE,
-        guest_size: None,
-        perms_offset: None,
-    })
-    .expect("x86-64 host");
+    let mut bl = baseline(None, None);
     let code = ExecBuf::new(&bl.translate(&block, Some(3)).expect("translate").code).expect("map");
-    let mut tr = Translator::with_config(TranslatorConfig {
-        opt: OptLevel::Quick,
-        chain: true,
-        jump_cache: Some(SHAPE),
-        guest_size: None,
-        perms_offset: None,
-    })
-    .expect("host");
-    let tramp = ExecBuf::new(&tr.trampoline().expect("trampoline").code).expect("map");
+    let tramp = chained_trampoline();
     let mut mem = vec![0u8; GUEST_SIZE];
     let perms = test_perms();
     let jc: Vec<[u64; 4]> = vec![[u64::MAX, 0, 0, 0]; SHAPE.len];
@@ -393,22 +386,9 @@ fn a_loop_leaving_mid_iteration_stores_registers_written_in_earlier_iterations()
             }
         }
     };
-    let mut bl = Baseline::new(BaselineConfig {
-        jump_cache: SHAPE,
-        guest_size: None,
-        perms_offset: None,
-    })
-    .expect("x86-64 host");
+    let mut bl = baseline(None, None);
     let code = ExecBuf::new(&bl.translate(&block, None).expect("translate").code).expect("map");
-    let mut tr = Translator::with_config(TranslatorConfig {
-        opt: OptLevel::Quick,
-        chain: true,
-        jump_cache: Some(SHAPE),
-        guest_size: None,
-        perms_offset: None,
-    })
-    .expect("host");
-    let tramp = ExecBuf::new(&tr.trampoline().expect("trampoline").code).expect("map");
+    let tramp = chained_trampoline();
     let mut guest = mem.clone();
     let jc: Vec<[u64; 4]> = vec![[u64::MAX, 0, 0, 0]; SHAPE.len];
     let mut c = cpu.clone();

@@ -551,16 +551,10 @@ impl Jit {
             // Count the run in the block's mark; the heat map (a hash lookup) is
             // consulted once per period. A block not yet marked (first run, or its
             // jump-cache entry was taken) is marked after it runs.
-            if let Some(m) = mark {
-                let runs = (m & !MARK_ABSENT) + 1;
-                if runs < self.count_period() {
-                    interp.set_cached_mark(pc, MARK_ABSENT | runs);
-                } else {
-                    interp.set_cached_mark(pc, MARK_ABSENT);
-                    if self.consider(pc, runs, mem) {
-                        continue;
-                    }
-                }
+            if let Some(m) = mark
+                && self.count_run(interp, pc, m, mem)
+            {
+                continue;
             }
             self.stats.interpreted_blocks += 1;
             if let Err(e) = interp.run_block(&mut ctx.cpu, mem) {
@@ -570,21 +564,34 @@ impl Jit {
                 // The cache was probed for `pc` above and missed. The block may have
                 // been marked before it lost its jump-cache entry: its count goes on.
                 let before = interp.cached_mark(pc).unwrap_or(0);
-                let runs = if before & MARK_ABSENT != 0 {
-                    (before & !MARK_ABSENT) + 1
-                } else {
-                    1
-                };
-                if runs < self.count_period() {
-                    interp.set_cached_mark(pc, MARK_ABSENT | runs);
-                } else {
-                    interp.set_cached_mark(pc, MARK_ABSENT);
-                    self.consider(pc, runs, mem);
-                }
+                self.count_run(interp, pc, before, mem);
             }
         };
         *cpu = ctx.cpu.clone();
         exit
+    }
+
+    /// Counts one interpreted run of the block at `pc` (jump-cached in `interp`) whose
+    /// mark was `before`, marking it absent from the code cache; once per period, adds
+    /// the runs to its heat (`consider`). True when a translation was published now.
+    fn count_run(
+        &mut self,
+        interp: &mut Interpreter,
+        pc: u64,
+        before: u32,
+        mem: &GuestMemory,
+    ) -> bool {
+        let runs = if before & MARK_ABSENT != 0 {
+            (before & !MARK_ABSENT) + 1
+        } else {
+            1
+        };
+        if runs < self.count_period() {
+            interp.set_cached_mark(pc, MARK_ABSENT | runs);
+            return false;
+        }
+        interp.set_cached_mark(pc, MARK_ABSENT);
+        self.consider(pc, runs, mem)
     }
 
     /// Adds `runs` interpreted runs to the heat of the block at `pc` and translates it
