@@ -1,4 +1,14 @@
-//! The guest address space: brk, mmap, munmap, mprotect, mremap, madvise.
+//! The guest address space: brk, mmap, munmap, mprotect, mremap, madvise, and the
+//! bound on guest memory (`--max-memory`).
+//!
+//! **Invariant.** Guest memory mapped with some access (what
+//! [`GuestMemory::accessible_bytes`] counts; `PROT_NONE` reservations are free, as under
+//! Linux's overcommit accounting) never grows past the bound: a call that would pass it
+//! fails as Linux fails when memory runs out (ENOMEM; brk keeps the old break), before
+//! it changes anything. So a guest's memory use is bounded by vmjit, never ended by the
+//! host's OOM killer.
+
+use rv64::Memory;
 
 use super::{EFAULT, EINVAL, ENOMEM, PROT_VALID, Syscalls, e};
 use crate::host;
@@ -8,7 +18,19 @@ use crate::memory::{
     perm_from_prot,
 };
 
+/// Any of PROT_READ, PROT_WRITE, PROT_EXEC.
+const PROT_ACCESS: u64 = 7;
+
 impl Syscalls {
+    /// True when the guest's accessible memory, less `freed` bytes and plus `need`,
+    /// stays within the bound.
+    fn fits(&self, mem: &GuestMemory, freed: u64, need: u64) -> bool {
+        mem.accessible_bytes()
+            .saturating_sub(freed)
+            .saturating_add(need)
+            <= self.mem_limit
+    }
+
     pub(super) fn sys_brk(&mut self, want: u64, mem: &mut GuestMemory) -> i64 {
         if want < self.brk_start {
             return self.brk_cur as i64;
@@ -20,7 +42,7 @@ impl Syscalls {
             return self.brk_cur as i64;
         }
         if new_top > old_top {
-            if !mem.is_free(old_top, new_top - old_top) {
+            if !mem.is_free(old_top, new_top - old_top) || !self.fits(mem, 0, new_top - old_top) {
                 return self.brk_cur as i64;
             }
             if mem
@@ -71,21 +93,35 @@ impl Syscalls {
         const MAP_ANONYMOUS: u64 = 0x20;
         const MAP_FIXED_NOREPLACE: u64 = 0x10_0000;
         let [addr, len, prot, flags, fd, off] = a;
-        let fd = fd as i32;
         if len == 0 || off % PAGE_SIZE != 0 || prot & !PROT_VALID != 0 {
             return EINVAL;
         }
         let Some(len) = page_ceil(len) else {
             return ENOMEM;
         };
-        if off.checked_add(len).is_none_or(|end| end > i64::MAX as u64) {
+        // Linux's test: the offset and length in pages must not wrap. A length larger
+        // than the address space is then ENOMEM (no room), not EOVERFLOW.
+        if (off >> 12).checked_add(len >> 12).is_none() {
             return e(libc::EOVERFLOW);
+        }
+        if len > GUEST_SPACE {
+            return ENOMEM;
         }
         let kind = flags & 0xf;
         if !matches!(kind, MAP_SHARED | MAP_PRIVATE | MAP_SHARED_VALIDATE) {
             return EINVAL;
         }
         let mut anon = flags & MAP_ANONYMOUS != 0;
+        // The descriptor is the guest's; keep its host descriptor open across the copy.
+        let host = if anon {
+            None
+        } else {
+            match self.fds.host(fd as i32) {
+                Ok(h) => Some(h),
+                Err(r) => return r,
+            }
+        };
+        let fd = host.as_ref().map_or(-1, |h| h.raw());
         if !anon {
             let st = match host::fstat(fd) {
                 Ok(st) => st,
@@ -114,6 +150,15 @@ impl Syscalls {
             }
         }
         let fixed = flags & (MAP_FIXED | MAP_FIXED_NOREPLACE) != 0;
+        let need = if prot & PROT_ACCESS != 0 { len } else { 0 };
+        let freed = if fixed && addr % PAGE_SIZE == 0 {
+            mem.accessible_in(addr, len)
+        } else {
+            0
+        };
+        if !self.fits(mem, freed, need) {
+            return ENOMEM;
+        }
         let at = if fixed {
             if addr % PAGE_SIZE != 0 {
                 return EINVAL;
@@ -206,6 +251,10 @@ impl Syscalls {
         if !mem.is_mapped(addr, len) {
             return ENOMEM;
         }
+        let need = if prot & PROT_ACCESS != 0 { len } else { 0 };
+        if !self.fits(mem, mem.accessible_in(addr, len), need) {
+            return ENOMEM;
+        }
         // Hook for the JIT: code translated from these pages may be stale (W^X
         // toggling is how JIT-ing guests publish new code).
         self.invalidate(mem, addr, len);
@@ -236,6 +285,24 @@ impl Syscalls {
             return EFAULT;
         }
         let perm = mem.page_perm(old) & !PERM_MAPPED;
+        let accessible = perm & (PERM_R | PERM_W | crate::memory::PERM_X) != 0;
+        // A move frees the old pages (and whatever a fixed target replaces) and maps
+        // the new ones; growing in place maps the difference.
+        let moves = flags & MREMAP_FIXED != 0 || new_len > old_len;
+        if moves && accessible {
+            let (freed, need) = if flags & MREMAP_FIXED != 0 {
+                (
+                    mem.accessible_in(old, old_len) + mem.accessible_in(new_addr, new_len),
+                    new_len,
+                )
+            } else {
+                // In place or moved: either way `new_len - old_len` more, at most.
+                (0, new_len - old_len)
+            };
+            if !self.fits(mem, freed, need) {
+                return ENOMEM;
+            }
+        }
         let target = if flags & MREMAP_FIXED != 0 {
             if new_addr % PAGE_SIZE != 0
                 || new_addr
@@ -314,5 +381,71 @@ impl Syscalls {
             return ENOMEM;
         }
         0
+    }
+
+    /// process_vm_readv/writev with the guest itself as the other process: a copy
+    /// between its own iovecs (`a`: pid, local iov, count, remote iov, count, flags).
+    /// Any other process is EPERM: vmjit shows the guest no other process's memory.
+    pub(super) fn process_vm(&mut self, write: bool, a: [u64; 6], mem: &mut GuestMemory) -> i64 {
+        let [pid, liov, lcnt, riov, rcnt, flags] = a;
+        if flags != 0 {
+            return EINVAL;
+        }
+        if pid as i64 != self.pid {
+            return e(libc::EPERM);
+        }
+        if lcnt > 1024 || rcnt > 1024 {
+            return EINVAL;
+        }
+        let read_iov = |at: u64, n: u64| -> Option<Vec<(u64, u64)>> {
+            (0..n)
+                .map(|i| {
+                    let p = at.wrapping_add(16 * i);
+                    Some((mem.load64(p).ok()?, mem.load64(p.wrapping_add(8)).ok()?))
+                })
+                .collect()
+        };
+        let (Some(local), Some(remote)) = (read_iov(liov, lcnt), read_iov(riov, rcnt)) else {
+            return EFAULT;
+        };
+        // Reading copies remote -> local, writing local -> remote.
+        let (src, dst) = if write {
+            (local, remote)
+        } else {
+            (remote, local)
+        };
+        let flatten = |v: &[(u64, u64)]| -> Vec<(u64, u64)> {
+            v.iter().copied().filter(|&(_, len)| len != 0).collect()
+        };
+        let (src, dst) = (flatten(&src), flatten(&dst));
+        let (mut si, mut so, mut di, mut doff) = (0usize, 0u64, 0usize, 0u64);
+        let mut done: u64 = 0;
+        let mut chunk = vec![0u8; 4096];
+        while si < src.len() && di < dst.len() {
+            let (sa, sl) = src[si];
+            let (da, dl) = dst[di];
+            let n = (sl - so).min(dl - doff).min(chunk.len() as u64);
+            let buf = &mut chunk[..n as usize];
+            if mem.read_bytes(sa.wrapping_add(so), buf).is_err()
+                || mem.write_bytes(da.wrapping_add(doff), buf).is_err()
+            {
+                break;
+            }
+            done += n;
+            so += n;
+            doff += n;
+            if so == sl {
+                si += 1;
+                so = 0;
+            }
+            if doff == dl {
+                di += 1;
+                doff = 0;
+            }
+        }
+        if done == 0 && !src.is_empty() && !dst.is_empty() {
+            return EFAULT;
+        }
+        done as i64
     }
 }

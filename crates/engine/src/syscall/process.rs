@@ -61,14 +61,36 @@ impl Syscalls {
         Self::put(mem, buf, &out)
     }
 
-    pub(super) fn getrlimit(&self, resource: u64, old: u64, mem: &mut GuestMemory) -> i64 {
-        if resource > 15 {
+    /// prlimit64 on the guest itself (also getrlimit, `new == 0`, and setrlimit,
+    /// `old == 0`). `RLIMIT_NOFILE` is the guest's descriptor table's; `RLIMIT_STACK` is
+    /// the stack vmjit gave it; the others read the host's until the guest sets them,
+    /// and then what it set. Nothing is forwarded to the host: a limit the guest sets
+    /// on itself must not limit vmjit (RLIMIT_AS would refuse its reservations,
+    /// RLIMIT_CPU would kill it with a host signal).
+    pub(super) fn prlimit(
+        &mut self,
+        resource: u64,
+        new: u64,
+        old: u64,
+        mem: &mut GuestMemory,
+    ) -> i64 {
+        const RLIM_NLIMITS: u64 = 16;
+        if resource >= RLIM_NLIMITS {
             return EINVAL;
         }
-        if old == 0 {
-            return 0;
-        }
-        let (cur, max) = if resource == libc::RLIMIT_STACK as u64 {
+        let want = if new != 0 {
+            match (mem.load64(new), mem.load64(new.wrapping_add(8))) {
+                (Ok(cur), Ok(max)) => Some((cur, max)),
+                _ => return EFAULT,
+            }
+        } else {
+            None
+        };
+        let (cur, max) = if resource == libc::RLIMIT_NOFILE as u64 {
+            self.fds.limits()
+        } else if let Some(l) = self.rlimits[resource as usize] {
+            l
+        } else if resource == libc::RLIMIT_STACK as u64 {
             (layout::STACK_SIZE, layout::STACK_SIZE)
         } else {
             match host::getrlimit(resource as u32) {
@@ -76,10 +98,40 @@ impl Syscalls {
                 Err(r) => return r,
             }
         };
+        if let Some((c, m)) = want {
+            if c > m {
+                return EINVAL;
+            }
+            if resource == libc::RLIMIT_NOFILE as u64 {
+                let r = self.fds.set_limits(c, m);
+                if r < 0 {
+                    return r;
+                }
+            } else {
+                self.rlimits[resource as usize] = Some((c, m));
+            }
+        }
+        if old == 0 {
+            return 0;
+        }
         let mut b = [0u8; 16];
         b[..8].copy_from_slice(&cur.to_le_bytes());
         b[8..].copy_from_slice(&max.to_le_bytes());
         Self::put(mem, old, &b)
+    }
+
+    pub(super) fn sigaltstack(&mut self, new: u64, old: u64, mem: &mut GuestMemory) -> i64 {
+        if old != 0 && mem.write_bytes(old, &self.altstack).is_err() {
+            return EFAULT;
+        }
+        if new != 0 {
+            let mut b = [0u8; 24];
+            if mem.read_bytes(new, &mut b).is_err() {
+                return EFAULT;
+            }
+            self.altstack = b;
+        }
+        0
     }
 
     pub(super) fn rt_sigaction(

@@ -4,7 +4,7 @@ use super::*;
 use std::ffi::CString;
 
 use super::abi::{open_flags_to_guest, open_flags_to_host};
-use crate::memory::{GUEST_SPACE, PAGE_SIZE, PERM_X};
+use crate::memory::{GUEST_SPACE, PAGE_SIZE, PERM_R, PERM_X};
 use rv64::Memory;
 
 const HEAP: u64 = 0x100_0000;
@@ -21,18 +21,38 @@ fn call(s: &mut Syscalls, m: &mut GuestMemory, n: u64, a: &[u64]) -> i64 {
     s.dispatch(n, args, m).expect("call continues the guest")
 }
 
-fn host_pipe() -> [i32; 2] {
-    host::pipe2(libc::O_CLOEXEC).expect("pipe")
+/// Where the helpers below put their arguments in guest memory.
+const SCRATCH: u64 = 0x1d000;
+
+/// A pipe in the guest's table: `[read end, write end]`.
+fn guest_pipe(s: &mut Syscalls, m: &mut GuestMemory) -> [i32; 2] {
+    assert_eq!(call(s, m, nr::PIPE2, &[SCRATCH, 0o2000000]), 0);
+    [
+        m.load32(SCRATCH).unwrap() as i32,
+        m.load32(SCRATCH + 4).unwrap() as i32,
+    ]
 }
 
-fn close(fd: i32) {
-    host::int_call(libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0]);
+/// Opens `path` (host open flags, which equal the guest's on x86-64) through the guest's
+/// openat.
+fn gopen(s: &mut Syscalls, m: &mut GuestMemory, path: &std::ffi::CStr, flags: i32) -> i64 {
+    m.write_bytes(SCRATCH, path.to_bytes_with_nul()).unwrap();
+    call(
+        s,
+        m,
+        nr::OPENAT,
+        &[(-100i64) as u64, SCRATCH, flags as u64, 0o644],
+    )
+}
+
+fn gclose(s: &mut Syscalls, m: &mut GuestMemory, fd: i32) {
+    assert_eq!(call(s, m, nr::CLOSE, &[fd as u64]), 0, "close {fd}");
 }
 
 #[test]
 fn write_and_read_move_guest_bytes_through_host_fds() {
     let (mut s, mut m) = setup();
-    let [r, w] = host_pipe();
+    let [r, w] = guest_pipe(&mut s, &mut m);
     m.write_bytes(0x10000, b"hello pipe").unwrap();
     assert_eq!(
         call(&mut s, &mut m, nr::WRITE, &[w as u64, 0x10000, 10]),
@@ -42,14 +62,14 @@ fn write_and_read_move_guest_bytes_through_host_fds() {
     let mut buf = [0u8; 10];
     m.read_bytes(0x10100, &mut buf).unwrap();
     assert_eq!(&buf, b"hello pipe");
-    close(r);
-    close(w);
+    gclose(&mut s, &mut m, r);
+    gclose(&mut s, &mut m, w);
 }
 
 #[test]
 fn buffers_outside_mapped_memory_give_efault_not_a_crash() {
     let (mut s, mut m) = setup();
-    let [r, w] = host_pipe();
+    let [r, w] = guest_pipe(&mut s, &mut m);
     assert_eq!(
         call(&mut s, &mut m, nr::WRITE, &[w as u64, 0x20000, 0x10]),
         EFAULT
@@ -73,14 +93,14 @@ fn buffers_outside_mapped_memory_give_efault_not_a_crash() {
         call(&mut s, &mut m, nr::READ, &[r as u64, 0x18000, 16]),
         EFAULT
     );
-    close(r);
-    close(w);
+    gclose(&mut s, &mut m, r);
+    gclose(&mut s, &mut m, w);
 }
 
 #[test]
 fn writev_gathers_every_iovec() {
     let (mut s, mut m) = setup();
-    let [r, w] = host_pipe();
+    let [r, w] = guest_pipe(&mut s, &mut m);
     m.write_bytes(0x10000, b"abc").unwrap();
     m.write_bytes(0x10010, b"defg").unwrap();
     let iov: Vec<u8> = [0x10000u64, 3, 0x10010, 4]
@@ -93,21 +113,21 @@ fn writev_gathers_every_iovec() {
     let mut buf = [0u8; 7];
     m.read_bytes(0x10200, &mut buf).unwrap();
     assert_eq!(&buf, b"abcdefg");
-    close(r);
-    close(w);
+    gclose(&mut s, &mut m, r);
+    gclose(&mut s, &mut m, w);
 }
 
 #[test]
 fn write_to_a_closed_pipe_kills_the_guest_with_sigpipe() {
     let (mut s, mut m) = setup();
-    let [r, w] = host_pipe();
-    close(r);
+    let [r, w] = guest_pipe(&mut s, &mut m);
+    gclose(&mut s, &mut m, r);
     let args = [w as u64, 0x10000, 1, 0, 0, 0];
     assert_eq!(
         s.dispatch(nr::WRITE, args, &mut m),
         Err(SyscallExit::Signal(libc::SIGPIPE))
     );
-    close(w);
+    gclose(&mut s, &mut m, w);
 }
 
 #[test]
@@ -186,7 +206,7 @@ fn file_backed_mmap_copies_the_file_and_zero_fills_the_tail() {
     let path = std::env::temp_dir().join(format!("vmjit-mmap-{}", std::process::id()));
     std::fs::write(&path, b"file contents").unwrap();
     let c = CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    let fd = host::openat(-100, &c, libc::O_RDONLY | libc::O_CLOEXEC, 0);
+    let fd = gopen(&mut s, &mut m, &c, libc::O_RDONLY | libc::O_CLOEXEC);
     assert!(fd >= 0);
     let a = call(&mut s, &mut m, nr::MMAP, &[0, 8192, 1, 2, fd as u64, 0]) as u64;
     let mut buf = [0u8; 13];
@@ -199,7 +219,7 @@ fn file_backed_mmap_copies_the_file_and_zero_fills_the_tail() {
         call(&mut s, &mut m, nr::MMAP, &[0, 4096, 3, 1, fd as u64, 0]),
         e(libc::ENODEV)
     );
-    close(fd as i32);
+    gclose(&mut s, &mut m, fd as i32);
     let _ = std::fs::remove_file(&path);
 }
 
@@ -307,7 +327,7 @@ fn mremap_to_a_fixed_range_overlapping_the_old_one_is_refused_and_keeps_the_data
 #[test]
 fn readv_with_a_bad_later_buffer_transfers_up_to_it() {
     let (mut s, mut m) = setup();
-    let [r, w] = host_pipe();
+    let [r, w] = guest_pipe(&mut s, &mut m);
     m.write_bytes(0x10000, b"0123456789abcdef").unwrap();
     assert_eq!(
         call(&mut s, &mut m, nr::WRITE, &[w as u64, 0x10000, 16]),
@@ -333,8 +353,8 @@ fn readv_with_a_bad_later_buffer_transfers_up_to_it() {
         EFAULT
     );
     assert_eq!(call(&mut s, &mut m, nr::READ, &[r as u64, 0x10300, 64]), 12);
-    close(r);
-    close(w);
+    gclose(&mut s, &mut m, r);
+    gclose(&mut s, &mut m, w);
 }
 
 #[test]
@@ -343,7 +363,7 @@ fn preadv_and_pwritev_use_the_offset_and_leave_the_file_position() {
     let path = std::env::temp_dir().join(format!("vmjit-preadv-{}", std::process::id()));
     std::fs::write(&path, b"hello world").unwrap();
     let c = CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    let fd = host::openat(-100, &c, libc::O_RDWR | libc::O_CLOEXEC, 0) as u64;
+    let fd = gopen(&mut s, &mut m, &c, libc::O_RDWR | libc::O_CLOEXEC) as u64;
     let iov: Vec<u8> = [0x10000u64, 2, 0x10010, 3]
         .iter()
         .flat_map(|v| v.to_le_bytes())
@@ -356,14 +376,14 @@ fn preadv_and_pwritev_use_the_offset_and_leave_the_file_position() {
     assert_eq!(call(&mut s, &mut m, nr::PWRITEV, &[fd, 0x10100, 2, 0]), 5);
     assert_eq!(call(&mut s, &mut m, nr::LSEEK, &[fd, 0, 1]), 0);
     assert_eq!(std::fs::read(&path).unwrap(), b"HELLO world");
-    close(fd as i32);
+    gclose(&mut s, &mut m, fd as i32);
     let _ = std::fs::remove_file(&path);
 }
 
 #[test]
 fn empty_buffers_at_unmapped_user_addresses_are_fine() {
     let (mut s, mut m) = setup();
-    let [r, w] = host_pipe();
+    let [r, w] = guest_pipe(&mut s, &mut m);
     assert_eq!(
         call(&mut s, &mut m, nr::WRITE, &[w as u64, 0x0dea_dbee_f000, 0]),
         0
@@ -377,8 +397,8 @@ fn empty_buffers_at_unmapped_user_addresses_are_fine() {
         call(&mut s, &mut m, nr::WRITE, &[w as u64, u64::MAX, 0]),
         EFAULT
     );
-    close(r);
-    close(w);
+    gclose(&mut s, &mut m, r);
+    gclose(&mut s, &mut m, w);
 }
 
 #[test]
@@ -418,13 +438,13 @@ fn prot_sem_is_accepted_and_unknown_prot_bits_refused() {
 #[test]
 fn mmap_of_a_directory_or_pipe_is_enodev_and_of_a_write_only_file_eacces() {
     let (mut s, mut m) = setup();
-    let [r, w] = host_pipe();
+    let [r, w] = guest_pipe(&mut s, &mut m);
     assert_eq!(
         call(&mut s, &mut m, nr::MMAP, &[0, 4096, 1, 2, r as u64, 0]),
         e(libc::ENODEV)
     );
     let dir = CString::new(std::env::temp_dir().as_os_str().as_encoded_bytes()).unwrap();
-    let dfd = host::openat(-100, &dir, libc::O_RDONLY | libc::O_CLOEXEC, 0);
+    let dfd = gopen(&mut s, &mut m, &dir, libc::O_RDONLY | libc::O_CLOEXEC);
     assert_eq!(
         call(&mut s, &mut m, nr::MMAP, &[0, 4096, 1, 2, dfd as u64, 0]),
         e(libc::ENODEV)
@@ -432,13 +452,13 @@ fn mmap_of_a_directory_or_pipe_is_enodev_and_of_a_write_only_file_eacces() {
     let path = std::env::temp_dir().join(format!("vmjit-wronly-{}", std::process::id()));
     std::fs::write(&path, b"data").unwrap();
     let c = CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    let wfd = host::openat(-100, &c, libc::O_WRONLY | libc::O_CLOEXEC, 0);
+    let wfd = gopen(&mut s, &mut m, &c, libc::O_WRONLY | libc::O_CLOEXEC);
     assert_eq!(
         call(&mut s, &mut m, nr::MMAP, &[0, 4096, 1, 2, wfd as u64, 0]),
         e(libc::EACCES)
     );
     for fd in [r, w, dfd as i32, wfd as i32] {
-        close(fd);
+        gclose(&mut s, &mut m, fd);
     }
     let _ = std::fs::remove_file(&path);
 }
@@ -446,13 +466,18 @@ fn mmap_of_a_directory_or_pipe_is_enodev_and_of_a_write_only_file_eacces() {
 #[test]
 fn mmap_of_dev_zero_gives_zeroed_writable_memory() {
     let (mut s, mut m) = setup();
-    let fd = host::openat(-100, c"/dev/zero", libc::O_RDONLY | libc::O_CLOEXEC, 0);
+    let fd = gopen(
+        &mut s,
+        &mut m,
+        c"/dev/zero",
+        libc::O_RDONLY | libc::O_CLOEXEC,
+    );
     assert!(fd >= 0);
     let a = call(&mut s, &mut m, nr::MMAP, &[0, 8192, 3, 2, fd as u64, 0]);
     assert!(a > 0, "{a}");
     m.store8(a as u64 + 5, 1).unwrap();
     assert_eq!(m.load8(a as u64 + 4096), Ok(0));
-    close(fd as i32);
+    gclose(&mut s, &mut m, fd as i32);
 }
 
 #[test]
@@ -473,8 +498,8 @@ fn pipe2_and_dup3_refuse_unknown_flags() {
         &[u64::from(r), libc::F_GETFL as u64],
     );
     assert_eq!(fl & 0o4000, 0o4000, "O_NONBLOCK reached the host");
-    close(r as i32);
-    close(w as i32);
+    gclose(&mut s, &mut m, r as i32);
+    gclose(&mut s, &mut m, w as i32);
 }
 
 #[test]
@@ -526,14 +551,14 @@ fn opening_vmjits_own_memory_file_is_refused() {
     m.write_bytes(0x10000, b"maps\0").unwrap();
     let maps = call(&mut s, &mut m, nr::OPENAT, &[dir as u64, 0x10000, 0]);
     assert!(maps >= 0, "{maps}");
-    close(maps as i32);
-    close(dir as i32);
+    gclose(&mut s, &mut m, maps as i32);
+    gclose(&mut s, &mut m, dir as i32);
 }
 
 #[test]
 fn ppoll_reports_a_readable_pipe_and_times_out_on_an_empty_one() {
     let (mut s, mut m) = setup();
-    let [r, w] = host_pipe();
+    let [r, w] = guest_pipe(&mut s, &mut m);
     // struct pollfd { int fd; short events = POLLIN; short revents; }
     let pfd = |fd: i32| {
         let mut b = fd.to_le_bytes().to_vec();
@@ -554,19 +579,19 @@ fn ppoll_reports_a_readable_pipe_and_times_out_on_an_empty_one() {
         call(&mut s, &mut m, nr::PPOLL, &[0x10000, 1 << 40, 0]),
         EINVAL
     );
-    close(r);
-    close(w);
+    gclose(&mut s, &mut m, r);
+    gclose(&mut s, &mut m, w);
 }
 
 #[test]
 fn fcntl_owner_and_signal_commands_are_forwarded() {
     let (mut s, mut m) = setup();
-    let [r, w] = host_pipe();
+    let [r, w] = guest_pipe(&mut s, &mut m);
     assert_eq!(call(&mut s, &mut m, nr::FCNTL, &[r as u64, 9]), 0); // F_GETOWN
     assert_eq!(call(&mut s, &mut m, nr::FCNTL, &[r as u64, 11]), 0); // F_GETSIG
     assert_eq!(call(&mut s, &mut m, nr::FCNTL, &[r as u64, 12345]), EINVAL);
-    close(r);
-    close(w);
+    gclose(&mut s, &mut m, r);
+    gclose(&mut s, &mut m, w);
 }
 
 #[test]
@@ -963,4 +988,450 @@ fn handle_advances_pc_and_sets_a0() {
     assert_eq!(s.handle(&mut cpu, &mut m), None);
     assert_eq!(cpu.pc, 0x10004);
     assert_eq!(cpu.x[10] as i64, s.pid);
+}
+
+// --- The guest's descriptor table and what it may reach ---
+
+/// A host pipe the guest was never given, moved to high numbers so that they cannot
+/// coincide with a guest descriptor.
+fn vmjit_private_pipe() -> [i32; 2] {
+    let [r, w] = host::pipe2(libc::O_CLOEXEC).expect("pipe");
+    let hi = |fd: i32| {
+        let n = host::fcntl_int(fd, libc::F_DUPFD_CLOEXEC, 600) as i32;
+        host::close(fd);
+        n
+    };
+    [hi(r), hi(w)]
+}
+
+fn put_str(m: &mut GuestMemory, at: u64, s: &str) {
+    m.write_bytes(at, s.as_bytes()).unwrap();
+    m.write_bytes(at + s.len() as u64, &[0]).unwrap();
+}
+
+fn open_at(s: &mut Syscalls, m: &mut GuestMemory, path: &str, flags: u64) -> i64 {
+    put_str(m, 0x1c000, path);
+    call(s, m, nr::OPENAT, &[(-100i64) as u64, 0x1c000, flags, 0o600])
+}
+
+#[test]
+fn new_descriptors_are_the_lowest_free_numbers_from_three() {
+    let (mut s, mut m) = setup();
+    let a = open_at(&mut s, &mut m, "/dev/null", 0);
+    let b = open_at(&mut s, &mut m, "/dev/null", 0);
+    assert_eq!((a, b), (3, 4));
+    assert_eq!(call(&mut s, &mut m, nr::CLOSE, &[3]), 0);
+    let [r, w] = guest_pipe(&mut s, &mut m);
+    assert_eq!((r, w), (3, 5));
+    assert_eq!(call(&mut s, &mut m, nr::DUP, &[4]), 6);
+    assert_eq!(call(&mut s, &mut m, nr::FCNTL, &[4, 0, 20]), 20); // F_DUPFD
+    assert_eq!(call(&mut s, &mut m, nr::DUP3, &[4, 9, 0o2000000]), 9);
+    assert_eq!(call(&mut s, &mut m, nr::FCNTL, &[9, 1]), 1, "FD_CLOEXEC"); // F_GETFD
+    assert_eq!(call(&mut s, &mut m, nr::FCNTL, &[4, 1]), 0);
+    assert_eq!(call(&mut s, &mut m, nr::IOCTL, &[4, 0x5451]), 0); // FIOCLEX
+    assert_eq!(call(&mut s, &mut m, nr::FCNTL, &[4, 1]), 1);
+    assert_eq!(call(&mut s, &mut m, nr::FCNTL, &[4, 2, 0]), 0); // F_SETFD
+    assert_eq!(call(&mut s, &mut m, nr::FCNTL, &[4, 1]), 0);
+}
+
+#[test]
+fn descriptors_vmjit_holds_are_ebadf_to_every_descriptor_call() {
+    let (mut s, mut m) = setup();
+    let [r, w] = vmjit_private_pipe();
+    let ebadf = e(libc::EBADF);
+    m.write_bytes(0x10000, b"x").unwrap();
+    let iov: Vec<u8> = [0x10000u64, 1]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    m.write_bytes(0x10100, &iov).unwrap();
+    for fd in [r, w] {
+        let fd = fd as u64;
+        for (n, args) in [
+            (nr::WRITE, vec![fd, 0x10000, 1]),
+            (nr::READ, vec![fd, 0x10200, 1]),
+            (nr::PWRITE64, vec![fd, 0x10000, 1, 0]),
+            (nr::WRITEV, vec![fd, 0x10100, 1]),
+            (nr::FSTAT, vec![fd, 0x11000]),
+            (nr::FSTATFS, vec![fd, 0x11000]),
+            (nr::LSEEK, vec![fd, 0, 0]),
+            (nr::FTRUNCATE, vec![fd, 0]),
+            (nr::FCNTL, vec![fd, 3]),
+            (nr::IOCTL, vec![fd, 0x541b, 0x11000]),
+            (nr::DUP, vec![fd]),
+            (nr::DUP3, vec![fd, 40, 0]),
+            (nr::GETDENTS64, vec![fd, 0x11000, 512]),
+            (nr::MMAP, vec![0, 4096, 1, 2, fd, 0]),
+            (nr::FCHDIR, vec![fd]),
+            (nr::CLOSE, vec![fd]),
+        ] {
+            assert_eq!(
+                call(&mut s, &mut m, n, &args),
+                ebadf,
+                "syscall {n} on fd {fd}"
+            );
+        }
+        // A relative path from it is EBADF too.
+        put_str(&mut m, 0x1c000, "x");
+        assert_eq!(call(&mut s, &mut m, nr::OPENAT, &[fd, 0x1c000, 0]), ebadf);
+    }
+    // Still open on the host: nothing the guest did reached them.
+    assert_eq!(host::write(w, m.host_range(0x10000, 1, PERM_R).unwrap()), 1);
+    host::close(r);
+    host::close(w);
+}
+
+#[test]
+fn proc_self_fd_shows_the_guests_descriptors_under_its_numbers() {
+    let (mut s, mut m) = setup();
+    let [hr, hw] = vmjit_private_pipe();
+    let path = std::env::temp_dir().join(format!("vmjit-fdlink-{}", std::process::id()));
+    std::fs::write(&path, b"x").unwrap();
+    let name = path.to_str().unwrap();
+    let f = open_at(&mut s, &mut m, name, 0);
+    assert_eq!(f, 3);
+    // readlink of the guest's fd 3 names its file; of vmjit's pipe, nothing.
+    for (link, want) in [
+        (format!("/proc/self/fd/{f}"), Ok(name.to_string())),
+        (format!("/dev/fd/{f}"), Ok(name.to_string())),
+        (format!("/proc/self/fd/{hr}"), Err(e(libc::ENOENT))),
+        (format!("/proc/{}/fd/{hw}", s.pid), Err(e(libc::ENOENT))),
+    ] {
+        put_str(&mut m, 0x1c000, &link);
+        let n = call(
+            &mut s,
+            &mut m,
+            nr::READLINKAT,
+            &[(-100i64) as u64, 0x1c000, 0x1b000, 256],
+        );
+        match &want {
+            Ok(target) => {
+                assert_eq!(n, target.len() as i64, "{link}");
+                let mut b = vec![0u8; n as usize];
+                m.read_bytes(0x1b000, &mut b).unwrap();
+                assert_eq!(b, target.as_bytes());
+            }
+            Err(r) => assert_eq!(n, *r, "{link}"),
+        }
+        let o = open_at(&mut s, &mut m, &link, 0);
+        match want {
+            Ok(_) => assert!(o >= 0, "{link}: {o}"),
+            Err(r) => assert_eq!(o, r, "{link}"),
+        }
+    }
+    // Listing the directory gives exactly the guest's numbers.
+    let dir = open_at(&mut s, &mut m, "/proc/self/fd", 0o200000);
+    assert!(dir > 0);
+    let mut names = Vec::new();
+    loop {
+        let n = call(&mut s, &mut m, nr::GETDENTS64, &[dir as u64, 0x12000, 64]);
+        assert!(n >= 0, "{n}");
+        if n == 0 {
+            break;
+        }
+        let mut buf = vec![0u8; n as usize];
+        m.read_bytes(0x12000, &mut buf).unwrap();
+        let mut at = 0;
+        while at < buf.len() {
+            let reclen = u16::from_le_bytes([buf[at + 16], buf[at + 17]]) as usize;
+            let name: Vec<u8> = buf[at + 19..at + reclen]
+                .iter()
+                .copied()
+                .take_while(|&b| b != 0)
+                .collect();
+            names.push(String::from_utf8(name).unwrap());
+            at += reclen;
+        }
+    }
+    let want: Vec<String> = [".", ".."]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(s.fds.numbers().iter().map(|n| n.to_string()))
+        .collect();
+    assert_eq!(names, want);
+    assert!(!names.contains(&hr.to_string()));
+    // A relative open from that directory names guest descriptors too.
+    put_str(&mut m, 0x1c000, "3");
+    assert!(call(&mut s, &mut m, nr::OPENAT, &[dir as u64, 0x1c000, 0]) >= 0);
+    put_str(&mut m, 0x1c000, &hr.to_string());
+    assert_eq!(
+        call(&mut s, &mut m, nr::OPENAT, &[dir as u64, 0x1c000, 0]),
+        e(libc::ENOENT)
+    );
+    // Rewinding lists again from the start.
+    assert_eq!(call(&mut s, &mut m, nr::LSEEK, &[dir as u64, 0, 0]), 0);
+    assert!(call(&mut s, &mut m, nr::GETDENTS64, &[dir as u64, 0x12000, 64]) > 0);
+    host::close(hr);
+    host::close(hw);
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn vmjits_own_files_cannot_be_opened_by_any_path() {
+    let (mut s, mut m) = setup();
+    let dir = std::env::temp_dir().join(format!("vmjit-internal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = dir.join("secret");
+    std::fs::write(&secret, b"host state").unwrap();
+    let st = std::fs::metadata(&secret).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    crate::sandbox::register_internal_file(st.dev(), st.ino());
+    std::os::unix::fs::symlink(&secret, dir.join("link")).unwrap();
+    let eacces = e(libc::EACCES);
+    for p in [
+        secret.to_str().unwrap().to_string(),
+        dir.join("link").to_str().unwrap().to_string(),
+        format!(
+            "{}/../{}/secret",
+            dir.display(),
+            dir.file_name().unwrap().to_str().unwrap()
+        ),
+    ] {
+        for flags in [0u64, 2, 0o10000000 /* O_PATH */] {
+            assert_eq!(open_at(&mut s, &mut m, &p, flags), eacces, "{p} {flags:o}");
+        }
+    }
+    // Relative to a directory descriptor.
+    let d = open_at(&mut s, &mut m, dir.to_str().unwrap(), 0o200000);
+    put_str(&mut m, 0x1c000, "secret");
+    assert_eq!(
+        call(&mut s, &mut m, nr::OPENAT, &[d as u64, 0x1c000, 0]),
+        eacces
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn host_memory_and_mapping_files_are_refused() {
+    let (mut s, mut m) = setup();
+    let pid = s.pid;
+    for p in [
+        "/proc/self/map_files".to_string(),
+        "/proc/self/pagemap".to_string(),
+        format!("/proc/{pid}/mem"),
+        format!("/proc/{pid}/task/{pid}/mem"),
+        "/proc/thread-self/mem".to_string(),
+        "/proc/self/root/proc/self/mem".to_string(),
+        "/proc/self/smaps".to_string(),
+    ] {
+        assert_eq!(open_at(&mut s, &mut m, &p, 0), e(libc::EACCES), "{p}");
+    }
+    // Looking at them is fine (what `ls -l /proc/self` does).
+    put_str(&mut m, 0x1c000, "/proc/self/mem");
+    assert_eq!(
+        call(
+            &mut s,
+            &mut m,
+            nr::NEWFSTATAT,
+            &[(-100i64) as u64, 0x1c000, 0x11000, 0]
+        ),
+        0
+    );
+    // ptrace and stealing descriptors are refused; process_vm_* on the guest itself
+    // copy inside its memory, on anyone else they are refused.
+    assert_eq!(
+        call(&mut s, &mut m, nr::PTRACE, &[0, 0, 0, 0]),
+        e(libc::EPERM)
+    );
+    assert_eq!(
+        call(&mut s, &mut m, nr::PIDFD_GETFD, &[3, 3, 0]),
+        e(libc::EPERM)
+    );
+    m.write_bytes(0x10000, b"guest").unwrap();
+    let iov = |base: u64, len: u64| -> Vec<u8> {
+        [base, len].iter().flat_map(|v| v.to_le_bytes()).collect()
+    };
+    m.write_bytes(0x10100, &iov(0x10200, 5)).unwrap(); // local
+    m.write_bytes(0x10180, &iov(0x10000, 5)).unwrap(); // remote
+    let pid = pid as u64;
+    assert_eq!(
+        call(
+            &mut s,
+            &mut m,
+            nr::PROCESS_VM_READV,
+            &[pid, 0x10100, 1, 0x10180, 1, 0]
+        ),
+        5
+    );
+    let mut b = [0u8; 5];
+    m.read_bytes(0x10200, &mut b).unwrap();
+    assert_eq!(&b, b"guest");
+    assert_eq!(
+        call(
+            &mut s,
+            &mut m,
+            nr::PROCESS_VM_WRITEV,
+            &[1, 0x10100, 1, 0x10180, 1, 0]
+        ),
+        e(libc::EPERM)
+    );
+    // A remote range outside guest memory is EFAULT, never host memory.
+    m.write_bytes(0x10180, &iov(GUEST_SPACE + 0x1000, 5))
+        .unwrap();
+    assert_eq!(
+        call(
+            &mut s,
+            &mut m,
+            nr::PROCESS_VM_WRITEV,
+            &[pid, 0x10100, 1, 0x10180, 1, 0]
+        ),
+        EFAULT
+    );
+}
+
+#[test]
+fn proc_self_maps_cmdline_and_environ_describe_the_guest() {
+    let (mut s, mut m) = setup();
+    s.set_process_strings(&[b"prog", b"arg"], &[b"A=B"]);
+    let read_all = |s: &mut Syscalls, m: &mut GuestMemory, path: &str| -> Vec<u8> {
+        let fd = open_at(s, m, path, 0);
+        assert!(fd >= 0, "{path}: {fd}");
+        let n = call(s, m, nr::READ, &[fd as u64, 0x12000, 4096]);
+        assert!(n >= 0);
+        let mut b = vec![0u8; n as usize];
+        m.read_bytes(0x12000, &mut b).unwrap();
+        call(s, m, nr::CLOSE, &[fd as u64]);
+        b
+    };
+    let maps = String::from_utf8(read_all(&mut s, &mut m, "/proc/self/maps")).unwrap();
+    // Below the program break: the executable's segments.
+    assert_eq!(
+        maps,
+        "00010000-00020000 rw-p 00000000 00:00 0    /bin/guest\n"
+    );
+    assert_eq!(
+        read_all(&mut s, &mut m, "/proc/self/cmdline"),
+        b"prog\0arg\0"
+    );
+    assert_eq!(read_all(&mut s, &mut m, "/proc/self/environ"), b"A=B\0");
+    // Read-only, as the files they stand for.
+    assert_eq!(
+        open_at(&mut s, &mut m, "/proc/self/maps", 2),
+        e(libc::EACCES)
+    );
+}
+
+#[test]
+fn nofile_limit_bounds_the_table_and_is_the_guests_to_lower() {
+    let (mut s, mut m) = setup();
+    m.write_bytes(0x11000, &[5u64.to_le_bytes(), 5u64.to_le_bytes()].concat())
+        .unwrap();
+    assert_eq!(call(&mut s, &mut m, nr::SETRLIMIT, &[7, 0x11000]), 0);
+    assert_eq!(call(&mut s, &mut m, nr::PRLIMIT64, &[0, 7, 0, 0x11100]), 0);
+    assert_eq!(m.load64(0x11100), Ok(5));
+    assert_eq!(open_at(&mut s, &mut m, "/dev/null", 0), 3);
+    assert_eq!(open_at(&mut s, &mut m, "/dev/null", 0), 4);
+    assert_eq!(open_at(&mut s, &mut m, "/dev/null", 0), e(libc::EMFILE));
+    assert_eq!(call(&mut s, &mut m, nr::DUP3, &[3, 5, 0]), e(libc::EBADF));
+    // The hard limit cannot be raised past what vmjit keeps for the guest.
+    m.write_bytes(
+        0x11000,
+        &[5u64.to_le_bytes(), u64::MAX.to_le_bytes()].concat(),
+    )
+    .unwrap();
+    assert_eq!(
+        call(&mut s, &mut m, nr::SETRLIMIT, &[7, 0x11000]),
+        e(libc::EPERM)
+    );
+    // Other limits are recorded for the guest, never applied to vmjit.
+    m.write_bytes(0x11000, &[1u64.to_le_bytes(), 1u64.to_le_bytes()].concat())
+        .unwrap();
+    assert_eq!(call(&mut s, &mut m, nr::SETRLIMIT, &[0, 0x11000]), 0); // RLIMIT_CPU
+    assert_eq!(call(&mut s, &mut m, nr::GETRLIMIT, &[0, 0x11100]), 0);
+    assert_eq!(m.load64(0x11100), Ok(1));
+    assert_ne!(host::getrlimit(0).unwrap().0, 1);
+    // close_range over everything leaves stdio and vmjit alone.
+    assert_eq!(
+        call(
+            &mut s,
+            &mut m,
+            nr::CLOSE_RANGE,
+            &[3, u64::from(u32::MAX), 0]
+        ),
+        0
+    );
+    assert_eq!(open_at(&mut s, &mut m, "/dev/null", 0), 3);
+}
+
+#[test]
+fn ppoll_gives_pollnval_for_a_descriptor_that_is_not_open() {
+    let (mut s, mut m) = setup();
+    let [r, w] = guest_pipe(&mut s, &mut m);
+    m.write_bytes(0x10200, b"x").unwrap();
+    assert_eq!(call(&mut s, &mut m, nr::WRITE, &[w as u64, 0x10200, 1]), 1);
+    let [hr, _hw] = vmjit_private_pipe();
+    let pfd = |fd: i32| {
+        let mut b = fd.to_le_bytes().to_vec();
+        b.extend_from_slice(&1u16.to_le_bytes());
+        b.extend_from_slice(&0xffffu16.to_le_bytes());
+        b
+    };
+    let arr = [pfd(r), pfd(hr), pfd(-1)].concat();
+    m.write_bytes(0x10000, &arr).unwrap();
+    assert_eq!(call(&mut s, &mut m, nr::PPOLL, &[0x10000, 3, 0]), 2);
+    assert_eq!(
+        m.load32(0x10000),
+        Ok(r as u32),
+        "fds are left as the guest wrote them"
+    );
+    assert_eq!(m.load16(0x10006), Ok(1), "POLLIN");
+    assert_eq!(m.load32(0x10008), Ok(hr as u32));
+    assert_eq!(m.load16(0x1000e), Ok(0x20), "POLLNVAL");
+    assert_eq!(m.load16(0x10016), Ok(0), "a negative fd is ignored");
+}
+
+#[test]
+fn guest_memory_is_bounded_and_enomem_comes_before_any_change() {
+    let (mut s, mut m) = setup();
+    let used = m.accessible_bytes();
+    s.set_memory_limit(used + (1 << 20));
+    // PROT_NONE reservations cost nothing.
+    let big = call(
+        &mut s,
+        &mut m,
+        nr::MMAP,
+        &[0, 1 << 30, 0, 0x22, u64::MAX, 0],
+    );
+    assert!(big > 0, "{big}");
+    let a = call(
+        &mut s,
+        &mut m,
+        nr::MMAP,
+        &[0, 1 << 20, 3, 0x22, u64::MAX, 0],
+    );
+    assert!(a > 0, "{a}");
+    assert_eq!(
+        call(&mut s, &mut m, nr::MMAP, &[0, 4096, 3, 0x22, u64::MAX, 0]),
+        ENOMEM
+    );
+    assert_eq!(
+        call(&mut s, &mut m, nr::MPROTECT, &[big as u64, 4096, 3]),
+        ENOMEM
+    );
+    assert_eq!(call(&mut s, &mut m, nr::BRK, &[HEAP + 4096]), HEAP as i64);
+    assert_eq!(
+        call(&mut s, &mut m, nr::MREMAP, &[a as u64, 1 << 20, 2 << 20, 1]),
+        ENOMEM
+    );
+    assert!(
+        m.is_mapped(a as u64, 1 << 20),
+        "the failed mremap left it alone"
+    );
+    // Replacing a mapping in place with MAP_FIXED reuses its share.
+    assert_eq!(
+        call(
+            &mut s,
+            &mut m,
+            nr::MMAP,
+            &[a as u64, 1 << 20, 3, 0x32, u64::MAX, 0]
+        ),
+        a
+    );
+    // Freeing gives it back.
+    assert_eq!(call(&mut s, &mut m, nr::MUNMAP, &[a as u64, 1 << 20]), 0);
+    assert_eq!(
+        call(&mut s, &mut m, nr::BRK, &[HEAP + 4096]),
+        (HEAP + 4096) as i64
+    );
+    assert_eq!(m.accessible_bytes(), used + 4096);
 }
