@@ -54,9 +54,10 @@ static void note_inherited(void) {
     if (d) closedir(d);
 }
 
-/* Descriptors the guest did not open are not there, whatever it does to them. */
+/* Descriptors the guest did not open are not there, whatever it does to them. The test
+ * runs it with only stdio open, so every other descriptor below 64 is fair game: run by
+ * hand from a shell that leaks descriptors, the counts include those. */
 static void fds(void) {
-    note_inherited();
     int own = open("/dev/null", O_RDONLY);
     printf("first open: %d\n", own);
     uint64_t before = hot(3000000);
@@ -65,7 +66,7 @@ static void fds(void) {
     int reached = 0;
     /* The attack of the issue: pwrite over every descriptor, 4 MiB each. */
     for (int fd = 3; fd < 64; fd++) {
-        if (fd == own || inherited[fd]) continue;
+        if (fd == own) continue;
         for (off_t off = 0; off < (4 << 20); off += sizeof junk) {
             if (pwrite(fd, junk, sizeof junk, off) >= 0) { reached++; break; }
             if (errno != EBADF) { reached++; break; }
@@ -86,7 +87,7 @@ static void fds(void) {
         if (e->d_name[0] == '.') continue;
         int n = atoi(e->d_name);
         seen++;
-        if (n != own && n != dfd && !(n < 1024 && inherited[n])) foreign++;
+        if (n > 2 && n != own && n != dfd) foreign++;
     }
     if (d) closedir(d);
     printf("/proc/self/fd: %d not the guest's\n", foreign);
