@@ -20,8 +20,31 @@ fn configs() -> Vec<(&'static str, Vec<&'static str>)> {
     ]
 }
 
+/// The guest must start with stdio only, as its expected output assumes: the test
+/// process may hold inheritable descriptors (cargo's jobserver pipes, say), which vmjit
+/// would rightly pass on. They are made close-on-exec here.
+fn only_stdio_is_inherited() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for fd in fds.into_iter().filter(|&fd| fd > 2) {
+            // SAFETY: F_SETFD with an integer argument only changes the descriptor's
+            // flags; a number that is no longer open just fails with EBADF.
+            unsafe {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+        }
+    });
+}
+
 /// Runs `escape CASE` with extra vmjit options; checks that vmjit itself ended well.
 fn run(case: &str, opts: &[&str]) -> common::Run {
+    only_stdio_is_inherited();
     let bin = common::guests_dir().join("bin/escape");
     assert!(
         bin.is_file(),
