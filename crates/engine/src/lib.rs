@@ -24,6 +24,7 @@
 //!   place that jumps into translated code).
 //! - Bad input (any file) is a typed [`LoadError`], never a panic.
 
+pub mod crosscheck;
 pub mod dispatch;
 pub mod host;
 pub mod jit;
@@ -36,7 +37,10 @@ pub mod sysnames;
 pub mod vm;
 
 pub use codecache::{CacheConfig, EvictionPolicy};
-pub use jit::{BASELINE_RUNS, BASELINE_THRESHOLD, JitConfig, JitError, JitReport, JitStats};
+pub use crosscheck::{CrosscheckConfig, DIVERGENCE_EXIT_CODE, Divergence};
+pub use jit::{
+    BASELINE_RUNS, BASELINE_THRESHOLD, CodeTier, JitConfig, JitError, JitReport, JitStats,
+};
 pub use loader::ElfError;
 pub use memory::{GuestMemory, MemoryError};
 pub use stack::StackError;

@@ -544,6 +544,14 @@ impl GuestMemory {
         Ok(())
     }
 
+    /// Copies guest bytes out of mapped pages whatever their permissions (what a store
+    /// is about to overwrite, for a crosscheck's undo record).
+    pub fn read_bytes_mapped(&self, addr: u64, buf: &mut [u8]) -> Result<(), u64> {
+        self.check_range(addr, buf.len() as u64, PERM_MAPPED)?;
+        buf.copy_from_slice(self.mapped_bytes(addr, buf.len() as u64));
+        Ok(())
+    }
+
     /// Copies bytes into guest memory; requires write permission.
     pub fn write_bytes(&mut self, addr: u64, data: &[u8]) -> Result<(), u64> {
         self.check_range(addr, data.len() as u64, PERM_W)?;

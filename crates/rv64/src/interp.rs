@@ -195,7 +195,10 @@ impl Interpreter {
             };
             self.blocks_executed += 1;
             let block = &self.blocks[idx as usize];
-            let take = block.insns.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let take = block
+                .insns
+                .len()
+                .min(usize::try_from(left).unwrap_or(usize::MAX));
             let mut pc = pc0;
             let mut exit = Exit::Budget;
             for (k, insn) in block.insns[..take].iter().enumerate() {
