@@ -161,6 +161,34 @@ struct RunArgs {
     #[arg(long, value_name = "N")]
     max_insns: Option<u64>,
 
+    /// Run the reference interpreter beside the engine as a shadow VM and compare the
+    /// two as they go: registers, pc and instret whenever translated code returns to
+    /// the dispatcher and after every interpreted block, guest memory at every system
+    /// call (the shadow replays its results), every 4 Mi instructions and at the end.
+    /// The first divergence ends the run with a report on stderr (pc, the code and tier
+    /// that ran, the registers and memory that differ) and exit status 70. Slow (the
+    /// interpreter runs everything once more); every other option still applies.
+    #[arg(long, conflicts_with = "trace")]
+    crosscheck: bool,
+
+    /// --crosscheck: chained transfers translated code makes before it returns to the
+    /// dispatcher to be compared (without --crosscheck, 16384); 0 compares after every
+    /// translated block, with chaining off.
+    #[arg(long, value_name = "N", requires = "crosscheck",
+          default_value_t = engine::crosscheck::DEFAULT_INTERVAL)]
+    crosscheck_interval: u64,
+
+    /// --crosscheck: list every register in the report, not only those that differ.
+    #[arg(long, requires = "crosscheck")]
+    crosscheck_all_regs: bool,
+
+    /// --crosscheck, for vmjit's own tests: corrupt the primary once, after the first
+    /// translated entry that ends at or after instret AFTER: `reg:N:MASK:AFTER` flips
+    /// MASK in xN, `mem:ADDR:MASK:AFTER` in the 8 bytes at ADDR.
+    #[arg(long, hide = true, value_name = "SPEC", requires = "crosscheck",
+          value_parser = parse_injection)]
+    crosscheck_inject: Option<engine::crosscheck::Injection>,
+
     /// The static riscv64 executable to run.
     #[arg(value_name = "PROGRAM")]
     program: PathBuf,
@@ -228,6 +256,38 @@ fn parse_size(s: &str) -> Result<usize, String> {
         return Err("the cache size must be greater than 0".to_string());
     }
     Ok(bytes)
+}
+
+/// Parses `--crosscheck-inject` (`reg:N:MASK:AFTER` or `mem:ADDR:MASK:AFTER`; numbers
+/// decimal or 0x hexadecimal).
+fn parse_injection(s: &str) -> Result<engine::crosscheck::Injection, String> {
+    use engine::crosscheck::Injection;
+    let num = |t: &str| match t.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => t.parse(),
+    };
+    let bad = || format!("`{s}` is not reg:N:MASK:AFTER or mem:ADDR:MASK:AFTER");
+    let parts: Vec<&str> = s.split(':').collect();
+    let [kind, a, mask, after] = parts[..] else {
+        return Err(bad());
+    };
+    let (a, mask, after) = match (num(a), num(mask), num(after)) {
+        (Ok(a), Ok(m), Ok(t)) => (a, m, t),
+        _ => return Err(bad()),
+    };
+    match kind {
+        "reg" if (1..32).contains(&a) => Ok(Injection::Register {
+            after,
+            reg: a as u8,
+            mask,
+        }),
+        "mem" => Ok(Injection::Memory {
+            after,
+            addr: a,
+            mask,
+        }),
+        _ => Err(bad()),
+    }
 }
 
 mod bench;
@@ -307,8 +367,19 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         };
         vm.enable_jit(config).context("cannot start the JIT")?;
     }
+    if args.crosscheck {
+        let config = engine::CrosscheckConfig {
+            interval: args.crosscheck_interval,
+            all_registers: args.crosscheck_all_regs,
+            inject: args.crosscheck_inject,
+        };
+        vm.enable_crosscheck(config)
+            .context("cannot start the crosscheck")?;
+    }
     let out = vm.run();
-    if let Some(msg) = out.exit.message() {
+    if let Some(d) = vm.divergence() {
+        say(format_args!("{}", d.to_string().trim_end()));
+    } else if let Some(msg) = out.exit.message() {
         say(format_args!("{msg}"));
     }
     let report = vm.jit_report();
