@@ -49,9 +49,8 @@ use crate::vm::{GuestExit, Vm};
 /// Default [`CrosscheckConfig::interval`].
 pub const DEFAULT_INTERVAL: u64 = 16;
 
-/// Guest instructions between two memory comparisons when no system call comes
-/// earlier (a comparison reads every page either VM has in host memory, about a
-/// millisecond for a guest with a few MiB in use).
+/// Default [`CrosscheckConfig::memory_period`] (a comparison reads every page either
+/// VM has in host memory, about a millisecond for a guest with a few MiB in use).
 pub const MEMORY_PERIOD: u64 = 1 << 22;
 
 /// vmjit's exit status after a divergence (EX_SOFTWARE of sysexits.h: an internal error
@@ -73,9 +72,14 @@ pub struct CrosscheckConfig {
     /// every translated block: the most precise comparison, but chaining is not
     /// exercised.
     pub interval: u64,
+    /// Guest instructions between two memory comparisons besides those at system
+    /// calls and at the end; 0 compares after every step, which locates a stray store
+    /// as precisely as a register divergence (slow: each comparison reads all the
+    /// memory either VM has in host memory).
+    pub memory_period: u64,
     /// List every register in the report, not only those that differ.
     pub all_registers: bool,
-    /// Corrupts the primary once, to test that divergences are found and reported.
+    /// Corrupts the primary, to test that divergences are found and reported.
     #[doc(hidden)]
     pub inject: Option<Injection>,
 }
@@ -84,32 +88,31 @@ impl Default for CrosscheckConfig {
     fn default() -> Self {
         CrosscheckConfig {
             interval: DEFAULT_INTERVAL,
+            memory_period: MEMORY_PERIOD,
             all_registers: false,
             inject: None,
         }
     }
 }
 
-/// A fault injected into the primary, for vmjit's own tests. Both start at the first
-/// entry into translated code that returns with at least `after` instructions retired.
+/// A mistranslation injected into the primary, for vmjit's own tests: the first entry
+/// into translated code that returns with at least `after` instructions retired picks
+/// the broken code, and from then on, whenever translated code entered at that pc
+/// returns to the dispatcher, it has done something wrong.
 #[doc(hidden)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Injection {
-    /// A mistranslated block: from then on, whenever translated code entered at that
-    /// entry's pc returns to the dispatcher, the bits of `mask` in integer register
-    /// `reg` are flipped.
+    /// The bits of `mask` in integer register `reg` are flipped.
     Register { after: u64, reg: u8, mask: u64 },
-    /// A stray store: the bits of `mask` in the 8 bytes at `addr` (which must be
-    /// mapped) are flipped, once.
+    /// The bits of `mask` are set in the 8 bytes at `addr`, by a guest store (so the
+    /// page must be writable).
     Memory { after: u64, addr: u64, mask: u64 },
 }
 
-/// The state of an [`Injection::Register`]: the entry pc it breaks, once chosen.
+/// The state of an [`Injection`]: the entry pc it breaks, once chosen.
 #[derive(Clone, Copy, Debug)]
 struct BrokenBlock {
-    after: u64,
-    reg: u8,
-    mask: u64,
+    inject: Injection,
     pc: Option<u64>,
 }
 
@@ -353,16 +356,31 @@ impl Observer for Recorder<'_> {
         };
     }
 
-    fn returned(&mut self, pc: u64, cpu: &mut Cpu) {
-        if let Some(b) = self.broken.as_deref_mut() {
-            if b.pc.is_none() && cpu.instret >= b.after {
-                b.pc = Some(pc);
+    fn returned(&mut self, pc: u64, cpu: &mut Cpu, mem: &mut GuestMemory) {
+        let Some(b) = self.broken.as_deref_mut() else {
+            return;
+        };
+        let after = match b.inject {
+            Injection::Register { after, .. } | Injection::Memory { after, .. } => after,
+        };
+        if b.pc.is_none() && cpu.instret >= after {
+            b.pc = Some(pc);
+        }
+        if b.pc != Some(pc) {
+            return;
+        }
+        match b.inject {
+            Injection::Register { reg, mask, .. } => {
+                if let Some(r) = cpu.x.get_mut(usize::from(reg))
+                    && reg != 0
+                {
+                    *r ^= mask;
+                }
             }
-            if b.pc == Some(pc)
-                && b.reg != 0
-                && let Some(r) = cpu.x.get_mut(usize::from(b.reg))
-            {
-                *r ^= b.mask;
+            Injection::Memory { addr, mask, .. } => {
+                if let Ok(v) = mem.load64(addr) {
+                    let _ = mem.store64(addr, v | mask);
+                }
             }
         }
     }
@@ -388,7 +406,6 @@ pub(crate) struct Crosscheck {
     shadow: Shadow,
     recent: VecDeque<Entry>,
     memory_agreed_at: u64,
-    injected: bool,
     broken: Option<BrokenBlock>,
 }
 
@@ -404,16 +421,7 @@ impl Crosscheck {
             },
             recent: VecDeque::with_capacity(RECENT),
             memory_agreed_at: vm.cpu.instret,
-            injected: false,
-            broken: match config.inject {
-                Some(Injection::Register { after, reg, mask }) => Some(BrokenBlock {
-                    after,
-                    reg,
-                    mask,
-                    pc: None,
-                }),
-                _ => None,
-            },
+            broken: config.inject.map(|inject| BrokenBlock { inject, pc: None }),
             config,
         })
     }
@@ -473,19 +481,20 @@ fn run_steps(
         {
             return Err(cc.replay_failed(vm, start, ran, &e));
         }
-        cc.inject(vm, ran);
         if let Some(d) = cc.compare_step(vm, start, exit, shadow_exit, ran) {
             return Err(cc.localise(vm, d, start_cpu));
         }
         match exit {
             Exit::Budget => {
-                if vm.cpu.instret - cc.memory_agreed_at >= MEMORY_PERIOD {
-                    cc.check_memory(vm, CheckPoint::Periodic, ran, start)?;
+                if vm.cpu.instret - cc.memory_agreed_at >= cc.config.memory_period {
+                    cc.check_memory(vm, CheckPoint::Periodic, ran, start)
+                        .map_err(|d| cc.localise(vm, d, start_cpu))?;
                 }
             }
             Exit::Ecall => {
                 let nr = vm.cpu.x[17];
-                cc.check_memory(vm, CheckPoint::Syscall { nr }, ran, start)?;
+                cc.check_memory(vm, CheckPoint::Syscall { nr }, ran, start)
+                    .map_err(|d| cc.localise(vm, d, start_cpu))?;
                 let r = dispatch::handle_with(vm, exit, trace, Some(&mut cc.shadow.interp));
                 let changes = vm.mem.take_changes();
                 if let Err(e) = cc.shadow.mem.apply_changes(&changes, &vm.mem) {
@@ -501,7 +510,8 @@ fn run_steps(
                 dispatch::handle_with(vm, exit, trace, None);
             }
             _ => {
-                cc.check_memory(vm, CheckPoint::End, ran, start)?;
+                cc.check_memory(vm, CheckPoint::End, ran, start)
+                    .map_err(|d| cc.localise(vm, d, start_cpu))?;
                 if let Some(end) = dispatch::handle_with(vm, exit, trace, None) {
                     return Ok(end);
                 }
@@ -668,31 +678,13 @@ impl Crosscheck {
         })
     }
 
-    /// Applies an [`Injection::Memory`] once its time has come (an
-    /// [`Injection::Register`] is applied by the `Recorder`).
-    fn inject(&mut self, vm: &mut Vm, ran: Ran) {
-        let Some(Injection::Memory { after, addr, mask }) = self.config.inject else {
-            return;
-        };
-        if self.injected || vm.cpu.instret < after || !matches!(ran, Ran::Translated { .. }) {
-            return;
-        }
-        self.injected = true;
-        let mut b = [0u8; 8];
-        if vm.mem.read_bytes_mapped(addr, &mut b).is_ok() {
-            let v = u64::from_le_bytes(b) ^ mask;
-            let _ = vm.mem.write_bytes_privileged(addr, &v.to_le_bytes());
-            // As if guest code had stored it: not a change the shadow takes (the log
-            // held nothing else: it was emptied just before).
-            let _ = vm.mem.take_changes();
-        }
-    }
-
-    /// Adds to a step's divergence the guest block where it starts: the shadow goes
-    /// back to where the step began, and the step is replayed from there with the
+    /// Adds to a divergence that arose in the last step (registers, or memory that
+    /// was identical when the step began) the guest block where it starts: the shadow
+    /// goes back to where the step began, and the step is replayed from there with the
     /// primary's code one block at a time beside the interpreter.
     fn localise(&mut self, vm: &mut Vm, mut d: Box<Divergence>, start_cpu: Cpu) -> Box<Divergence> {
-        if vm.jit.is_none() || !matches!(d.ran, Ran::Translated { .. }) {
+        let in_step = d.point == CheckPoint::Step || d.memory_agreed_at == d.step_start;
+        if vm.jit.is_none() || !matches!(d.ran, Ran::Translated { .. }) || !in_step {
             return d;
         }
         self.shadow.undo_step();
@@ -752,9 +744,9 @@ impl Crosscheck {
             }
         }
         d.localise_note = Some(format!(
-            "replaying the step one block at a time without chaining did not diverge \
-             (up to instret {}): the divergence needs chained transfers, or the \
-             primary's code changed since",
+            "replaying the step one block at a time, without chaining, did not diverge \
+             (up to instret {}): the difference needs chained transfers, or does not \
+             come from the code this step ran",
             cpu.instret
         ));
         d
@@ -890,7 +882,7 @@ impl fmt::Display for Divergence {
                 "before system call {nr} ({}) (memory compared)",
                 crate::sysnames::name(nr).unwrap_or("unknown")
             ),
-            CheckPoint::Periodic => "at the periodic memory comparison".to_string(),
+            CheckPoint::Periodic => "at a memory comparison between system calls".to_string(),
             CheckPoint::End => "when the run ended (memory compared)".to_string(),
             CheckPoint::Replay => "while the interpreter took a system call's effects".to_string(),
         };
@@ -1227,8 +1219,6 @@ mod tests {
 
     #[test]
     fn a_stray_store_is_reported_with_its_address_and_both_values() {
-        let mut vm = load("mem", &counting_loop());
-        vm.enable_jit(eager_jit()).expect("jit");
         // A stack word far below anything the program touches.
         let addr = crate::layout::STACK_TOP - crate::layout::STACK_SIZE + 0x1008;
         let inject = Injection::Memory {
@@ -1236,11 +1226,19 @@ mod tests {
             addr,
             mask: 0xff00,
         };
+        let want = MemDifference::Contents {
+            addr: addr + 1,
+            word: addr,
+            ours: 0xff00,
+            theirs: 0,
+        };
+        // Memory compared every 4 Mi instructions: found later, not located.
+        let mut vm = load("mem", &counting_loop());
+        vm.enable_jit(eager_jit()).expect("jit");
         crosscheck(&mut vm, Some(inject));
         let out = vm.run();
         let d = vm.divergence().expect("a divergence");
         assert_eq!(out.exit.exit_code(), DIVERGENCE_EXIT_CODE);
-        // Found by the periodic comparison (4 Mi instructions) or at the exit call.
         assert!(
             matches!(
                 d.point,
@@ -1249,22 +1247,35 @@ mod tests {
             "{d:?}"
         );
         assert!(d.registers.is_empty());
-        assert_eq!(
-            d.memory,
-            Some(MemDifference::Contents {
-                addr: addr + 1,
-                word: addr,
-                ours: 0xff00,
-                theirs: 0
-            })
-        );
+        assert_eq!(d.memory, Some(want));
         assert!(d.memory_agreed_at < 100_000);
+        assert_eq!(d.localised, None);
         let text = d.to_string();
-        let want = format!(
+        let line = format!(
             "the 8 bytes at {addr:#x} are 0x000000000000ff00 on the primary, \
              0x0000000000000000 on the interpreter"
         );
-        assert!(text.contains(&want), "{want:?} missing from:\n{text}");
+        assert!(text.contains(&line), "{line:?} missing from:\n{text}");
+
+        // Memory compared after every step: found in the step that stored, and the
+        // replay names the block.
+        let mut vm = load("mem0", &counting_loop());
+        vm.enable_jit(eager_jit()).expect("jit");
+        vm.enable_crosscheck(CrosscheckConfig {
+            memory_period: 0,
+            inject: Some(inject),
+            ..CrosscheckConfig::default()
+        })
+        .expect("crosscheck");
+        vm.run();
+        let d = vm.divergence().expect("a divergence");
+        assert_eq!(d.point, CheckPoint::Periodic);
+        assert_eq!(d.memory, Some(want));
+        assert_eq!(d.memory_agreed_at, d.step_start);
+        let l = d.localised.as_ref().expect("located");
+        assert_eq!(l.ran.pc(), d.ran.pc());
+        assert!(l.registers.is_empty());
+        assert_eq!(l.memory, Some(want));
     }
 
     #[test]

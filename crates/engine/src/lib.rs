@@ -4,7 +4,9 @@
 //! the guest memory sandbox ([`memory`]), the ELF loader ([`loader`]), the initial
 //! stack ([`stack`]), the Linux system-call layer ([`syscall`]) and the dispatch loop
 //! ([`dispatch`]) that runs guest code through `rv64`'s interpreter or, when enabled,
-//! the JIT tier ([`jit`]: Cranelift translations kept in the unified code cache). [`Vm`] ties them together.
+//! the JIT tier ([`jit`]: Cranelift translations kept in the unified code cache), and
+//! [`crosscheck`], which runs the interpreter beside either as a shadow VM and compares
+//! the two. [`Vm`] ties them together.
 //!
 //! ```no_run
 //! use std::path::Path;

@@ -3,8 +3,9 @@
 //!
 //! **Invariants.** Guest stdout/stderr go straight to fds 1/2 (the engine writes them);
 //! vmjit's own output is only on stderr: one-line errors (`vmjit: ...`), the guest's end
-//! when it is not a normal exit, and `--stats`. The exit status is the guest's (128+N for
-//! a signal). Bad input ends with exit status 1 and one line; nothing panics.
+//! when it is not a normal exit, a `--crosscheck` divergence report, and `--stats`. The
+//! exit status is the guest's (128+N for a signal; 70 after a crosscheck divergence).
+//! Bad input ends with exit status 1 and one line; nothing panics.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -23,7 +24,8 @@ use clap::{Parser, Subcommand, ValueEnum};
     after_help = "Examples:\n  \
         vmjit run guests/bin/hello a b c         run a guest with three arguments\n  \
         vmjit run --stats guests/bin/coremark    ... and report instructions, blocks, speed\n  \
-        vmjit run --trace --max-insns 50 prog    show the first 50 instructions executed\n\n\
+        vmjit run --trace --max-insns 50 prog    show the first 50 instructions executed\n  \
+        vmjit run --crosscheck guests/bin/intalg check the JIT against the interpreter\n\n\
         See `vmjit run --help` for every option."
 )]
 struct Cli {
@@ -38,7 +40,7 @@ enum Command {
     /// The guest gets PROGRAM and ARGS as its argv, vmjit's environment, and vmjit's
     /// standard input, output and error. vmjit exits with the guest's exit status (128+N
     /// when the guest is killed by signal N: 139 for a segmentation fault, 132 for an
-    /// illegal instruction).
+    /// illegal instruction; 70 when --crosscheck found a divergence).
     #[command(arg_required_else_help = true)]
     Run(RunArgs),
 
@@ -162,29 +164,39 @@ struct RunArgs {
     max_insns: Option<u64>,
 
     /// Run the reference interpreter beside the engine as a shadow VM and compare the
-    /// two as they go: registers, pc and instret whenever translated code returns to
-    /// the dispatcher and after every interpreted block, guest memory at every system
-    /// call (the shadow replays its results), every 4 Mi instructions and at the end.
-    /// The first divergence ends the run with a report on stderr (pc, the code and tier
-    /// that ran, the registers and memory that differ) and exit status 70. Slow (the
-    /// interpreter runs everything once more); every other option still applies.
+    /// two as they go: pc, instret, x and f registers, fcsr and the LR/SC reservation at
+    /// every return to the dispatcher; guest memory at every system call (the shadow
+    /// takes the call's results from the engine), every 4 Mi instructions
+    /// (--crosscheck-memory) and at the end. The first divergence ends the run with a
+    /// report on stderr (pc, the code and tier that ran, the registers and memory that
+    /// differ) and exit status 70. Slow (the interpreter runs everything once more);
+    /// every other option applies as usual.
     #[arg(long, conflicts_with = "trace")]
     crosscheck: bool,
 
     /// --crosscheck: chained transfers translated code makes before it returns to the
     /// dispatcher to be compared (without --crosscheck, 16384); 0 compares after every
-    /// translated block, with chaining off.
+    /// translated block, with chaining off. With --engine interp, N+1 blocks run between
+    /// comparisons.
     #[arg(long, value_name = "N", requires = "crosscheck",
           default_value_t = engine::crosscheck::DEFAULT_INTERVAL)]
     crosscheck_interval: u64,
+
+    /// --crosscheck: guest instructions between memory comparisons besides those at
+    /// system calls and at the end; 0 compares memory after every step, which locates
+    /// a stray store like a register divergence (slow).
+    #[arg(long, value_name = "N", requires = "crosscheck",
+          default_value_t = engine::crosscheck::MEMORY_PERIOD)]
+    crosscheck_memory: u64,
 
     /// --crosscheck: list every register in the report, not only those that differ.
     #[arg(long, requires = "crosscheck")]
     crosscheck_all_regs: bool,
 
-    /// --crosscheck, for vmjit's own tests: corrupt the primary once, after the first
-    /// translated entry that ends at or after instret AFTER: `reg:N:MASK:AFTER` flips
-    /// MASK in xN, `mem:ADDR:MASK:AFTER` in the 8 bytes at ADDR.
+    /// --crosscheck, for vmjit's own tests: break the primary's translated code entered
+    /// at the pc of the first entry that returns at or after instret AFTER; each time
+    /// it returns, `reg:N:MASK:AFTER` flips MASK in xN, `mem:ADDR:MASK:AFTER` sets MASK
+    /// in the 8 bytes at ADDR (a guest store).
     #[arg(long, hide = true, value_name = "SPEC", requires = "crosscheck",
           value_parser = parse_injection)]
     crosscheck_inject: Option<engine::crosscheck::Injection>,
@@ -370,6 +382,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     if args.crosscheck {
         let config = engine::CrosscheckConfig {
             interval: args.crosscheck_interval,
+            memory_period: args.crosscheck_memory,
             all_registers: args.crosscheck_all_regs,
             inject: args.crosscheck_inject,
         };

@@ -89,16 +89,14 @@ macro_rules! no_guests {
 
 include!(concat!(env!("OUT_DIR"), "/guest_cases.rs"));
 
-/// Runs intalg crosschecked with `inject` (`--crosscheck-inject`) and returns stderr
-/// after checking that the run ended with exactly one report and status 70.
-fn injected(inject: &str) -> String {
-    let run = common::vmjit(&[
-        "run".as_ref(),
-        "--crosscheck".as_ref(),
-        "--crosscheck-inject".as_ref(),
-        inject.as_ref(),
-        common::guests_dir().join("bin/intalg").as_os_str(),
-    ]);
+/// Runs intalg crosschecked with `opts` and returns stderr after checking that the run
+/// ended with exactly one report and status 70.
+fn diverging(opts: &[&str]) -> String {
+    let mut args: Vec<&std::ffi::OsStr> = vec!["run".as_ref(), "--crosscheck".as_ref()];
+    args.extend(opts.iter().map(std::ffi::OsStr::new));
+    let intalg = common::guests_dir().join("bin/intalg");
+    args.push(intalg.as_os_str());
+    let run = common::vmjit(&args);
     let stderr = run.stderr_text();
     assert_eq!(run.code, 70, "{stderr}");
     assert!(
@@ -107,6 +105,22 @@ fn injected(inject: &str) -> String {
     );
     assert_eq!(stderr.matches("diverged after").count(), 1, "{stderr}");
     stderr
+}
+
+/// The pc in the report's "last step:" line, checking that it names a tier.
+fn step_pc(report: &str) -> String {
+    let step = field(report, "last step:");
+    assert!(
+        ["baseline", "tier 1", "tier 2"]
+            .iter()
+            .any(|t| step.starts_with(t)),
+        "{step:?}"
+    );
+    step.split(" code entered at ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no entry pc in {step:?}"))
+        .to_string()
 }
 
 /// The value after `key` on the report line starting with `key` (trimmed).
@@ -122,19 +136,8 @@ fn field<'a>(report: &'a str, key: &str) -> &'a str {
 fn a_mistranslated_block_is_reported_with_its_pc_tier_and_register() {
     // From the first translated entry past 100 000 instructions on, code entered at
     // that entry's pc leaves a0 with bit 2 flipped.
-    let report = injected("reg:10:0x4:100000");
-    let step = field(&report, "last step:");
-    let pc = step
-        .split(" code entered at ")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no entry pc in {step:?}"));
-    assert!(
-        ["baseline", "tier 1", "tier 2"]
-            .iter()
-            .any(|t| step.starts_with(t)),
-        "{step:?}"
-    );
+    let report = diverging(&["--crosscheck-inject", "reg:10:0x4:100000"]);
+    let pc = step_pc(&report);
     let a0 = field(&report, "a0");
     let (p, s) = a0.split_once(" / ").expect("primary / interpreter");
     let value = |v: &str| u64::from_str_radix(v.trim_start_matches("0x"), 16).expect("hex");
@@ -151,13 +154,21 @@ fn a_mistranslated_block_is_reported_with_its_pc_tier_and_register() {
 #[test]
 fn a_stray_store_is_reported_with_its_address_and_both_values() {
     // A word 4 KiB above the bottom of the 8 MiB stack: intalg never gets there.
-    let report = injected("mem:0x3ff801000:0xff00:100000");
+    let line = "memory:     first difference at 0x3ff801001: the 8 bytes at 0x3ff801000 are \
+                0x000000000000ff00 on the primary, 0x0000000000000000 on the interpreter";
+    let inject = ["--crosscheck-inject", "mem:0x3ff801000:0xff00:100000"];
+    let report = diverging(&inject);
+    assert!(report.contains(line), "{report}");
+    assert!(!report.contains("located:"), "{report}");
+    // Comparing memory after every step finds the store in the step that made it, and
+    // the replay names the block.
+    let report = diverging(&[&inject[..], &["--crosscheck-memory", "0"]].concat());
+    assert!(report.contains(line), "{report}");
+    let pc = step_pc(&report);
+    let located = field(&report, "located:");
     assert!(
-        report.contains(
-            "memory:     first difference at 0x3ff801001: the 8 bytes at 0x3ff801000 are \
-             0x000000000000ff00 on the primary, 0x0000000000000000 on the interpreter"
-        ),
-        "{report}"
+        located.contains(&format!("code entered at {pc} ")),
+        "{located:?} vs {pc}"
     );
 }
 
@@ -167,6 +178,7 @@ fn crosscheck_options_need_crosscheck_and_exclude_trace() {
     for args in [
         vec!["run", "--crosscheck-interval", "3"],
         vec!["run", "--crosscheck-all-regs"],
+        vec!["run", "--crosscheck-memory", "0"],
         vec!["run", "--crosscheck", "--trace"],
     ] {
         let mut v: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
@@ -179,16 +191,11 @@ fn crosscheck_options_need_crosscheck_and_exclude_trace() {
 
 #[test]
 fn all_registers_are_listed_on_request() {
-    let run = common::vmjit(&[
-        "run".as_ref(),
-        "--crosscheck".as_ref(),
-        "--crosscheck-all-regs".as_ref(),
-        "--crosscheck-inject".as_ref(),
-        "reg:10:0x4:100000".as_ref(),
-        common::guests_dir().join("bin/intalg").as_os_str(),
+    let stderr = diverging(&[
+        "--crosscheck-all-regs",
+        "--crosscheck-inject",
+        "reg:10:0x4:100000",
     ]);
-    let stderr = run.stderr_text();
-    assert_eq!(run.code, 70, "{stderr}");
     let all = stderr
         .split("all registers (primary / interpreter):")
         .nth(1)

@@ -308,8 +308,8 @@ pub(crate) trait Observer {
     /// instructions retired.
     fn entered(&mut self, pc: u64, tier: Option<CodeTier>, instret: u64);
     /// Translated code entered at `pc` returned to the dispatcher with `cpu` (a test
-    /// hook may change it, as mistranslated code would).
-    fn returned(&mut self, pc: u64, cpu: &mut Cpu);
+    /// hook may change it or `mem`, as mistranslated code would).
+    fn returned(&mut self, pc: u64, cpu: &mut Cpu, mem: &mut GuestMemory);
     /// Translated code left with `SLOW_PATH` at `pc`; the interpreter runs the rest of
     /// the block.
     fn slow_path(&mut self, pc: u64);
@@ -328,7 +328,7 @@ impl Observer for Unobserved {
     #[inline(always)]
     fn entered(&mut self, _: u64, _: Option<CodeTier>, _: u64) {}
     #[inline(always)]
-    fn returned(&mut self, _: u64, _: &mut Cpu) {}
+    fn returned(&mut self, _: u64, _: &mut Cpu, _: &mut GuestMemory) {}
     #[inline(always)]
     fn slow_path(&mut self, _: u64) {}
     #[inline(always)]
@@ -585,7 +585,7 @@ impl Jit {
                 // the call returns.
                 let st = unsafe { self.trampoline.call(&mut ctx, code.as_ptr()) };
                 if O::STEP {
-                    obs.returned(pc, &mut ctx.cpu);
+                    obs.returned(pc, &mut ctx.cpu, mem);
                 }
                 if st == status::SLOW_PATH {
                     // The access at pc failed the inline check: the interpreter runs
