@@ -772,21 +772,23 @@ impl MemDifference {
 const PERM_BITS: u8 = PERM_R | PERM_W | PERM_X | PERM_MAPPED;
 
 /// The first page at or after `page` that either table has an entry for (`NUM_PAGES`
-/// when none), skipping empty parts eight entries at a time.
+/// when none), skipping empty parts 64 entries at a time (most of the table).
 fn next_mapped(a: &[u8], b: &[u8], mut page: usize) -> usize {
-    let word = |t: &[u8], i: usize| {
-        t.get(i..i + 8)
-            .and_then(|s| <[u8; 8]>::try_from(s).ok())
-            .map_or(1, u64::from_ne_bytes)
-    };
+    const SPAN: usize = 64;
+    let empty = |t: &[u8], i: usize| t[i..i + SPAN].iter().fold(0, |acc, &p| acc | p) == 0;
     while page < NUM_PAGES {
-        if page.is_multiple_of(8) && word(a, page) | word(b, page) == 0 {
-            page += 8;
-        } else if a[page] | b[page] == 0 {
-            page += 1;
-        } else {
+        if page.is_multiple_of(SPAN)
+            && page + SPAN <= NUM_PAGES
+            && empty(a, page)
+            && empty(b, page)
+        {
+            page += SPAN;
+            continue;
+        }
+        if a[page] | b[page] != 0 {
             return page;
         }
+        page += 1;
     }
     NUM_PAGES
 }
@@ -1036,6 +1038,9 @@ impl GuestMemory {
     /// far into the bytes they hold now, so that applying the log in order reproduces
     /// them before the change.
     fn freeze_host_writes(&mut self) {
+        if self.log.is_none() {
+            return;
+        }
         let Some(mut log) = self.log.take() else {
             return;
         };
