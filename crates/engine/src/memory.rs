@@ -777,10 +777,7 @@ fn next_mapped(a: &[u8], b: &[u8], mut page: usize) -> usize {
     const SPAN: usize = 64;
     let empty = |t: &[u8], i: usize| t[i..i + SPAN].iter().fold(0, |acc, &p| acc | p) == 0;
     while page < NUM_PAGES {
-        if page.is_multiple_of(SPAN)
-            && page + SPAN <= NUM_PAGES
-            && empty(a, page)
-            && empty(b, page)
+        if page.is_multiple_of(SPAN) && page + SPAN <= NUM_PAGES && empty(a, page) && empty(b, page)
         {
             page += SPAN;
             continue;
