@@ -311,7 +311,8 @@ impl Vm {
 
     /// Runs the reference interpreter beside this VM from now on, as a shadow VM that
     /// starts as an exact copy of it (registers and memory) and is compared with it as
-    /// both run (see [`crate::crosscheck`]). Call after loading, before [`Vm::run`].
+    /// both run (see [`crate::crosscheck`]). Call after loading, before [`Vm::run`];
+    /// a crosscheck run does not trace (`set_trace` is ignored).
     pub fn enable_crosscheck(&mut self, config: CrosscheckConfig) -> Result<(), MemoryError> {
         self.crosscheck = Some(Box::new(Crosscheck::new(self, config)?));
         Ok(())
