@@ -31,7 +31,7 @@ const _: () = assert!(rv64::interp::MAX_BLOCK_INSNS as u64 <= SLACK);
 
 /// Largest budget given to the interpreter at once; between budgets the loop could
 /// poll for work (interrupt checks, tier-up) later.
-const CHUNK: u64 = 1 << 40;
+pub(crate) const CHUNK: u64 = 1 << 40;
 
 /// Text of the instruction at `pc` for messages and `--trace` (objdump style, branch
 /// targets as absolute addresses).
@@ -77,6 +77,17 @@ fn run_guest_code(vm: &mut Vm, budget: u64) -> Exit {
 
 /// Handles an exit from guest code; `Some` ends the run.
 fn handle(vm: &mut Vm, exit: Exit, trace: &mut TraceBuf) -> Option<GuestExit> {
+    handle_with(vm, exit, trace, None)
+}
+
+/// [`handle`], also applying code invalidations to `shadow` (a crosscheck's
+/// interpreter).
+pub(crate) fn handle_with(
+    vm: &mut Vm,
+    exit: Exit,
+    trace: &mut TraceBuf,
+    shadow: Option<&mut rv64::Interpreter>,
+) -> Option<GuestExit> {
     match exit {
         Exit::Budget => None,
         Exit::Ecall => {
@@ -86,7 +97,7 @@ fn handle(vm: &mut Vm, exit: Exit, trace: &mut TraceBuf) -> Option<GuestExit> {
             // Linux counts it once the kernel returns.
             vm.cpu.instret += 1;
             let r = vm.sys.handle(&mut vm.cpu, &mut vm.mem);
-            apply_invalidations(vm);
+            apply_invalidations(vm, shadow);
             match r {
                 None => None,
                 Some(SyscallExit::Exited(code)) => Some(GuestExit::Exited(code)),
@@ -113,8 +124,9 @@ fn handle(vm: &mut Vm, exit: Exit, trace: &mut TraceBuf) -> Option<GuestExit> {
 }
 
 /// Applies the system-call layer's code invalidations to every tier: the interpreter's
-/// decoded blocks and, with the JIT, the code cache.
-fn apply_invalidations(vm: &mut Vm) {
+/// decoded blocks, with the JIT the code cache, and a crosscheck's `shadow`
+/// interpreter.
+fn apply_invalidations(vm: &mut Vm, mut shadow: Option<&mut rv64::Interpreter>) {
     if !vm.sys.has_invalidations() {
         return;
     }
@@ -125,11 +137,17 @@ fn apply_invalidations(vm: &mut Vm) {
                 if let Some(jit) = vm.jit.as_deref_mut() {
                     jit.invalidate_range(lo, hi);
                 }
+                if let Some(s) = shadow.as_deref_mut() {
+                    s.invalidate_range(lo, hi);
+                }
             }
             Invalidation::All => {
                 vm.interp.flush();
                 if let Some(jit) = vm.jit.as_deref_mut() {
                     jit.flush();
+                }
+                if let Some(s) = shadow.as_deref_mut() {
+                    s.flush();
                 }
             }
         }
@@ -138,7 +156,7 @@ fn apply_invalidations(vm: &mut Vm) {
 
 /// Executes exactly one instruction (the slow path for `--trace` and the end of a
 /// `--max-insns` run).
-fn step(vm: &mut Vm, trace: Option<&mut TraceBuf>) -> Exit {
+pub(crate) fn step(vm: &mut Vm, trace: Option<&mut TraceBuf>) -> Exit {
     let pc = vm.cpu.pc;
     let lo = match vm.mem.fetch16(pc) {
         Ok(v) => v,
@@ -178,7 +196,7 @@ fn step(vm: &mut Vm, trace: Option<&mut TraceBuf>) -> Exit {
 
 /// Buffered `--trace` output, written straight to fd 2 (where guest stderr also goes).
 #[derive(Default)]
-struct TraceBuf {
+pub(crate) struct TraceBuf {
     buf: Vec<u8>,
 }
 
@@ -195,7 +213,7 @@ impl TraceBuf {
         }
     }
 
-    fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         if !self.buf.is_empty() {
             host::write_stderr(&self.buf);
             self.buf.clear();

@@ -131,6 +131,9 @@ pub struct GuestMemory {
     /// Pages mapped with some access (not `PROT_NONE`): the guest memory that counts
     /// against its bound, kept exact by `set_perms`.
     accessible_pages: u64,
+    /// Changes made outside guest code, while a log is on
+    /// ([`GuestMemory::start_change_log`]).
+    log: Option<Box<ChangeLog>>,
 }
 
 impl std::fmt::Debug for GuestMemory {
@@ -185,6 +188,7 @@ impl GuestMemory {
             base,
             commit_on_map,
             accessible_pages: 0,
+            log: None,
         }
     }
 
@@ -314,28 +318,12 @@ impl GuestMemory {
     /// The mapped ranges, ascending: `(start, end, perm)` for each run of consecutive
     /// pages with the same `PERM_*` bits (what `/proc/self/maps` shows of the guest).
     pub fn mapped_runs(&self) -> Vec<(u64, u64, u8)> {
-        const BITS: u8 = PERM_R | PERM_W | PERM_X | PERM_MAPPED;
-        let table = &self.perms()[..NUM_PAGES];
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < table.len() {
-            let Some(start) = table[i..].iter().position(|&p| p & BITS != 0) else {
-                break;
-            };
-            let start = i + start;
-            let perm = table[start] & BITS;
-            let len = table[start..]
-                .iter()
-                .position(|&p| p & BITS != perm)
-                .unwrap_or(table.len() - start);
-            out.push((
-                (start as u64) << PAGE_SHIFT,
-                ((start + len) as u64) << PAGE_SHIFT,
-                perm,
-            ));
-            i = start + len;
-        }
-        out
+        self.mapped_page_runs()
+            .into_iter()
+            .map(|(first, end, perm)| {
+                ((first as u64) << PAGE_SHIFT, (end as u64) << PAGE_SHIFT, perm)
+            })
+            .collect()
     }
 
     /// Permission byte of the page holding `addr` (`PERM_*` bits; 0 when outside the
@@ -406,6 +394,7 @@ impl GuestMemory {
         let r = Self::page_range(addr, len)?;
         self.host_protect(addr, len, true)?;
         self.set_perms(r, |_| perm | PERM_MAPPED);
+        self.log_change(|| MemChange::Map { addr, len, perm });
         Ok(())
     }
 
@@ -415,6 +404,7 @@ impl GuestMemory {
         let r = Self::page_range(addr, len)?;
         self.host_protect(addr, len, true)?;
         self.set_perms(r, |p| p | perm | PERM_MAPPED);
+        self.log_change(|| MemChange::MapUnion { addr, len, perm });
         Ok(())
     }
 
@@ -422,11 +412,13 @@ impl GuestMemory {
     /// reads zeros. Unmapped pages in the range are fine (as with Linux `munmap`).
     pub fn unmap(&mut self, addr: u64, len: u64) -> Result<(), MemoryError> {
         let r = Self::page_range(addr, len)?;
+        self.freeze_host_writes();
         self.set_perms(r, |_| 0);
-        self.discard(addr, len);
+        self.discard_raw(addr, len);
         // Giving the commit charge back cannot meaningfully fail; the guest-visible
         // state (unmapped) is already right.
         let _ = self.host_protect(addr, len, false);
+        self.log_change(|| MemChange::Unmap { addr, len });
         Ok(())
     }
 
@@ -436,10 +428,17 @@ impl GuestMemory {
         if len == 0 || Self::page_range(addr, len).is_err() {
             return;
         }
-        // SAFETY: `[addr, addr+len)` is page aligned and inside the reservation (checked
-        // by `page_range`); MADV_DONTNEED on a private anonymous mapping only replaces the
-        // pages with zero-fill-on-demand ones. No Rust reference into guest memory is
-        // alive (we hold `&mut self`).
+        self.freeze_host_writes();
+        self.discard_raw(addr, len);
+        self.log_change(|| MemChange::Discard { addr, len });
+    }
+
+    /// [`GuestMemory::discard`] of a validated, non-empty range, not logged.
+    fn discard_raw(&mut self, addr: u64, len: u64) {
+        // SAFETY: callers checked with `page_range` that `[addr, addr+len)` is page
+        // aligned and inside the reservation; MADV_DONTNEED on a private anonymous
+        // mapping only replaces the pages with zero-fill-on-demand ones. No Rust
+        // reference into guest memory is alive (we hold `&mut self`).
         unsafe {
             libc::madvise(
                 self.base.as_ptr().add(addr as usize).cast(),
@@ -459,6 +458,7 @@ impl GuestMemory {
             return Err(MemoryError::NotMapped { addr, len });
         }
         self.set_perms(r, |_| perm | PERM_MAPPED);
+        self.log_change(|| MemChange::Protect { addr, len, perm });
         Ok(())
     }
 
@@ -538,6 +538,9 @@ impl GuestMemory {
     /// writes into the buffer).
     pub fn host_range(&mut self, addr: u64, len: u64, need: u8) -> Result<HostRange<'_>, u64> {
         self.check_range(addr, len, need)?;
+        if need & PERM_W != 0 {
+            self.log_host_write(addr, len);
+        }
         Ok(self.view(addr, len))
     }
 
@@ -550,6 +553,11 @@ impl GuestMemory {
     ) -> Result<Vec<HostRange<'_>>, u64> {
         for &(addr, len) in ranges {
             self.check_range(addr, len, need)?;
+        }
+        if need & PERM_W != 0 {
+            for &(addr, len) in ranges {
+                self.log_host_write(addr, len);
+            }
         }
         Ok(ranges
             .iter()
@@ -575,6 +583,14 @@ impl GuestMemory {
         Ok(())
     }
 
+    /// Copies guest bytes out of mapped pages whatever their permissions (what a store
+    /// is about to overwrite, for a crosscheck's undo record).
+    pub fn read_bytes_mapped(&self, addr: u64, buf: &mut [u8]) -> Result<(), u64> {
+        self.check_range(addr, buf.len() as u64, PERM_MAPPED)?;
+        buf.copy_from_slice(self.mapped_bytes(addr, buf.len() as u64));
+        Ok(())
+    }
+
     /// Copies bytes into guest memory; requires write permission.
     pub fn write_bytes(&mut self, addr: u64, data: &[u8]) -> Result<(), u64> {
         self.check_range(addr, data.len() as u64, PERM_W)?;
@@ -594,6 +610,11 @@ impl GuestMemory {
         if data.is_empty() {
             return;
         }
+        self.freeze_host_writes();
+        self.log_change(|| MemChange::Bytes {
+            addr,
+            data: data.to_vec(),
+        });
         // SAFETY: callers checked `[addr, addr+len)` lies inside the reservation; `data`
         // is host memory outside it.
         unsafe {
@@ -612,8 +633,16 @@ impl GuestMemory {
         if len == 0 {
             return Ok(());
         }
-        // SAFETY: both ranges were checked to lie inside the reservation; `copy` allows
-        // overlap.
+        self.freeze_host_writes();
+        self.copy_within_raw(from, to, len);
+        self.log_change(|| MemChange::CopyWithin { from, to, len });
+        Ok(())
+    }
+
+    /// [`GuestMemory::copy_within`] of checked, non-empty ranges, not logged.
+    fn copy_within_raw(&mut self, from: u64, to: u64, len: u64) {
+        // SAFETY: callers checked that both ranges lie inside the reservation (and are
+        // mapped, so host-accessible in commit-on-map mode); `copy` allows overlap.
         unsafe {
             std::ptr::copy(
                 self.base.as_ptr().add(from as usize),
@@ -621,7 +650,6 @@ impl GuestMemory {
                 len as usize,
             );
         }
-        Ok(())
     }
 
     /// Moves the contents of the mapped page-aligned range at `from` to the mapped,
@@ -643,6 +671,7 @@ impl GuestMemory {
         if len == 0 {
             return Ok(());
         }
+        self.freeze_host_writes();
         // SAFETY: both ranges were validated above: page aligned, inside the
         // reservation this value owns, disjoint. MREMAP_FIXED replaces the host pages
         // of the target range (part of our private anonymous reservation) with the
@@ -662,10 +691,10 @@ impl GuestMemory {
         if r == libc::MAP_FAILED {
             // Kernels before 5.7 lack MREMAP_DONTUNMAP (and a host may run out of
             // mappings): copy instead, which is correct, only costlier.
-            self.copy_within(from, to, len)
-                .map_err(|_| MemoryError::NotMapped { addr: from, len })?;
-            self.discard(from, len);
+            self.copy_within_raw(from, to, len);
+            self.discard_raw(from, len);
         }
+        self.log_change(|| MemChange::MovePages { from, to, len });
         Ok(())
     }
 
@@ -713,6 +742,354 @@ impl GuestMemory {
             }
         }
         Ok(self.base.as_ptr().wrapping_add(addr as usize))
+    }
+}
+
+/// A change to guest memory made outside guest code (by the loader, the system-call
+/// layer, or the host kernel through a [`HostRange`]), recorded while a change log is
+/// on ([`GuestMemory::start_change_log`]). Applied in order to an identical copy of the
+/// memory ([`GuestMemory::apply_changes`]), the changes make it identical again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemChange {
+    /// [`GuestMemory::map`].
+    Map { addr: u64, len: u64, perm: u8 },
+    /// [`GuestMemory::map_union`].
+    MapUnion { addr: u64, len: u64, perm: u8 },
+    /// [`GuestMemory::unmap`].
+    Unmap { addr: u64, len: u64 },
+    /// [`GuestMemory::protect`].
+    Protect { addr: u64, len: u64, perm: u8 },
+    /// [`GuestMemory::move_pages`].
+    MovePages { from: u64, to: u64, len: u64 },
+    /// [`GuestMemory::discard`].
+    Discard { addr: u64, len: u64 },
+    /// [`GuestMemory::copy_within`].
+    CopyWithin { from: u64, to: u64, len: u64 },
+    /// Bytes written: [`GuestMemory::write_bytes`] and its privileged form, or what the
+    /// host kernel wrote into a range that a later change moved or dropped.
+    Bytes { addr: u64, data: Vec<u8> },
+    /// The host kernel was handed `[addr, addr+len)` to write (a [`HostRange`] taken
+    /// with [`PERM_W`]); what it wrote is read from the logging memory when the change
+    /// is applied.
+    HostWrite { addr: u64, len: u64 },
+}
+
+/// The change log of a [`GuestMemory`].
+#[derive(Debug, Default)]
+struct ChangeLog {
+    changes: Vec<MemChange>,
+    /// Index of the first `HostWrite` in `changes` whose contents have not been frozen
+    /// into `Bytes`.
+    unfrozen: usize,
+}
+
+/// The first difference between two guest memories ([`GuestMemory::first_difference`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemDifference {
+    /// The page at `addr` has different permissions (`PERM_*` bits, 0 when unmapped).
+    Permission { addr: u64, ours: u8, theirs: u8 },
+    /// The byte at `addr` differs; `word` is the address of the aligned 8-byte word
+    /// holding it, and `ours`/`theirs` that word's values (little endian).
+    Contents {
+        addr: u64,
+        word: u64,
+        ours: u64,
+        theirs: u64,
+    },
+}
+
+impl MemDifference {
+    /// The guest address where the memories first differ.
+    pub fn addr(&self) -> u64 {
+        match *self {
+            MemDifference::Permission { addr, .. } | MemDifference::Contents { addr, .. } => addr,
+        }
+    }
+}
+
+/// Permission bits that describe a mapping (the rest of a table entry is derived).
+const PERM_BITS: u8 = PERM_R | PERM_W | PERM_X | PERM_MAPPED;
+
+/// The first page at or after `page` that either table has an entry for (`NUM_PAGES`
+/// when none), skipping empty parts 64 entries at a time (most of the table).
+fn next_mapped(a: &[u8], b: &[u8], mut page: usize) -> usize {
+    const SPAN: usize = 64;
+    let empty = |t: &[u8], i: usize| t[i..i + SPAN].iter().fold(0, |acc, &p| acc | p) == 0;
+    while page < NUM_PAGES {
+        if page.is_multiple_of(SPAN) && page + SPAN <= NUM_PAGES && empty(a, page) && empty(b, page)
+        {
+            page += SPAN;
+            continue;
+        }
+        if a[page] | b[page] != 0 {
+            return page;
+        }
+        page += 1;
+    }
+    NUM_PAGES
+}
+
+impl GuestMemory {
+    /// Starts recording every change made outside guest code ([`MemChange`]): what
+    /// [`GuestMemory::apply_changes`] needs to keep a copy of this memory identical.
+    /// Loads and stores through [`Memory`] (guest code, in any tier) are never
+    /// recorded, and with the log off each recording point costs one branch.
+    pub fn start_change_log(&mut self) {
+        self.log.get_or_insert_with(Box::default);
+    }
+
+    /// Stops recording and drops what was recorded.
+    pub fn stop_change_log(&mut self) {
+        self.log = None;
+    }
+
+    /// The changes recorded since the log was started or last taken, oldest first.
+    /// `HostWrite` entries refer to this memory's current contents: apply them before
+    /// it changes again.
+    pub fn take_changes(&mut self) -> Vec<MemChange> {
+        match &mut self.log {
+            Some(log) => {
+                log.unfrozen = 0;
+                std::mem::take(&mut log.changes)
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Applies `changes` (taken from `source` with [`GuestMemory::take_changes`]) to
+    /// this memory, in order; `HostWrite` contents are copied from `source`. When this
+    /// memory was identical to `source` before the changes were made there, it is
+    /// identical again afterwards.
+    pub fn apply_changes(
+        &mut self,
+        changes: &[MemChange],
+        source: &GuestMemory,
+    ) -> Result<(), MemoryError> {
+        for c in changes {
+            match *c {
+                MemChange::Map { addr, len, perm } => self.map(addr, len, perm)?,
+                MemChange::MapUnion { addr, len, perm } => self.map_union(addr, len, perm)?,
+                MemChange::Unmap { addr, len } => self.unmap(addr, len)?,
+                MemChange::Protect { addr, len, perm } => self.protect(addr, len, perm)?,
+                MemChange::MovePages { from, to, len } => self.move_pages(from, to, len)?,
+                MemChange::Discard { addr, len } => self.discard(addr, len),
+                MemChange::CopyWithin { from, to, len } => self
+                    .copy_within(from, to, len)
+                    .map_err(|_| MemoryError::NotMapped { addr: from, len })?,
+                MemChange::Bytes { addr, ref data } => self
+                    .write_bytes_privileged(addr, data)
+                    .map_err(|_| MemoryError::NotMapped {
+                        addr,
+                        len: data.len() as u64,
+                    })?,
+                MemChange::HostWrite { addr, len } => {
+                    let not_mapped = MemoryError::NotMapped { addr, len };
+                    source
+                        .check_range(addr, len, PERM_MAPPED)
+                        .map_err(|_| MemoryError::NotMapped { addr, len })?;
+                    if len > 0 {
+                        // Read as a slice of `source` and written into this memory: two
+                        // reservations, so the ranges cannot overlap.
+                        self.write_bytes_privileged(addr, source.mapped_bytes(addr, len))
+                            .map_err(|_| not_mapped)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A new guest memory with the same mappings, permissions and contents (pages that
+    /// read as zero are not copied, so they stay uncommitted in the copy).
+    pub fn duplicate(&self) -> Result<GuestMemory, MemoryError> {
+        let mut copy = GuestMemory::new()?;
+        for (first, end, perm) in self.mapped_page_runs() {
+            let (addr, len) = (
+                (first as u64) << PAGE_SHIFT,
+                ((end - first) as u64) << PAGE_SHIFT,
+            );
+            copy.map(addr, len, perm & !PERM_MAPPED)?;
+            for page in first..end {
+                let at = (page as u64) << PAGE_SHIFT;
+                let bytes = self.mapped_bytes(at, PAGE_SIZE);
+                if bytes.iter().any(|&b| b != 0) {
+                    copy.copy_in(at, bytes);
+                }
+            }
+        }
+        Ok(copy)
+    }
+
+    /// The first difference between this memory and `other`, scanning up from address
+    /// 0: a page mapped with different permissions, or a byte that differs in a page
+    /// both map. `None` when the two are identical.
+    ///
+    /// Pages that the host holds in memory in neither reservation (`mincore`) are taken
+    /// to be equal without being read: an untouched anonymous page reads as zero in
+    /// both. That is exact unless the host swapped both copies out, which only delays
+    /// the report of a difference there until a later comparison.
+    pub fn first_difference(&self, other: &GuestMemory) -> Option<MemDifference> {
+        let (ours, theirs) = (self.perms(), other.perms());
+        // Runs of consecutive pages with the same, non-zero permission on both sides.
+        let mut page = 0usize;
+        while page < NUM_PAGES {
+            page = next_mapped(ours, theirs, page);
+            if page >= NUM_PAGES {
+                break;
+            }
+            let (pa, pb) = (ours[page] & PERM_BITS, theirs[page] & PERM_BITS);
+            if pa != pb {
+                return Some(MemDifference::Permission {
+                    addr: (page as u64) << PAGE_SHIFT,
+                    ours: pa,
+                    theirs: pb,
+                });
+            }
+            if pa == 0 {
+                page += 1;
+                continue;
+            }
+            let mut end = page + 1;
+            while end < NUM_PAGES && ours[end] & PERM_BITS == pa && theirs[end] & PERM_BITS == pa {
+                end += 1;
+            }
+            if let Some(d) = self.first_content_difference(other, page, end) {
+                return Some(d);
+            }
+            page = end;
+        }
+        None
+    }
+
+    /// The first differing byte in the pages `first..end`, mapped in both memories.
+    fn first_content_difference(
+        &self,
+        other: &GuestMemory,
+        first: usize,
+        end: usize,
+    ) -> Option<MemDifference> {
+        let ra = self.resident(first, end);
+        let rb = other.resident(first, end);
+        for page in first..end {
+            let i = page - first;
+            let resident = |r: &Option<Vec<u8>>| r.as_ref().is_none_or(|v| v[i] & 1 != 0);
+            if !resident(&ra) && !resident(&rb) {
+                continue;
+            }
+            let at = (page as u64) << PAGE_SHIFT;
+            let a = self.mapped_bytes(at, PAGE_SIZE);
+            let b = other.mapped_bytes(at, PAGE_SIZE);
+            if a == b {
+                continue;
+            }
+            let k = a.iter().zip(b).position(|(x, y)| x != y).unwrap_or(0);
+            let addr = at + k as u64;
+            let word = addr & !7;
+            let off = (word - at) as usize;
+            let value = |s: &[u8]| u64::from_le_bytes(s[off..off + 8].try_into().unwrap_or([0; 8]));
+            return Some(MemDifference::Contents {
+                addr,
+                word,
+                ours: value(a),
+                theirs: value(b),
+            });
+        }
+        None
+    }
+
+    /// `mincore` of the pages `first..end`: one byte per page, bit 0 set when the host
+    /// holds the page in memory. `None` when the host cannot tell (every page is then
+    /// treated as resident).
+    fn resident(&self, first: usize, end: usize) -> Option<Vec<u8>> {
+        let mut v = vec![0u8; end - first];
+        // SAFETY: pages `first..end` lie inside the reservation this value owns (they
+        // are entries of its page table); mincore only reads the host page tables and
+        // writes one byte per page into `v`, which has exactly that many.
+        let r = unsafe {
+            libc::mincore(
+                self.base.as_ptr().add(first << PAGE_SHIFT).cast(),
+                (end - first) << PAGE_SHIFT,
+                v.as_mut_ptr(),
+            )
+        };
+        (r == 0).then_some(v)
+    }
+
+    /// Maximal runs of mapped pages with equal permissions: `(first, end, perm)`.
+    fn mapped_page_runs(&self) -> Vec<(usize, usize, u8)> {
+        let perms = self.perms();
+        let mut runs = Vec::new();
+        let mut page = 0usize;
+        while page < NUM_PAGES {
+            page = next_mapped(perms, perms, page);
+            if page >= NUM_PAGES {
+                break;
+            }
+            let p = perms[page] & PERM_BITS;
+            if p == 0 {
+                page += 1;
+                continue;
+            }
+            let mut end = page + 1;
+            while end < NUM_PAGES && perms[end] & PERM_BITS == p {
+                end += 1;
+            }
+            runs.push((page, end, p));
+            page = end;
+        }
+        runs
+    }
+
+    /// The bytes of a range whose pages are all mapped, whatever their permissions.
+    fn mapped_bytes(&self, addr: u64, len: u64) -> &[u8] {
+        debug_assert!(self.check_range(addr, len, PERM_MAPPED).is_ok());
+        if len == 0 || self.check_range(addr, len, PERM_MAPPED).is_err() {
+            return &[];
+        }
+        // SAFETY: the range lies inside the reservation and its pages are mapped, so
+        // host-accessible in both reservation modes; the shared borrow of `self` keeps
+        // writers (guest code, the host kernel through a `HostRange`) out while the
+        // slice lives.
+        unsafe { std::slice::from_raw_parts(self.base.as_ptr().add(addr as usize), len as usize) }
+    }
+
+    /// Records a host-kernel write into `[addr, addr+len)` (checked), if logging.
+    fn log_host_write(&mut self, addr: u64, len: u64) {
+        if len > 0
+            && let Some(log) = &mut self.log
+        {
+            log.changes.push(MemChange::HostWrite { addr, len });
+        }
+    }
+
+    /// Records a change that was just made, if logging.
+    #[inline]
+    fn log_change(&mut self, change: impl FnOnce() -> MemChange) {
+        if let Some(log) = &mut self.log {
+            log.changes.push(change());
+        }
+    }
+
+    /// Before a change that moves or drops contents: turns the `HostWrite`s recorded so
+    /// far into the bytes they hold now, so that applying the log in order reproduces
+    /// them before the change.
+    fn freeze_host_writes(&mut self) {
+        if self.log.is_none() {
+            return;
+        }
+        let Some(mut log) = self.log.take() else {
+            return;
+        };
+        for i in log.unfrozen..log.changes.len() {
+            if let MemChange::HostWrite { addr, len } = log.changes[i] {
+                log.changes[i] = MemChange::Bytes {
+                    addr,
+                    data: self.mapped_bytes(addr, len).to_vec(),
+                };
+            }
+        }
+        log.unfrozen = log.changes.len();
+        self.log = Some(log);
     }
 }
 
@@ -942,5 +1319,102 @@ mod tests {
         assert_eq!(m.read_cstr(0x10000, 16), Ok(Vec::new()));
         m.write_bytes(0x10ffd, b"abc").unwrap();
         assert_eq!(m.read_cstr(0x10ffd, 16), Err(Some(0x11000)));
+    }
+
+    /// Writes `data` through a `HostRange`, as the host kernel would.
+    fn kernel_write(m: &mut GuestMemory, addr: u64, data: &[u8]) {
+        let r = m.host_range(addr, data.len() as u64, PERM_W).unwrap();
+        // SAFETY: `r` is a checked, writable view of `data.len()` bytes of the
+        // reservation, and no other reference into it is alive.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), r.ptr(), data.len()) };
+    }
+
+    #[test]
+    fn first_difference_names_the_first_permission_or_byte_that_differs() {
+        let mut a = mem();
+        a.map(0x10000, 0x3000, PERM_R | PERM_W).unwrap();
+        a.store64(0x11ff8, 0x1111).unwrap();
+        let mut b = a.duplicate().unwrap();
+        assert_eq!(a.first_difference(&b), None);
+        assert_eq!(b.load64(0x11ff8), Ok(0x1111));
+        b.store8(0x12003, 0x80).unwrap();
+        b.store8(0x11ffa, 0x22).unwrap();
+        assert_eq!(
+            a.first_difference(&b),
+            Some(MemDifference::Contents {
+                addr: 0x11ffa,
+                word: 0x11ff8,
+                ours: 0x1111,
+                theirs: 0x22_1111,
+            })
+        );
+        b.store8(0x11ffa, 0).unwrap();
+        assert_eq!(a.first_difference(&b).map(|d| d.addr()), Some(0x12003));
+        b.protect(0x11000, 0x1000, PERM_R).unwrap();
+        assert_eq!(
+            a.first_difference(&b),
+            Some(MemDifference::Permission {
+                addr: 0x11000,
+                ours: PERM_R | PERM_W | PERM_MAPPED,
+                theirs: PERM_R | PERM_MAPPED,
+            })
+        );
+        b.unmap(0x10000, 0x3000).unwrap();
+        b.map(GUEST_SPACE - PAGE_SIZE, PAGE_SIZE, PERM_R).unwrap();
+        assert_eq!(
+            b.first_difference(&a),
+            Some(MemDifference::Permission {
+                addr: 0x10000,
+                ours: 0,
+                theirs: PERM_R | PERM_W | PERM_MAPPED,
+            })
+        );
+    }
+
+    #[test]
+    fn applying_the_change_log_makes_a_copy_identical_again() {
+        let mut a = mem();
+        a.map(0x10000, 0x4000, PERM_R | PERM_W).unwrap();
+        a.store64(0x10000, 7).unwrap();
+        let mut b = a.duplicate().unwrap();
+        a.start_change_log();
+        a.store64(0x10008, 9).unwrap(); // guest code: not logged, done on both sides
+        b.store64(0x10008, 9).unwrap();
+        // What a system call does: the kernel writes, then the layer moves pages away
+        // from what it wrote, maps, protects, copies, writes, discards, unmaps.
+        kernel_write(&mut a, 0x10100, b"kernel");
+        a.map(0x40000, 0x2000, PERM_R | PERM_W).unwrap();
+        a.move_pages(0x10000, 0x40000, 0x2000).unwrap();
+        kernel_write(&mut a, 0x12000, b"read(2) into a buffer");
+        a.protect(0x12000, 0x1000, PERM_R).unwrap();
+        a.write_bytes(0x13000, b"struct stat").unwrap();
+        a.copy_within(0x13000, 0x13800, 11).unwrap();
+        a.map_union(0x60000, 0x1000, PERM_R | PERM_X).unwrap();
+        a.write_bytes_privileged(0x60000, b"code").unwrap();
+        a.discard(0x13000, 0x1000);
+        a.unmap(0x11000, 0x1000).unwrap();
+        kernel_write(&mut a, 0x40200, b"last");
+        a.protect(0x40000, 0x1000, PERM_R).unwrap();
+        assert!(a.first_difference(&b).is_some());
+        let changes = a.take_changes();
+        // Nothing moved or dropped the last kernel write: it is read at application.
+        assert!(changes.contains(&MemChange::HostWrite {
+            addr: 0x40200,
+            len: 4
+        }));
+        // The first kernel write was moved away: it was frozen into bytes before that.
+        assert!(changes.contains(&MemChange::Bytes {
+            addr: 0x10100,
+            data: b"kernel".to_vec()
+        }));
+        b.apply_changes(&changes, &a).unwrap();
+        assert_eq!(a.first_difference(&b), None);
+        assert_eq!(b.load64(0x40000), Ok(7));
+        assert_eq!(b.read_cstr(0x40100, 16), Ok(b"kernel".to_vec()));
+        assert!(a.take_changes().is_empty(), "taking empties the log");
+        a.stop_change_log();
+        a.write_bytes(0x12800, b"x").unwrap_err(); // read-only now
+        a.write_bytes(0x41000, b"x").unwrap();
+        assert!(a.take_changes().is_empty(), "nothing is logged when off");
     }
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use rv64::{Cpu, Interpreter};
 
+use crate::crosscheck::{Crosscheck, CrosscheckConfig, Divergence};
 use crate::jit::{Jit, JitConfig, JitError, JitReport};
 use crate::layout;
 use crate::loader::{self, ElfError};
@@ -71,12 +72,16 @@ pub enum GuestExit {
     InsnLimit { pc: u64 },
     /// A futex wait that no thread could ever end (vmjit runs one thread).
     Deadlock { pc: u64, uaddr: u64 },
+    /// `--crosscheck`: the primary VM and the interpreter diverged ([`Vm::divergence`]
+    /// has the report); `pc` and `instret` are the primary's where it was found.
+    Diverged { pc: u64, instret: u64 },
 }
 
 impl GuestExit {
     /// The process exit status vmjit should end with: the guest's own status, `128+N`
     /// for a signal (139 for a fault, 132 for an illegal instruction, like a shell
-    /// reports), 124 for the instruction limit (as `timeout(1)`), 1 for a deadlock.
+    /// reports), 124 for the instruction limit (as `timeout(1)`), 1 for a deadlock, 70
+    /// for a crosscheck divergence ([`crate::DIVERGENCE_EXIT_CODE`]).
     pub fn exit_code(&self) -> i32 {
         match *self {
             GuestExit::Exited(c) => c,
@@ -85,6 +90,7 @@ impl GuestExit {
             GuestExit::Illegal { .. } => 128 + libc::SIGILL,
             GuestExit::InsnLimit { .. } => 124,
             GuestExit::Deadlock { .. } => 1,
+            GuestExit::Diverged { .. } => crate::crosscheck::DIVERGENCE_EXIT_CODE,
         }
     }
 
@@ -119,6 +125,9 @@ impl GuestExit {
             GuestExit::Deadlock { pc, uaddr } => Some(format!(
                 "vmjit: guest deadlocked: futex wait on {uaddr:#x} (pc {pc:#x}) can never be \
                  woken in a single-threaded guest"
+            )),
+            GuestExit::Diverged { pc, instret } => Some(format!(
+                "vmjit: crosscheck: divergence after {instret} instructions (pc {pc:#x})"
             )),
         }
     }
@@ -202,6 +211,10 @@ pub struct Vm {
     pub(crate) stepped_blocks: u64,
     /// The JIT tier, when enabled ([`Vm::enable_jit`]).
     pub(crate) jit: Option<Box<Jit>>,
+    /// The shadow VM of `--crosscheck`, when enabled ([`Vm::enable_crosscheck`]).
+    pub(crate) crosscheck: Option<Box<Crosscheck>>,
+    /// The report of the divergence that ended a crosscheck run.
+    pub(crate) divergence: Option<Box<Divergence>>,
 }
 
 impl std::fmt::Debug for Vm {
@@ -277,6 +290,8 @@ impl Vm {
             trace: false,
             stepped_blocks: 0,
             jit: None,
+            crosscheck: None,
+            divergence: None,
         })
     }
 
@@ -312,6 +327,20 @@ impl Vm {
         Ok(())
     }
 
+    /// Runs the reference interpreter beside this VM from now on, as a shadow VM that
+    /// starts as an exact copy of it (registers and memory) and is compared with it as
+    /// both run (see [`crate::crosscheck`]). Call after loading, before [`Vm::run`];
+    /// a crosscheck run does not trace (`set_trace` is ignored).
+    pub fn enable_crosscheck(&mut self, config: CrosscheckConfig) -> Result<(), MemoryError> {
+        self.crosscheck = Some(Box::new(Crosscheck::new(self, config)?));
+        Ok(())
+    }
+
+    /// The report of the divergence that ended the last run ([`GuestExit::Diverged`]).
+    pub fn divergence(&self) -> Option<&Divergence> {
+        self.divergence.as_deref()
+    }
+
     /// The JIT's report (counters, code-cache statistics, hottest blocks), if the JIT
     /// is enabled.
     pub fn jit_report(&mut self) -> Option<JitReport> {
@@ -337,7 +366,14 @@ impl Vm {
     /// Runs the guest until it exits, faults, or hits the instruction limit.
     pub fn run(&mut self) -> RunOutcome {
         let start = std::time::Instant::now();
-        let exit = crate::dispatch::run(self);
+        let exit = match self.crosscheck.take() {
+            Some(mut cc) => {
+                let exit = crate::crosscheck::run(self, &mut cc);
+                self.crosscheck = Some(cc);
+                exit
+            }
+            None => crate::dispatch::run(self),
+        };
         RunOutcome {
             exit,
             instructions: self.cpu.instret,

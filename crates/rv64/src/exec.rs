@@ -76,15 +76,6 @@ pub(crate) fn misaligned_fetch(pc: u64) -> Exit {
     }
 }
 
-/// Reads of `time` count 10 MHz ticks of the host's monotonic clock since the first read.
-fn time_ticks() -> u64 {
-    use std::sync::OnceLock;
-    use std::time::Instant;
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    let e = *EPOCH.get_or_init(Instant::now);
-    (e.elapsed().as_nanos() / 100) as u64
-}
-
 const CSR_FFLAGS: i64 = 0x001;
 const CSR_FRM: i64 = 0x002;
 const CSR_FCSR: i64 = 0x003;
@@ -402,7 +393,7 @@ pub(crate) fn step<M: Memory>(
                 CSR_FCSR => (cpu.frm << 5 | cpu.fflags) as u64,
                 CSR_CYCLE | CSR_INSTRET | CSR_TIME if writes => bail!(illegal),
                 CSR_CYCLE | CSR_INSTRET => cpu.instret + retired,
-                CSR_TIME => time_ticks(),
+                CSR_TIME => crate::clock::time_ticks(),
                 _ => bail!(illegal),
             };
             if writes {

@@ -273,6 +273,70 @@ struct Heat {
     translations: u8,
     /// The tier-up counter of the block's baseline code (`ctx.counters` index).
     counter: u32,
+    /// The tier of the block's last published translation.
+    tier: Option<CodeTier>,
+}
+
+/// Which translator produced a code-cache entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodeTier {
+    /// The baseline (template) translator.
+    Baseline,
+    /// Cranelift, one block (`opt_level=none`).
+    Tier1,
+    /// Cranelift, a region of blocks (`opt_level=speed`).
+    Tier2,
+}
+
+impl std::fmt::Display for CodeTier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CodeTier::Baseline => "baseline",
+            CodeTier::Tier1 => "tier 1",
+            CodeTier::Tier2 => "tier 2",
+        })
+    }
+}
+
+/// What [`Jit::run_observed`] tells its observer, for a crosscheck; the plain
+/// [`Jit::run`] observes nothing, at no cost (the calls compile away).
+pub(crate) trait Observer {
+    /// Return [`Exit::Budget`] after every dispatch step (one entry into translated
+    /// code, or one interpreted block) instead of running on to the budget.
+    const STEP: bool;
+    /// Translated code at `pc`, of `tier` when known, is entered with `instret`
+    /// instructions retired.
+    fn entered(&mut self, pc: u64, tier: Option<CodeTier>, instret: u64);
+    /// Translated code entered at `pc` returned to the dispatcher with `cpu` (a test
+    /// hook may change it or `mem`, as mistranslated code would).
+    fn returned(&mut self, pc: u64, cpu: &mut Cpu, mem: &mut GuestMemory);
+    /// Translated code left with `SLOW_PATH` at `pc`; the interpreter runs the rest of
+    /// the block.
+    fn slow_path(&mut self, pc: u64);
+    /// The interpreter runs the block at `pc`.
+    fn interpreted(&mut self, pc: u64);
+    /// False to run only the code the cache holds now: no translation is made or
+    /// published (a crosscheck replaying a step runs the code the step ran).
+    fn may_translate(&self) -> bool;
+}
+
+/// The observer of [`Jit::run`].
+struct Unobserved;
+
+impl Observer for Unobserved {
+    const STEP: bool = false;
+    #[inline(always)]
+    fn entered(&mut self, _: u64, _: Option<CodeTier>, _: u64) {}
+    #[inline(always)]
+    fn returned(&mut self, _: u64, _: &mut Cpu, _: &mut GuestMemory) {}
+    #[inline(always)]
+    fn slow_path(&mut self, _: u64) {}
+    #[inline(always)]
+    fn interpreted(&mut self, _: u64) {}
+    #[inline(always)]
+    fn may_translate(&self) -> bool {
+        true
+    }
 }
 
 impl Heat {
@@ -342,6 +406,9 @@ pub struct Jit {
     tier2_period: u64,
     /// `/tmp/perf-<pid>.map` when `perf_map` is on (dropped after a write error).
     perf_map: Option<std::io::BufWriter<std::fs::File>>,
+    /// Most chained transfers per entry into translated code (`CHAIN_BUDGET` unless a
+    /// crosscheck lowers it).
+    chain_limit: u64,
 }
 
 impl std::fmt::Debug for Jit {
@@ -440,6 +507,7 @@ impl Jit {
             last_tier2_check: 0,
             tier2_period: TIER2_PERIOD,
             perf_map,
+            chain_limit: CHAIN_BUDGET,
         })
     }
 
@@ -453,6 +521,12 @@ impl Jit {
         &self.stats
     }
 
+    /// Lowers the chained transfers translated code makes before it returns to the
+    /// dispatcher, from 16 384 (0: every translated block returns).
+    pub fn set_chain_limit(&mut self, transfers: u64) {
+        self.chain_limit = transfers.min(CHAIN_BUDGET);
+    }
+
     /// Runs guest code from `cpu.pc` until an exit or until at least `budget`
     /// instructions retired (then `Exit::Budget`, overshooting by less than one block).
     pub fn run(
@@ -461,6 +535,19 @@ impl Jit {
         mem: &mut GuestMemory,
         interp: &mut Interpreter,
         budget: u64,
+    ) -> Exit {
+        self.run_observed(cpu, mem, interp, budget, &mut Unobserved)
+    }
+
+    /// [`Jit::run`], telling `obs` what runs (and, with `O::STEP`, returning after
+    /// each dispatch step).
+    pub(crate) fn run_observed<O: Observer>(
+        &mut self,
+        cpu: &mut Cpu,
+        mem: &mut GuestMemory,
+        interp: &mut Interpreter,
+        budget: u64,
+        obs: &mut O,
     ) -> Exit {
         let layout = self.exec.jump_cache_layout();
         let mut ctx = JitContext::new(
@@ -474,13 +561,17 @@ impl Jit {
         ctx.jc_mask = (layout.len - 1) as u64;
         ctx.jc_shift = u64::from(layout.key_shift);
         let start = ctx.cpu.instret;
+        let mut stepped = false;
         let exit = loop {
             self.exec.quiescent();
-            self.poll_background();
+            if obs.may_translate() {
+                self.poll_background();
+            }
             let done = ctx.cpu.instret.wrapping_sub(start);
-            if done >= budget {
+            if done >= budget || (O::STEP && stepped) {
                 break Exit::Budget;
             }
+            stepped = true;
             for pc in self.published.drain(..) {
                 interp.set_mark(pc, 0);
             }
@@ -489,8 +580,12 @@ impl Jit {
             if mark.is_some() {
                 self.exec.count_miss();
             } else if let Some(code) = self.exec.lookup(pc) {
-                ctx.chain_budget = CHAIN_BUDGET.min((budget - done) / UNIT_INSNS as u64);
+                ctx.chain_budget = self.chain_limit.min((budget - done) / UNIT_INSNS as u64);
                 self.stats.entries += 1;
+                if O::STEP {
+                    let tier = self.heat.get(&pc).and_then(|h| h.tier);
+                    obs.entered(pc, tier, ctx.cpu.instret);
+                }
                 // Re-derived for every call: the Rust side writes the counters between
                 // calls.
                 ctx.counters = self.counters.as_mut_ptr();
@@ -502,11 +597,15 @@ impl Jit {
                 // documents) and this executor's jump cache; `mem` is not used until
                 // the call returns.
                 let st = unsafe { self.trampoline.call(&mut ctx, code.as_ptr()) };
+                if O::STEP {
+                    obs.returned(pc, &mut ctx.cpu, mem);
+                }
                 if st == status::SLOW_PATH {
                     // The access at pc failed the inline check: the interpreter runs
                     // it (a precise fault, or an access the fast bits do not cover)
                     // and the rest of its block.
                     self.stats.slow_paths += 1;
+                    obs.slow_path(ctx.cpu.pc);
                     if let Err(e) = interp.run_block(&mut ctx.cpu, mem) {
                         break e;
                     }
@@ -524,7 +623,7 @@ impl Jit {
                     match heat.state {
                         // `translations` is 1 until tier 1 is published: baseline code
                         // still looping inside itself after that asks for nothing.
-                        State::Cold if heat.translations <= 1 => {
+                        State::Cold if heat.translations <= 1 && obs.may_translate() => {
                             self.request(pc, Tier::Quick, mem);
                         }
                         State::Queued => {
@@ -551,7 +650,9 @@ impl Jit {
                 }
                 // Chained code returns here only every CHAIN_BUDGET blocks, so the
                 // look for tier-2 candidates is paced by instructions, not entries.
-                if ctx.cpu.instret.wrapping_sub(self.last_tier2_check) >= self.tier2_period {
+                if ctx.cpu.instret.wrapping_sub(self.last_tier2_check) >= self.tier2_period
+                    && obs.may_translate()
+                {
                     self.last_tier2_check = ctx.cpu.instret;
                     self.tier2_period = if self.consider_tier2(mem) {
                         TIER2_PERIOD
@@ -565,15 +666,17 @@ impl Jit {
             // consulted once per period. A block not yet marked (first run, or its
             // jump-cache entry was taken) is marked after it runs.
             if let Some(m) = mark
+                && obs.may_translate()
                 && self.count_run(interp, pc, m, mem)
             {
                 continue;
             }
             self.stats.interpreted_blocks += 1;
+            obs.interpreted(pc);
             if let Err(e) = interp.run_block(&mut ctx.cpu, mem) {
                 break e;
             }
-            if mark.is_none() {
+            if mark.is_none() && obs.may_translate() {
                 // The cache was probed for `pc` above and missed. The block may have
                 // been marked before it lost its jump-cache entry: its count goes on.
                 let before = interp.cached_mark(pc).unwrap_or(0);
@@ -733,6 +836,7 @@ impl Jit {
                 // threshold, as after a tier-1 one.
                 heat.translations = heat.translations.saturating_add(1);
                 heat.counter = counter;
+                heat.tier = Some(CodeTier::Baseline);
                 // Handed out round robin: an index shared with an older block only
                 // moves when one of the two asks for tier 1.
                 self.counters[counter as usize] = self.config.baseline_runs.max(1);
@@ -827,12 +931,14 @@ impl Jit {
                 match done.tier {
                     Tier::Quick => {
                         self.stats.tier1_translations += 1;
+                        heat.tier = Some(CodeTier::Tier1);
                         heat.tier2 = false;
                         heat.translations = heat.translations.saturating_add(1);
                         heat.runs = 0;
                     }
                     Tier::Region => {
                         self.stats.tier2_translations += 1;
+                        heat.tier = Some(CodeTier::Tier2);
                         self.stats.tier2_blocks += compiled.ranges.len() as u64;
                     }
                 }
