@@ -321,7 +321,11 @@ impl GuestMemory {
         self.mapped_page_runs()
             .into_iter()
             .map(|(first, end, perm)| {
-                ((first as u64) << PAGE_SHIFT, (end as u64) << PAGE_SHIFT, perm)
+                (
+                    (first as u64) << PAGE_SHIFT,
+                    (end as u64) << PAGE_SHIFT,
+                    perm,
+                )
             })
             .collect()
     }
