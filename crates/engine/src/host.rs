@@ -852,7 +852,7 @@ mod tests {
 
     #[test]
     fn safe_wrappers_refuse_commands_whose_argument_they_did_not_size() {
-        let mut m = GuestMemory::new().unwrap();
+        let m = GuestMemory::new().unwrap();
         m.map(0x10000, 0x1000, PERM_R | PERM_W).unwrap();
         let einval = -i64::from(libc::EINVAL);
         // A pointer-taking command through the integer path would let the kernel
@@ -870,7 +870,7 @@ mod tests {
 
     #[test]
     fn fionread_reports_the_bytes_waiting_in_a_pipe() {
-        let mut m = GuestMemory::new().unwrap();
+        let m = GuestMemory::new().unwrap();
         m.map(0x10000, 0x1000, PERM_R | PERM_W).unwrap();
         let [r, w] = pipe2(libc::O_CLOEXEC).unwrap();
         m.write_bytes(0x10000, b"12345").unwrap();

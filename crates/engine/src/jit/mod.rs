@@ -1099,7 +1099,7 @@ mod tests {
     const LOOP: [u32; 2] = [0x0015_0513, 0xffdf_f06f];
 
     fn setup(config: JitConfig) -> (Jit, GuestMemory, Interpreter, Cpu) {
-        let mut mem = GuestMemory::new().expect("guest memory");
+        let mem = GuestMemory::new().expect("guest memory");
         mem.map(CODE, 0x1000, PERM_R | PERM_X).expect("map code");
         let bytes: Vec<u8> = LOOP.iter().flat_map(|w| w.to_le_bytes()).collect();
         mem.write_bytes_privileged(CODE, &bytes)

@@ -10,7 +10,7 @@ use rv64::Memory;
 const HEAP: u64 = 0x100_0000;
 
 fn setup() -> (Syscalls, GuestMemory) {
-    let mut m = GuestMemory::new().unwrap();
+    let m = GuestMemory::new().unwrap();
     m.map(0x10000, 0x10000, PERM_R | PERM_W).unwrap();
     (Syscalls::new(HEAP, b"/bin/guest".to_vec()), m)
 }
