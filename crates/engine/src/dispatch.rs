@@ -96,7 +96,7 @@ pub(crate) fn handle_with(
             // The interpreter leaves the ecall unretired (the engine completes it), as
             // Linux counts it once the kernel returns.
             vm.cpu.instret += 1;
-            let r = vm.sys.handle(&mut vm.cpu, &mut vm.mem);
+            let r = vm.sys.handle(&mut vm.cpu, &vm.mem);
             apply_invalidations(vm, shadow);
             match r {
                 None => None,

@@ -359,4 +359,3 @@ impl GuestMemory {
         log.unfrozen = log.changes.len();
     }
 }
-

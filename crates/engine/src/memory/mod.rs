@@ -434,10 +434,7 @@ impl GuestMemory {
         // size, from a page-aligned start) holds PERMS_BYTES / 8 aligned words; as in
         // `perms`, Rust only accesses it atomically.
         unsafe {
-            std::slice::from_raw_parts(
-                self.perm_table_ptr().cast::<AtomicU64>(),
-                PERMS_BYTES / 8,
-            )
+            std::slice::from_raw_parts(self.perm_table_ptr().cast::<AtomicU64>(), PERMS_BYTES / 8)
         }
     }
 
@@ -948,7 +945,12 @@ impl GuestMemory {
 
     /// A load of `N` bytes with permission `need` (guest code's path).
     #[inline(always)]
-    fn load_n<const N: usize>(&self, addr: u64, need: u8, kind: AccessKind) -> Result<u64, MemFault> {
+    fn load_n<const N: usize>(
+        &self,
+        addr: u64,
+        need: u8,
+        kind: AccessKind,
+    ) -> Result<u64, MemFault> {
         let p = self.check_access(addr, N as u64, need, kind)?;
         Ok(load_raw::<N>(p))
     }

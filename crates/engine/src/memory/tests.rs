@@ -392,7 +392,11 @@ fn threads_access_memory_while_another_maps_and_unmaps() {
     assert_eq!(m.accessible_bytes(), 0x10000);
     assert!(m.is_free(0x200000, 0x4000));
     m.map(0x200000, 0x1000, PERM_R | PERM_W).unwrap();
-    assert_eq!(m.load64(0x200000), Ok(0), "unmapped pages come back as zeros");
+    assert_eq!(
+        m.load64(0x200000),
+        Ok(0),
+        "unmapped pages come back as zeros"
+    );
 }
 
 #[test]
