@@ -70,7 +70,7 @@ pub fn run(vm: &mut Vm) -> GuestExit {
 /// otherwise the interpreter.
 fn run_guest_code(vm: &mut Vm, budget: u64) -> Exit {
     match vm.jit.as_deref_mut() {
-        Some(jit) => jit.run(&mut vm.cpu, &mut vm.mem, &mut vm.interp, budget),
+        Some(jit) => jit.run(&mut vm.cpu, &vm.mem, &mut vm.interp, budget),
         None => vm.interp.run(&mut vm.cpu, &mut vm.mem, budget),
     }
 }

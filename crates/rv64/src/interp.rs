@@ -276,6 +276,14 @@ impl Interpreter {
         }
     }
 
+    /// Sets the mark of every decoded block to 0 (an embedder that lost track of which
+    /// marks are stale).
+    pub fn clear_marks(&mut self) {
+        for b in &mut self.blocks {
+            b.mark = 0;
+        }
+    }
+
     /// Sets the mark of the decoded block at `pc`, wherever it is cached; false if no
     /// block starting at `pc` is decoded.
     pub fn set_mark(&mut self, pc: u64, mark: u32) -> bool {

@@ -251,7 +251,7 @@ impl Observer for Recorder<'_> {
         };
     }
 
-    fn returned(&mut self, pc: u64, cpu: &mut Cpu, mem: &mut GuestMemory) {
+    fn returned(&mut self, pc: u64, cpu: &mut Cpu, mut mem: &GuestMemory) {
         let Some(b) = self.broken.as_deref_mut() else {
             return;
         };
@@ -437,7 +437,7 @@ fn primary_step(
                 broken,
                 frozen: false,
             };
-            let exit = jit.run_observed(&mut vm.cpu, &mut vm.mem, &mut vm.interp, budget, &mut rec);
+            let exit = jit.run_observed(&mut vm.cpu, &vm.mem, &mut vm.interp, budget, &mut rec);
             (exit, rec.ran)
         }
         None => {
@@ -586,7 +586,7 @@ impl Crosscheck {
         self.shadow.cpu = start_cpu;
         // The replay's primary works on a copy, so the shadow's memory stays as it was
         // when the step began.
-        let mut mem = match self.shadow.mem.duplicate() {
+        let mem = match self.shadow.mem.duplicate() {
             Ok(m) => m,
             Err(e) => {
                 d.localise_note = Some(format!("cannot copy guest memory to replay it ({e})"));
@@ -613,7 +613,7 @@ impl Crosscheck {
                 frozen: true,
             };
             clock::set_mode(ClockMode::Record);
-            let exit = jit.run_observed(&mut cpu, &mut mem, &mut vm.interp, CHUNK, &mut rec);
+            let exit = jit.run_observed(&mut cpu, &mem, &mut vm.interp, CHUNK, &mut rec);
             clock::set_mode(ClockMode::Replay);
             let ran = rec.ran;
             let shadow_exit = self.shadow.catch_up(cpu.instret, exit);
