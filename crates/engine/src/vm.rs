@@ -7,6 +7,7 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rv64::{Cpu, Interpreter};
@@ -18,6 +19,7 @@ use crate::loader::{self, ElfError};
 use crate::memory::{GuestMemory, MemoryError, PERM_R, PERM_W};
 use crate::stack::{self, AuxInfo, StackError};
 use crate::syscall::Syscalls;
+use crate::threads::GuestThread;
 
 /// Largest executable vmjit reads (a guard against feeding it huge files).
 const MAX_FILE: u64 = 1 << 30;
@@ -183,6 +185,8 @@ pub struct RunOutcome {
     pub instructions: u64,
     /// Basic blocks executed.
     pub blocks: u64,
+    /// Threads created and the most alive at once.
+    pub threads: crate::threads::ThreadStats,
     /// Wall-clock time of the run (loading excluded).
     pub wall: Duration,
 }
@@ -200,17 +204,11 @@ pub fn host_environment() -> Vec<OsString> {
         .collect()
 }
 
-/// One guest process.
+/// One guest process: its first thread (which [`Vm::run`] runs on the calling host
+/// thread; the threads it starts run on host threads of their own) and its memory.
 pub struct Vm {
-    pub(crate) cpu: Cpu,
-    pub(crate) mem: GuestMemory,
-    pub(crate) sys: Syscalls,
-    pub(crate) interp: Interpreter,
-    pub(crate) max_insns: Option<u64>,
-    pub(crate) trace: bool,
-    pub(crate) stepped_blocks: u64,
-    /// The JIT tier, when enabled ([`Vm::enable_jit`]).
-    pub(crate) jit: Option<Box<Jit>>,
+    pub(crate) main: GuestThread,
+    pub(crate) mem: Arc<GuestMemory>,
     /// The shadow VM of `--crosscheck`, when enabled ([`Vm::enable_crosscheck`]).
     pub(crate) crosscheck: Option<Box<Crosscheck>>,
     /// The report of the divergence that ended a crosscheck run.
@@ -220,7 +218,7 @@ pub struct Vm {
 impl std::fmt::Debug for Vm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Vm")
-            .field("pc", &self.cpu.pc)
+            .field("pc", &self.main.cpu.pc)
             .field("mem", &self.mem)
             .finish()
     }
@@ -281,15 +279,20 @@ impl Vm {
         cpu.x[2] = st.sp;
         let mut sys = Syscalls::new(img.brk, exe);
         sys.set_process_strings(&argv, &envp);
+        let handle = Arc::clone(sys.thread_handle());
         Ok(Vm {
-            cpu,
-            mem,
-            sys,
-            interp: Interpreter::new(),
-            max_insns: None,
-            trace: false,
-            stepped_blocks: 0,
-            jit: None,
+            main: GuestThread {
+                cpu,
+                sys,
+                interp: Interpreter::new(),
+                jit: None,
+                stepped_blocks: 0,
+                max_insns: None,
+                trace: false,
+                crosscheck: false,
+                handle,
+            },
+            mem: Arc::new(mem),
             crosscheck: None,
             divergence: None,
         })
@@ -301,29 +304,31 @@ impl Vm {
     /// command line passes those open when it started ([`crate::host::open_fds`]).
     pub fn inherit_fds(&mut self, fds: &[i32]) {
         for &fd in fds {
-            self.sys.inherit_fd(fd);
+            self.main.sys.inherit_fd(fd);
         }
     }
 
     /// Bounds the guest's memory (see [`Syscalls::set_memory_limit`]; the default is
     /// [`crate::syscall::default_max_memory`]).
     pub fn set_max_memory(&mut self, bytes: u64) {
-        self.sys.set_memory_limit(bytes);
+        self.main.sys.set_memory_limit(bytes);
     }
 
     /// Stop after this many guest instructions ([`GuestExit::InsnLimit`]).
     pub fn set_max_insns(&mut self, limit: Option<u64>) {
-        self.max_insns = limit;
+        self.main.max_insns = limit;
     }
 
     /// Print every executed instruction (pc, encoding, disassembly) to stderr.
     pub fn set_trace(&mut self, on: bool) {
-        self.trace = on;
+        self.main.trace = on;
     }
 
     /// Runs hot guest code through the JIT (code cache + Cranelift) from now on.
     pub fn enable_jit(&mut self, config: JitConfig) -> Result<(), JitError> {
-        self.jit = Some(Box::new(Jit::new(config)?));
+        let mut jit = Jit::new(config)?;
+        jit.set_attention(Arc::clone(&self.main.handle));
+        self.main.jit = Some(Box::new(jit));
         Ok(())
     }
 
@@ -333,6 +338,7 @@ impl Vm {
     /// a crosscheck run does not trace (`set_trace` is ignored).
     pub fn enable_crosscheck(&mut self, config: CrosscheckConfig) -> Result<(), MemoryError> {
         self.crosscheck = Some(Box::new(Crosscheck::new(self, config)?));
+        self.main.crosscheck = true;
         Ok(())
     }
 
@@ -345,17 +351,17 @@ impl Vm {
     /// is enabled.
     pub fn jit_report(&mut self) -> Option<JitReport> {
         let mem = &self.mem;
-        self.jit.as_deref_mut().map(|j| j.report(mem))
+        self.main.jit.as_deref_mut().map(|j| j.report(mem))
     }
 
     /// The JIT tier, if enabled (for tests and tools).
     pub fn jit(&self) -> Option<&Jit> {
-        self.jit.as_deref()
+        self.main.jit.as_deref()
     }
 
     /// The guest's registers (for tests and tools).
     pub fn cpu(&self) -> &Cpu {
-        &self.cpu
+        &self.main.cpu
     }
 
     /// The guest's memory (for tests and tools).
@@ -370,14 +376,21 @@ impl Vm {
             Some(mut cc) => {
                 let exit = crate::crosscheck::run(self, &mut cc);
                 self.crosscheck = Some(cc);
+                let group = self.main.sys.group();
+                group.add_counts(
+                    self.main.cpu.instret,
+                    self.main.interp.blocks_executed() + self.main.stepped_blocks,
+                );
                 exit
             }
             None => crate::dispatch::run(self),
         };
+        let (instructions, blocks) = self.main.sys.group().counts();
         RunOutcome {
             exit,
-            instructions: self.cpu.instret,
-            blocks: self.interp.blocks_executed() + self.stepped_blocks,
+            instructions,
+            blocks,
+            threads: self.main.sys.group().stats(),
             wall: start.elapsed(),
         }
     }

@@ -309,13 +309,13 @@ impl Crosscheck {
     pub(crate) fn new(vm: &Vm, config: CrosscheckConfig) -> Result<Self, MemoryError> {
         Ok(Crosscheck {
             shadow: Shadow {
-                cpu: vm.cpu.clone(),
+                cpu: vm.main.cpu.clone(),
                 mem: vm.mem.duplicate()?,
                 interp: Interpreter::new(),
                 undo: Vec::new(),
             },
             recent: VecDeque::with_capacity(RECENT),
-            memory_agreed_at: vm.cpu.instret,
+            memory_agreed_at: vm.main.cpu.instret,
             broken: config.inject.map(|inject| BrokenBlock { inject, pc: None }),
             config,
         })
@@ -326,7 +326,7 @@ impl Crosscheck {
 /// [`GuestExit::Diverged`], with the report left in `vm`).
 pub(crate) fn run(vm: &mut Vm, cc: &mut Crosscheck) -> GuestExit {
     vm.mem.start_change_log();
-    if let Some(jit) = vm.jit.as_deref_mut() {
+    if let Some(jit) = vm.main.jit.as_deref_mut() {
         jit.set_chain_limit(cc.config.interval);
     }
     clock::clear();
@@ -355,18 +355,21 @@ fn run_steps(
     trace: &mut TraceBuf,
 ) -> Result<GuestExit, Box<Divergence>> {
     loop {
-        let left = vm.max_insns.map(|max| max.saturating_sub(vm.cpu.instret));
+        let left = vm
+            .main
+            .max_insns
+            .map(|max| max.saturating_sub(vm.main.cpu.instret));
         if left == Some(0) {
-            cc.check_memory(vm, CheckPoint::End, Ran::Nothing, vm.cpu.instret)?;
-            return Ok(GuestExit::InsnLimit { pc: vm.cpu.pc });
+            cc.check_memory(vm, CheckPoint::End, Ran::Nothing, vm.main.cpu.instret)?;
+            return Ok(GuestExit::InsnLimit { pc: vm.main.cpu.pc });
         }
-        let start = vm.cpu.instret;
+        let start = vm.main.cpu.instret;
         let start_cpu = cc.shadow.cpu.clone();
         clock::set_mode(ClockMode::Record);
         let interval = cc.config.interval;
         let (exit, ran) = primary_step(vm, &mut cc.recent, cc.broken.as_mut(), left, interval);
         clock::set_mode(ClockMode::Replay);
-        let shadow_exit = cc.shadow.catch_up(vm.cpu.instret, exit);
+        let shadow_exit = cc.shadow.catch_up(vm.main.cpu.instret, exit);
         clock::set_mode(ClockMode::Host);
         // Changes made outside guest code other than by a system call (none today)
         // are the shadow's too.
@@ -381,13 +384,13 @@ fn run_steps(
         }
         match exit {
             Exit::Budget => {
-                if vm.cpu.instret - cc.memory_agreed_at >= cc.config.memory_period {
+                if vm.main.cpu.instret - cc.memory_agreed_at >= cc.config.memory_period {
                     cc.check_memory(vm, CheckPoint::Periodic, ran, start)
                         .map_err(|d| cc.localise(vm, d, start_cpu))?;
                 }
             }
             Exit::Ecall => {
-                let nr = vm.cpu.x[17];
+                let nr = vm.main.cpu.x[17];
                 cc.check_memory(vm, CheckPoint::Syscall { nr }, ran, start)
                     .map_err(|d| cc.localise(vm, d, start_cpu))?;
                 let r = dispatch::handle_with(vm, exit, trace, Some(&mut cc.shadow.interp));
@@ -395,7 +398,7 @@ fn run_steps(
                 if let Err(e) = cc.shadow.mem.apply_changes(&changes, &vm.mem) {
                     return Err(cc.replay_failed(vm, start, ran, &e));
                 }
-                cc.shadow.cpu = vm.cpu.clone();
+                cc.shadow.cpu = vm.main.cpu.clone();
                 if let Some(end) = r {
                     return Ok(end);
                 }
@@ -424,12 +427,12 @@ fn primary_step(
     left: Option<u64>,
     interval: u64,
 ) -> (Exit, Ran) {
-    let pc = vm.cpu.pc;
+    let pc = vm.main.cpu.pc;
     if left.is_some_and(|l| l <= SLACK) {
-        return (dispatch::step(vm, None), Ran::Stepped { pc });
+        return (dispatch::step_vm(vm, None), Ran::Stepped { pc });
     }
     let budget = left.map_or(CHUNK, |l| l - SLACK);
-    match vm.jit.as_deref_mut() {
+    match vm.main.jit.as_deref_mut() {
         Some(jit) => {
             let mut rec = Recorder {
                 recent,
@@ -437,20 +440,26 @@ fn primary_step(
                 broken,
                 frozen: false,
             };
-            let exit = jit.run_observed(&mut vm.cpu, &vm.mem, &mut vm.interp, budget, &mut rec);
+            let exit = jit.run_observed(
+                &mut vm.main.cpu,
+                &vm.mem,
+                &mut vm.main.interp,
+                budget,
+                &mut rec,
+            );
             (exit, rec.ran)
         }
         None => {
             // As many blocks as translated code would chain, within the budget (which
             // a block overshoots by less than SLACK, as in the dispatch loop).
-            let start = vm.cpu.instret;
+            let start = vm.main.cpu.instret;
             let mut exit = Exit::Budget;
             for _ in 0..=interval {
-                if let Err(e) = vm.interp.run_block(&mut vm.cpu, &mut vm.mem) {
+                if let Err(e) = vm.main.interp.run_block(&mut vm.main.cpu, &mut &*vm.mem) {
                     exit = e;
                     break;
                 }
-                if vm.cpu.instret - start >= budget {
+                if vm.main.cpu.instret - start >= budget {
                     break;
                 }
             }
@@ -496,11 +505,11 @@ impl Crosscheck {
         ran: Ran,
     ) -> Option<Box<Divergence>> {
         let clock_reads_left = clock::pending();
-        if vm.cpu == self.shadow.cpu && exit == shadow_exit && clock_reads_left == 0 {
+        if vm.main.cpu == self.shadow.cpu && exit == shadow_exit && clock_reads_left == 0 {
             return None;
         }
         clock::clear();
-        let registers = register_diffs(&vm.cpu, &self.shadow.cpu);
+        let registers = register_diffs(&vm.main.cpu, &self.shadow.cpu);
         let mut d = self.divergence(vm, CheckPoint::Step, start, ran);
         d.registers = registers;
         d.exits = (exit != shadow_exit).then_some((exit, shadow_exit));
@@ -519,7 +528,7 @@ impl Crosscheck {
     ) -> Result<(), Box<Divergence>> {
         match vm.mem.first_difference(&self.shadow.mem) {
             None => {
-                self.memory_agreed_at = vm.cpu.instret;
+                self.memory_agreed_at = vm.main.cpu.instret;
                 Ok(())
             }
             Some(diff) => {
@@ -545,9 +554,9 @@ impl Crosscheck {
             .unwrap_or_default();
         Box::new(Divergence {
             point,
-            instret: vm.cpu.instret,
+            instret: vm.main.cpu.instret,
             step_start: start,
-            primary_pc: vm.cpu.pc,
+            primary_pc: vm.main.cpu.pc,
             shadow_pc: self.shadow.cpu.pc,
             ran,
             exits: None,
@@ -557,15 +566,15 @@ impl Crosscheck {
             clock_reads_left: 0,
             recent: self.recent.iter().copied().collect(),
             code,
-            at_pc: disassemble_at(&vm.mem, vm.cpu.pc, 4),
+            at_pc: disassemble_at(&vm.mem, vm.main.cpu.pc, 4),
             replay_error: None,
             localised: None,
             localise_note: None,
             all: self
                 .config
                 .all_registers
-                .then(|| Box::new((vm.cpu.clone(), self.shadow.cpu.clone()))),
-            engine: if vm.jit.is_some() {
+                .then(|| Box::new((vm.main.cpu.clone(), self.shadow.cpu.clone()))),
+            engine: if vm.main.jit.is_some() {
                 "the JIT"
             } else {
                 "the interpreter"
@@ -579,7 +588,7 @@ impl Crosscheck {
     /// primary's code one block at a time beside the interpreter.
     fn localise(&mut self, vm: &mut Vm, mut d: Box<Divergence>, start_cpu: Cpu) -> Box<Divergence> {
         let in_step = d.point == CheckPoint::Step || d.memory_agreed_at == d.step_start;
-        if vm.jit.is_none() || !matches!(d.ran, Ran::Translated { .. }) || !in_step {
+        if vm.main.jit.is_none() || !matches!(d.ran, Ran::Translated { .. }) || !in_step {
             return d;
         }
         self.shadow.undo_step();
@@ -595,7 +604,7 @@ impl Crosscheck {
         };
         let mut cpu = self.shadow.cpu.clone();
         let target = d.instret;
-        let Some(jit) = vm.jit.as_deref_mut() else {
+        let Some(jit) = vm.main.jit.as_deref_mut() else {
             return d;
         };
         jit.set_chain_limit(0);
@@ -613,7 +622,7 @@ impl Crosscheck {
                 frozen: true,
             };
             clock::set_mode(ClockMode::Record);
-            let exit = jit.run_observed(&mut cpu, &mem, &mut vm.interp, CHUNK, &mut rec);
+            let exit = jit.run_observed(&mut cpu, &mem, &mut vm.main.interp, CHUNK, &mut rec);
             clock::set_mode(ClockMode::Replay);
             let ran = rec.ran;
             let shadow_exit = self.shadow.catch_up(cpu.instret, exit);

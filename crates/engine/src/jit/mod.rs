@@ -456,6 +456,9 @@ pub struct Jit {
     /// crosscheck lowers it).
     chain_limit: u64,
     counters: ThreadCounters,
+    /// The guest thread's handle: dispatch returns to the engine when it asks for
+    /// attention (mail from another thread, the process's end).
+    attention: Option<Arc<crate::threads::ThreadHandle>>,
 }
 
 impl std::fmt::Debug for Jit {
@@ -711,7 +714,13 @@ impl Jit {
             tier2_period: TIER2_PERIOD,
             chain_limit: CHAIN_BUDGET,
             counters: ThreadCounters::default(),
+            attention: None,
         }
+    }
+
+    /// Makes dispatch return (`Exit::Budget`) whenever `handle` asks for attention.
+    pub(crate) fn set_attention(&mut self, handle: Arc<crate::threads::ThreadHandle>) {
+        self.attention = Some(handle);
     }
 
     /// The JIT handle of a new thread of the same process: its own executor (jump
@@ -818,7 +827,10 @@ impl Jit {
                 self.poll_background();
             }
             let done = ctx.cpu.instret.wrapping_sub(start);
-            if done >= budget || (O::STEP && stepped) {
+            if done >= budget
+                || (O::STEP && stepped)
+                || self.attention.as_ref().is_some_and(|h| h.attention())
+            {
                 break Exit::Budget;
             }
             stepped = true;

@@ -33,6 +33,7 @@ use crate::host;
 use crate::layout;
 use crate::memory::{GuestMemory, PERM_W};
 use crate::sysnames;
+use crate::threads::{ThreadGroup, ThreadHandle};
 
 mod abi;
 mod fdtable;
@@ -42,10 +43,12 @@ mod mm;
 pub mod nr;
 mod process;
 mod procfs;
+mod thread;
 
 use abi::timespec;
 pub use abi::{open_flags_to_guest, open_flags_to_host, stat_to_guest};
 use fdtable::FdTable;
+pub use thread::CloneRequest;
 
 /// The default bound on guest memory: half the host's RAM, at least 1 GiB, at most the
 /// guest address space (16 GiB). On a 24 GiB host, 12 GiB: a guest can use most of the
@@ -65,6 +68,11 @@ pub enum SyscallExit {
     Signal(i32),
     /// A futex wait that no other thread could ever end.
     Deadlock { uaddr: u64 },
+    /// `exit`: this thread ends with this status; the process goes on if other
+    /// threads are alive.
+    ThreadExit(i32),
+    /// A new thread to start (the engine answers the call with its tid).
+    Clone(CloneRequest),
 }
 
 /// Code-memory changes the dispatch loop must apply before running more guest code.
@@ -82,6 +90,13 @@ pub enum Invalidation {
 pub struct Syscalls {
     proc: Arc<ProcessState>,
     thread: ThreadState,
+}
+
+/// What a thread's parent hands it to build its [`Syscalls`].
+#[derive(Debug)]
+pub(crate) struct ThreadSeed {
+    proc: Arc<ProcessState>,
+    sigmask: u64,
 }
 
 /// Per-process state (one per guest process, shared by its threads). Each part has its
@@ -107,6 +122,8 @@ pub(crate) struct ProcessState {
     /// The normalised working directory when it lies under `/proc` or `/dev` (where
     /// relative paths must be classified by `procfs`), else `None`.
     cwd_virt: Mutex<Option<Vec<u8>>>,
+    /// The process's threads.
+    group: Arc<ThreadGroup>,
 }
 
 /// The address space's bookkeeping (the mappings themselves are in `GuestMemory`).
@@ -134,6 +151,8 @@ pub(crate) struct ThreadState {
     pub(crate) clear_child_tid: u64,
     /// `set_robust_list`: head and length, walked at thread exit.
     pub(crate) robust_list: (u64, u64),
+    /// What the other threads see of this one.
+    pub(crate) handle: Arc<ThreadHandle>,
 }
 
 impl ThreadState {
@@ -194,6 +213,8 @@ impl Syscalls {
         let mut altstack = [0u8; 24];
         altstack[8..12].copy_from_slice(&2u32.to_le_bytes()); // SS_DISABLE
         let pid = host::getpid();
+        let handle = ThreadHandle::new(pid);
+        let group = ThreadGroup::new(Arc::clone(&handle));
         Syscalls {
             proc: Arc::new(ProcessState {
                 mm: Mutex::new(MmState {
@@ -211,6 +232,7 @@ impl Syscalls {
                 fds: Mutex::new(FdTable::with_stdio()),
                 rlimits: Mutex::new([None; 16]),
                 cwd_virt: Mutex::new(None),
+                group,
             }),
             thread: ThreadState {
                 tid: pid,
@@ -219,32 +241,13 @@ impl Syscalls {
                 invalidations: Vec::new(),
                 clear_child_tid: 0,
                 robust_list: (0, 0),
-            },
-        }
-    }
-
-    /// The handle of a new thread of the same process, with id `tid`: it shares every
-    /// per-process part, and starts with this thread's signal mask (as `clone`
-    /// gives it) and no alternate signal stack.
-    pub fn new_thread(&self, tid: i64) -> Syscalls {
-        let mut altstack = [0u8; 24];
-        altstack[8..12].copy_from_slice(&2u32.to_le_bytes()); // SS_DISABLE
-        Syscalls {
-            proc: Arc::clone(&self.proc),
-            thread: ThreadState {
-                tid,
-                sigmask: self.thread.sigmask,
-                altstack,
-                invalidations: Vec::new(),
-                clear_child_tid: 0,
-                robust_list: (0, 0),
+                handle,
             },
         }
     }
 
     /// This thread's state (for the thread machinery: tid, clear-child-tid, robust
     /// list).
-    #[allow(dead_code, reason = "used by the thread machinery")]
     pub(crate) fn thread(&mut self) -> &mut ThreadState {
         &mut self.thread
     }
@@ -252,6 +255,48 @@ impl Syscalls {
     /// The process id.
     pub fn pid(&self) -> i64 {
         self.proc.pid
+    }
+
+    /// This thread's id.
+    pub fn tid(&self) -> i64 {
+        self.thread.tid
+    }
+
+    /// The process's threads.
+    pub(crate) fn group(&self) -> &Arc<ThreadGroup> {
+        &self.proc.group
+    }
+
+    /// What the other threads see of this one.
+    pub(crate) fn thread_handle(&self) -> &Arc<ThreadHandle> {
+        &self.thread.handle
+    }
+
+    /// What a new thread of this process needs to build its handle once it knows its
+    /// tid (on its own host thread): see [`Syscalls::from_seed`].
+    pub(crate) fn seed(&self) -> ThreadSeed {
+        ThreadSeed {
+            proc: Arc::clone(&self.proc),
+            sigmask: self.thread.sigmask,
+        }
+    }
+
+    /// The handle of a new thread with id `tid`, from its parent's [`ThreadSeed`].
+    pub(crate) fn from_seed(seed: ThreadSeed, tid: i64) -> Syscalls {
+        let mut altstack = [0u8; 24];
+        altstack[8..12].copy_from_slice(&2u32.to_le_bytes()); // SS_DISABLE
+        Syscalls {
+            proc: seed.proc,
+            thread: ThreadState {
+                tid,
+                sigmask: seed.sigmask,
+                altstack,
+                invalidations: Vec::new(),
+                clear_child_tid: 0,
+                robust_list: (0, 0),
+                handle: ThreadHandle::new(tid),
+            },
+        }
     }
 
     /// Bounds the guest's memory: mappings with some access (not `PROT_NONE`) may
@@ -290,6 +335,11 @@ impl Syscalls {
     /// Code-memory changes since the last call (see [`Invalidation`]).
     pub fn take_invalidations(&mut self) -> Vec<Invalidation> {
         std::mem::take(&mut self.thread.invalidations)
+    }
+
+    /// Queues a code invalidation for this thread's dispatch loop to apply (fence.i).
+    pub(crate) fn push_invalidation(&mut self, inv: Invalidation) {
+        self.thread.invalidations.push(inv);
     }
 
     /// True when some invalidation is pending.
@@ -435,7 +485,10 @@ impl Syscalls {
                 let _ = host_fd!(fd);
                 0
             }
-            nr::EXIT | nr::EXIT_GROUP => return Err(SyscallExit::Exited((a[0] & 0xff) as i32)),
+            nr::EXIT => return Err(SyscallExit::ThreadExit((a[0] & 0xff) as i32)),
+            nr::EXIT_GROUP => return Err(SyscallExit::Exited((a[0] & 0xff) as i32)),
+            nr::CLONE => return self.clone_thread(a),
+            nr::CLONE3 => return self.clone3(a[0], a[1], mem),
             nr::CLOCK_GETTIME | nr::CLOCK_GETRES => {
                 match host::clock(n == nr::CLOCK_GETRES, a[0] as i32) {
                     // clock_getres may pass NULL just to validate the clock.
@@ -529,14 +582,17 @@ impl Syscalls {
                 }
                 e(libc::EPERM)
             }
+            // A signal to one of the process's threads acts on the whole process as
+            // vmjit delivers no signals yet (ignored, or the process ends as the
+            // default action would).
             nr::TKILL => {
-                if a[0] as i64 == self.proc.pid {
+                if self.proc.group.has_thread(a[0] as i64) {
                     return self.signal_self(a[1] as i32);
                 }
                 e(libc::ESRCH)
             }
             nr::TGKILL => {
-                if a[0] as i64 == self.proc.pid && a[1] as i64 == self.proc.pid {
+                if a[0] as i64 == self.proc.pid && self.proc.group.has_thread(a[1] as i64) {
                     return self.signal_self(a[2] as i32);
                 }
                 e(libc::ESRCH)
@@ -565,6 +621,13 @@ impl Syscalls {
             return self.signal_self(libc::SIGPIPE).map(|_| r);
         }
         Ok(r)
+    }
+
+    /// Prints `msg` the first time `key` comes up.
+    pub(crate) fn warn_once(&mut self, key: u64, msg: &str) {
+        if lock(&self.proc.warned).insert(key) {
+            host::write_stderr(msg.as_bytes());
+        }
     }
 
     fn warn_unimplemented(&mut self, n: u64) {

@@ -230,34 +230,4 @@ impl Syscalls {
         }
         Err(SyscallExit::Signal(sig))
     }
-
-    pub(super) fn futex(&mut self, a: [u64; 6], mem: &GuestMemory) -> Result<i64, SyscallExit> {
-        const WAIT: u64 = 0;
-        const WAKE: u64 = 1;
-        const REQUEUE: u64 = 3;
-        const CMP_REQUEUE: u64 = 4;
-        const WAKE_OP: u64 = 5;
-        const WAIT_BITSET: u64 = 9;
-        const WAKE_BITSET: u64 = 10;
-        let [uaddr, op, val, timeout, _, _] = a;
-        let cmd = op & !(128 | 256);
-        Ok(match cmd {
-            WAIT | WAIT_BITSET => {
-                if uaddr % 4 != 0 {
-                    return Ok(EINVAL);
-                }
-                match mem.load32(uaddr) {
-                    Err(_) => EFAULT,
-                    Ok(v) if v != val as u32 => e(libc::EAGAIN),
-                    // One thread: nobody can ever wake it. With a timeout the wait
-                    // would end in ETIMEDOUT, so answer that at once; without one the
-                    // guest would hang forever, so end the run instead.
-                    Ok(_) if timeout != 0 => e(libc::ETIMEDOUT),
-                    Ok(_) => return Err(SyscallExit::Deadlock { uaddr }),
-                }
-            }
-            WAKE | WAKE_BITSET | REQUEUE | CMP_REQUEUE | WAKE_OP => 0,
-            _ => e(libc::ENOSYS),
-        })
-    }
 }
