@@ -177,13 +177,16 @@ pub trait Memory {
     /// is not writable or outside the guest, whatever the comparison would have said.
     /// The comparison itself needs no read permission: `sc` only calls this after an
     /// `lr` read the same word, and host memory behind a writable guest page is
-    /// readable. (The default cannot read a write-only word through `load32`; there it
-    /// stores without comparing, which is what `sc` did before and is right for a single
-    /// thread unless the thread itself changed the word. Only a write-only page that
-    /// was readable at the `lr` gets there.)
+    /// readable. (The default, having no other way to check write permission, writes
+    /// the old value back when the comparison fails. It cannot read a write-only word
+    /// through `load32`; there it stores without comparing, which is what `sc` did
+    /// before and is right for a single thread unless the thread itself changed the
+    /// word. Only a page made write-only after the `lr` read it gets there.)
     fn cas32(&mut self, addr: u64, expected: u32, new: u32) -> Result<bool, MemFault> {
         match self.load32(addr) {
-            Ok(old) if old != expected => Ok(false),
+            // Writing the old value back changes nothing (one thread) but faults exactly
+            // where the store would.
+            Ok(old) if old != expected => self.store32(addr, old).map(|()| false),
             _ => self.store32(addr, new).map(|()| true),
         }
     }
@@ -192,7 +195,7 @@ pub trait Memory {
     /// `store64(addr, new)`.
     fn cas64(&mut self, addr: u64, expected: u64, new: u64) -> Result<bool, MemFault> {
         match self.load64(addr) {
-            Ok(old) if old != expected => Ok(false),
+            Ok(old) if old != expected => self.store64(addr, old).map(|()| false),
             _ => self.store64(addr, new).map(|()| true),
         }
     }

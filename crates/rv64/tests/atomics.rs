@@ -380,7 +380,8 @@ fn atomic_faults_are_those_of_the_loads_and_stores_they_replace() {
             fault: MemFault { addr, kind },
         })
     };
-    let run = |raw: u32, addr: u64, reserve: bool| {
+    // With a reservation, `reserved` is the value it expects (memory holds 0).
+    let run_with = |raw: u32, addr: u64, reserve: bool, reserved: u64| {
         let (mut cpu, flat) = setup();
         let mut mem = Protected(flat);
         cpu.x[1] = addr;
@@ -388,10 +389,12 @@ fn atomic_faults_are_those_of_the_loads_and_stores_they_replace() {
         cpu.x[3] = 0x55;
         if reserve {
             cpu.reservation = addr;
+            cpu.reserved_value = reserved;
         }
         let r = rv64::execute(&mut cpu, &mut mem, &dec(raw));
         (r, cpu.x[3], cpu.reservation)
     };
+    let run = |raw, addr, reserve| run_with(raw, addr, reserve, 0);
     let wo = DATA + 0x1000;
     let end = MEM_SIZE as u64;
     for width in [2u32, 3] {
@@ -411,6 +414,11 @@ fn atomic_faults_are_those_of_the_loads_and_stores_they_replace() {
             (fault(DATA, AccessKind::Write), 0x55, DATA)
         );
         assert_eq!(run(sc, end, true).0, fault(end, AccessKind::Write));
+        // ... also when the comparison fails: the fault is the store's, whatever the value.
+        assert_eq!(
+            run_with(sc, DATA, true, 1),
+            (fault(DATA, AccessKind::Write), 0x55, DATA)
+        );
         // Write-only: the default cannot compare, and stores as sc always did.
         assert_eq!(run(sc, wo, true), (Ok(()), 0, rv64::Cpu::NO_RESERVATION));
         // No reservation: no access, no fault.
