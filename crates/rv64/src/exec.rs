@@ -21,25 +21,29 @@
 //! with a plain load and records its address in `Cpu::reservation` and the value it
 //! read in `Cpu::reserved_value`. `sc` succeeds only if the reservation is for its
 //! address *and* a compare-and-swap ([`Memory::cas32`]/[`Memory::cas64`], `lock
-//! cmpxchg`) from the recorded value to the new value succeeds; either way the
-//! reservation is gone afterwards. What that guarantees:
+//! cmpxchg`) from the recorded value to the new value succeeds. Either way the
+//! reservation is gone afterwards (unless the `sc` faults: a fault changes no state).
+//! What that guarantees:
 //! - An `sc` never succeeds when the word holds a value other than the one `lr` read:
 //!   the comparison and the store are one atomic instruction, so no store of another
 //!   thread can come between them. Two threads racing `lr`/`sc` on one word cannot both
 //!   succeed from the same value.
-//! - An `sc` may fail spuriously (the ISA allows it): whenever the word changed, even
-//!   if it was this thread that changed it, and when the reservation was dropped.
+//! - An `sc` may fail spuriously, as the ISA allows: whenever the word changed since the
+//!   `lr`, even if this thread changed it, and whenever the reservation was dropped.
 //! - The one case it cannot detect is ABA: another thread stores a different value and
 //!   then the original value back between the `lr` and the `sc`; the `sc` succeeds as
 //!   if nothing had happened. Detecting that strictly needs every store of every thread
-//!   to the reserved word to break the reservation, so every guest store (inline
-//!   translated stores included) would have to be instrumented, or memory written by
-//!   one thread at a time (page protection, a global lock): a large cost on every store
-//!   to serve a pattern real code does not use. Compiled code (gcc and LLVM atomics,
-//!   glibc's locks, the kernel's `cmpxchg`) uses LR/SC only in compare-and-swap shape,
-//!   `lr; bne; sc; bnez` with no memory access in between, and a compare-and-swap has
-//!   exactly value semantics: it cannot tell ABA either. Code that builds a lock-free
-//!   stack on "`sc` fails if anything was stored" (a true LL/SC) would not be safe here.
+//!   to the reserved word to break the reservation: every guest store, the inline ones
+//!   in translated code included, would have to be instrumented (or guest memory be
+//!   written by one thread at a time, through page protection or a global lock), a
+//!   large cost on every store for a pattern real code does not use. Compiled code
+//!   (gcc's and LLVM's `__atomic` builtins, which glibc uses, and musl's `a_cas`) uses
+//!   LR/SC only in compare-and-swap shape, `lr; bne; sc; bnez`, with no memory access
+//!   between `lr` and `sc` (the ISA only promises progress for such constrained
+//!   sequences, which may not contain loads or stores); a compare-and-swap has value
+//!   semantics by definition and cannot see ABA either. An algorithm that relies on "an
+//!   `sc` fails if anything at all was stored in between" (a true LL/SC, for example a
+//!   lock-free stack popped without a counter) is not safe here.
 //! - An `sc` pairs with the most recent `lr` by address only, not width: after `lr.d`,
 //!   `sc.w` compares the low word; after `lr.w`, `sc.d` compares the doubleword with the
 //!   sign-extended word (so it usually fails). Neither pairing is a constrained LR/SC
