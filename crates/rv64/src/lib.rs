@@ -61,4 +61,4 @@ pub use disasm::DisplayAt;
 pub use exec::{Exit, execute};
 pub use insn::{Insn, Op};
 pub use interp::{Interpreter, JUMP_CACHE_ENTRIES, decode_block, fetch};
-pub use memory::{AccessKind, MemFault, Memory};
+pub use memory::{AccessKind, AmoOp, MemFault, Memory};

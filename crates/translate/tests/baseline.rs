@@ -372,10 +372,7 @@ fn a_loop_leaving_mid_iteration_stores_registers_written_in_earlier_iterations()
     want.pc = CODE_BASE;
     let mut want_mem = mem.clone();
     let want_exit = {
-        let mut view = translate::helpers::GuestView {
-            mem: &mut want_mem,
-            perms: &perms,
-        };
+        let mut view = translate::helpers::GuestView::new(&mut want_mem, &perms);
         loop {
             let &(_, insn) = block
                 .iter()

@@ -83,10 +83,7 @@ fn interpreted() -> Cpu {
     let mut mem = guest_memory();
     let perms = test_perms();
     let mut cpu = start_cpu();
-    let mut view = GuestView {
-        mem: &mut mem,
-        perms: &perms,
-    };
+    let mut view = GuestView::new(&mut mem, &perms);
     assert_eq!(
         Interpreter::new().run(&mut cpu, &mut view, u64::MAX),
         Exit::Ebreak

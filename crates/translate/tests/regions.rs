@@ -64,10 +64,7 @@ fn run_region_counting(
     let mut budget = budget;
     let mut transfers = 0;
     let mut exit = None;
-    let mut view = GuestView {
-        mem: &mut mem,
-        perms,
-    };
+    let mut view = GuestView::new(&mut mem, perms);
     'run: loop {
         for (_, insn) in &blocks[cur][from..] {
             if let Err(e) = rv64::execute(&mut cpu, &mut view, insn) {

@@ -50,10 +50,7 @@ pub fn run_interp(block: &[(u64, Insn)], cpu: &Cpu, mem: &[u8], perms: &[u8]) ->
     let mut mem = mem.to_vec();
     let mut exit = None;
     {
-        let mut view = GuestView {
-            mem: &mut mem,
-            perms,
-        };
+        let mut view = GuestView::new(&mut mem, perms);
         for (pc, insn) in block {
             assert_eq!(cpu.pc, *pc, "test bug: control left the block early");
             if let Err(e) = rv64::execute(&mut cpu, &mut view, insn) {
@@ -133,7 +130,7 @@ pub fn finish_block(
         .iter()
         .position(|&(pc, _)| pc == cpu.pc)
         .unwrap_or_else(|| panic!("slow path at {:#x}, not in the block", cpu.pc));
-    let mut view = GuestView { mem, perms };
+    let mut view = GuestView::new(mem, perms);
     for (_, insn) in &block[from..] {
         if let Err(e) = rv64::execute(&mut cpu, &mut view, insn) {
             return (cpu, Some(e));
@@ -201,6 +198,7 @@ pub fn diff(jit: &Outcome, int: &Outcome) -> String {
     field!(fflags);
     field!(frm);
     field!(reservation);
+    field!(reserved_value);
     if let Some(at) = (0..jit.mem.len()).find(|&a| jit.mem[a] != int.mem[a]) {
         s += &format!(
             "memory differs first at {at:#x}: jit {:#x} interp {:#x}\n",
