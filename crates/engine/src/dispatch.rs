@@ -113,6 +113,8 @@ pub(crate) fn run_thread(t: &mut GuestThread, mem: &Arc<GuestMemory>) -> ThreadE
         }
     };
     trace.flush();
+    // No more guest code: broadcasts stop waiting for this thread.
+    t.handle.go_offline();
     end
 }
 
@@ -182,6 +184,8 @@ fn handle_thread(
                 jit.offline();
             }
             let r = t.sys.handle(&mut t.cpu, mem);
+            // A trap return clears the LR/SC reservation, as Linux's does.
+            t.cpu.reservation = rv64::Cpu::NO_RESERVATION;
             t.handle.go_online();
             apply_invalidations(t, shadow.is_some(), shadow);
             match r {

@@ -85,10 +85,9 @@ impl<'a> GuestView<'a> {
     ///   atomic operations (another `GuestView`, host atomics) or from machine code
     ///   (translated code). Racing accesses of different sizes are the caveat described
     ///   on [`GuestView`].
-    /// - `[perms, perms + (size >> PAGE_SHIFT))` is valid for reads and not written
-    ///   (permissions change in system calls, between helper calls; an embedder that
-    ///   lets one thread change them while another executes through a view must first
-    ///   make [`GuestView`]'s permission reads atomic).
+    /// - `[perms, perms + (size >> PAGE_SHIFT))` is valid for reads; other threads may
+    ///   change entries, but only with atomic byte stores (the view reads them with
+    ///   atomic loads).
     pub unsafe fn from_raw(mem: *mut u8, size: u64, perms: *const u8) -> Self {
         GuestView {
             mem,
@@ -103,8 +102,13 @@ impl<'a> GuestView<'a> {
     fn perm(&self, page: usize) -> u8 {
         if page < self.pages {
             // SAFETY: `page < pages`, and the constructors guarantee `pages` entries are
-            // readable and unchanged while the view lives.
-            unsafe { self.perms.add(page).read() }
+            // readable while the view lives; another thread may change an entry (with an
+            // atomic store: the constructors' contract), so it is read atomically.
+            // `AtomicU8` has the layout of `u8`.
+            unsafe {
+                (*self.perms.add(page).cast::<core::sync::atomic::AtomicU8>())
+                    .load(core::sync::atomic::Ordering::Relaxed)
+            }
         } else {
             0
         }

@@ -209,6 +209,7 @@ fn all_registers_are_listed_on_request() {
         "ft11",
         "fcsr",
         "reservation",
+        "reserved",
     ] {
         assert!(
             all.lines()

@@ -491,6 +491,7 @@ fn register_diffs(a: &Cpu, b: &Cpu) -> Vec<RegisterDiff> {
     cmp("fflags", a.fflags.into(), b.fflags.into());
     cmp("frm", a.frm.into(), b.frm.into());
     cmp("reservation", a.reservation, b.reservation);
+    cmp("reserved", a.reserved_value, b.reserved_value);
     out
 }
 

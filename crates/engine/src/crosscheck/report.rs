@@ -375,6 +375,11 @@ impl fmt::Display for Divergence {
                 "    {:<12}{:#x} / {:#x}",
                 "reservation", a.reservation, b.reservation
             )?;
+            writeln!(
+                f,
+                "    {:<12}{:#x} / {:#x}",
+                "reserved", a.reserved_value, b.reserved_value
+            )?;
         }
         Ok(())
     }

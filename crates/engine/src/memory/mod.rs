@@ -46,7 +46,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU16, AtomicU32, AtomicU64};
 use std::sync::{Mutex, MutexGuard};
 
-use rv64::{AccessKind, MemFault, Memory};
+use rv64::{AccessKind, AmoOp, MemFault, Memory};
 use translate::context::{PERM_FAST_R, PERM_FAST_W};
 
 /// Size of the guest address space in bytes: guest addresses are `[0, GUEST_SPACE)`.
@@ -325,20 +325,6 @@ fn copy_into(p: *mut u8, data: &[u8]) {
             i += 1;
         }
     }
-}
-
-/// The read-modify-write operations of the A extension, for [`GuestMemory::amo`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AmoKind {
-    Swap,
-    Add,
-    Xor,
-    And,
-    Or,
-    Min,
-    Max,
-    Minu,
-    Maxu,
 }
 
 impl GuestMemory {
@@ -963,97 +949,76 @@ impl GuestMemory {
         Ok(())
     }
 
-    /// The naturally aligned word of `N` (4 or 8) bytes at `addr`, for an atomic
-    /// operation, checked for read and write permission. A misaligned address faults
-    /// (as a store, the A extension's access-fault kind), as the interpreter always did.
-    fn amo_target<const N: usize>(&self, addr: u64) -> Result<*mut u8, MemFault> {
+    /// The naturally aligned word of `N` (4 or 8) bytes at `addr` for an atomic
+    /// operation, checked as `rv64::Memory` documents for AMOs (`read` set) and
+    /// compare-and-swap (`read` clear): a misaligned address is a write fault, then an
+    /// AMO needs read permission (a read fault), then both need write permission.
+    fn atomic_target<const N: usize>(&self, addr: u64, read: bool) -> Result<*mut u8, MemFault> {
         if !addr.is_multiple_of(N as u64) {
             return Err(MemFault {
                 addr,
                 kind: AccessKind::Write,
             });
         }
-        self.check_access(addr, N as u64, PERM_R, AccessKind::Read)?;
+        if read {
+            self.check_access(addr, N as u64, PERM_R, AccessKind::Read)?;
+        }
         self.check_access(addr, N as u64, PERM_W, AccessKind::Write)
     }
 
     /// An AMO on the naturally aligned 32-bit word at `addr`: atomically replaces it
-    /// with `op(old, value)` and returns `old`.
-    pub fn amo32(&self, addr: u64, op: AmoKind, value: u32) -> Result<u32, MemFault> {
-        let p = self.amo_target::<4>(addr)?;
-        let a = atomic_at!(AtomicU32, p);
-        let v = value.to_le();
+    /// with `op(old, value)` and returns `old` (one `lock`-prefixed host instruction or
+    /// a `lock cmpxchg` loop: a full barrier, which covers `.aq`/`.rl`).
+    pub fn amo32(&self, addr: u64, op: AmoOp, value: u32) -> Result<u32, MemFault> {
+        let a = at32(self.atomic_target::<4>(addr, true)?);
+        let sc = std::sync::atomic::Ordering::SeqCst;
         let old = match op {
-            AmoKind::Swap => a.swap(v, std::sync::atomic::Ordering::SeqCst),
-            AmoKind::Add => a.fetch_add(v, std::sync::atomic::Ordering::SeqCst),
-            AmoKind::Xor => a.fetch_xor(v, std::sync::atomic::Ordering::SeqCst),
-            AmoKind::And => a.fetch_and(v, std::sync::atomic::Ordering::SeqCst),
-            AmoKind::Or => a.fetch_or(v, std::sync::atomic::Ordering::SeqCst),
-            AmoKind::Min | AmoKind::Max | AmoKind::Minu | AmoKind::Maxu => {
-                let f = |x: u32| -> u32 {
-                    match op {
-                        AmoKind::Min => (x as i32).min(value as i32) as u32,
-                        AmoKind::Max => (x as i32).max(value as i32) as u32,
-                        AmoKind::Minu => x.min(value),
-                        _ => x.max(value),
-                    }
-                };
-                match a.fetch_update(
-                    std::sync::atomic::Ordering::SeqCst,
-                    std::sync::atomic::Ordering::SeqCst,
-                    |x| Some(f(u32::from_le(x)).to_le()),
-                ) {
-                    Ok(x) | Err(x) => x,
-                }
-            }
+            AmoOp::Swap => a.swap(value.to_le(), sc),
+            AmoOp::Add => a.fetch_add(value.to_le(), sc),
+            AmoOp::Xor => a.fetch_xor(value.to_le(), sc),
+            AmoOp::And => a.fetch_and(value.to_le(), sc),
+            AmoOp::Or => a.fetch_or(value.to_le(), sc),
+            _ => match a.fetch_update(sc, sc, |x| {
+                Some(op.apply32(u32::from_le(x), value).to_le())
+            }) {
+                Ok(x) | Err(x) => x,
+            },
         };
         Ok(u32::from_le(old))
     }
 
     /// An AMO on the naturally aligned 64-bit word at `addr` (see [`GuestMemory::amo32`]).
-    pub fn amo64(&self, addr: u64, op: AmoKind, value: u64) -> Result<u64, MemFault> {
-        let p = self.amo_target::<8>(addr)?;
-        let a = atomic_at!(AtomicU64, p);
-        let v = value.to_le();
+    pub fn amo64(&self, addr: u64, op: AmoOp, value: u64) -> Result<u64, MemFault> {
+        let a = at64(self.atomic_target::<8>(addr, true)?);
         let sc = std::sync::atomic::Ordering::SeqCst;
         let old = match op {
-            AmoKind::Swap => a.swap(v, sc),
-            AmoKind::Add => a.fetch_add(v, sc),
-            AmoKind::Xor => a.fetch_xor(v, sc),
-            AmoKind::And => a.fetch_and(v, sc),
-            AmoKind::Or => a.fetch_or(v, sc),
-            AmoKind::Min | AmoKind::Max | AmoKind::Minu | AmoKind::Maxu => {
-                let f = |x: u64| -> u64 {
-                    match op {
-                        AmoKind::Min => (x as i64).min(value as i64) as u64,
-                        AmoKind::Max => (x as i64).max(value as i64) as u64,
-                        AmoKind::Minu => x.min(value),
-                        _ => x.max(value),
-                    }
-                };
-                match a.fetch_update(sc, sc, |x| Some(f(u64::from_le(x)).to_le())) {
-                    Ok(x) | Err(x) => x,
-                }
-            }
+            AmoOp::Swap => a.swap(value.to_le(), sc),
+            AmoOp::Add => a.fetch_add(value.to_le(), sc),
+            AmoOp::Xor => a.fetch_xor(value.to_le(), sc),
+            AmoOp::And => a.fetch_and(value.to_le(), sc),
+            AmoOp::Or => a.fetch_or(value.to_le(), sc),
+            _ => match a.fetch_update(sc, sc, |x| {
+                Some(op.apply64(u64::from_le(x), value).to_le())
+            }) {
+                Ok(x) | Err(x) => x,
+            },
         };
         Ok(u64::from_le(old))
     }
 
     /// Compare-and-swap of the naturally aligned 32-bit word at `addr`: stores `new`
-    /// if it holds `expected`; returns whether it did.
+    /// if it holds `expected`; returns whether it did (`sc.w`).
     pub fn cas32(&self, addr: u64, expected: u32, new: u32) -> Result<bool, MemFault> {
-        let p = self.amo_target::<4>(addr)?;
         let sc = std::sync::atomic::Ordering::SeqCst;
-        Ok(atomic_at!(AtomicU32, p)
+        Ok(at32(self.atomic_target::<4>(addr, false)?)
             .compare_exchange(expected.to_le(), new.to_le(), sc, sc)
             .is_ok())
     }
 
-    /// Compare-and-swap of the naturally aligned 64-bit word at `addr`.
+    /// Compare-and-swap of the naturally aligned 64-bit word at `addr` (`sc.d`).
     pub fn cas64(&self, addr: u64, expected: u64, new: u64) -> Result<bool, MemFault> {
-        let p = self.amo_target::<8>(addr)?;
         let sc = std::sync::atomic::Ordering::SeqCst;
-        Ok(atomic_at!(AtomicU64, p)
+        Ok(at64(self.atomic_target::<8>(addr, false)?)
             .compare_exchange(expected.to_le(), new.to_le(), sc, sc)
             .is_ok())
     }
@@ -1095,6 +1060,18 @@ macro_rules! memory_impl {
         #[inline]
         fn fetch16(&self, addr: u64) -> Result<u16, MemFault> {
             Ok(self.load_n::<2>(addr, PERM_X, AccessKind::Fetch)? as u16)
+        }
+        fn amo32(&mut self, addr: u64, op: AmoOp, src: u32) -> Result<u32, MemFault> {
+            GuestMemory::amo32(self, addr, op, src)
+        }
+        fn amo64(&mut self, addr: u64, op: AmoOp, src: u64) -> Result<u64, MemFault> {
+            GuestMemory::amo64(self, addr, op, src)
+        }
+        fn cas32(&mut self, addr: u64, expected: u32, new: u32) -> Result<bool, MemFault> {
+            GuestMemory::cas32(self, addr, expected, new)
+        }
+        fn cas64(&mut self, addr: u64, expected: u64, new: u64) -> Result<bool, MemFault> {
+            GuestMemory::cas64(self, addr, expected, new)
         }
     };
 }

@@ -323,9 +323,9 @@ fn amos_and_cas_are_atomic_across_threads() {
             let m = &m;
             s.spawn(move || {
                 for _ in 0..N {
-                    m.amo32(0x10000, AmoKind::Add, 1).unwrap();
-                    m.amo64(0x10008, AmoKind::Add, 3).unwrap();
-                    m.amo64(0x10010, AmoKind::Max, t).unwrap();
+                    m.amo32(0x10000, AmoOp::Add, 1).unwrap();
+                    m.amo64(0x10008, AmoOp::Add, 3).unwrap();
+                    m.amo64(0x10010, AmoOp::Max, t).unwrap();
                     // A CAS increment loop.
                     loop {
                         let v = m.load64(0x10018).unwrap();
@@ -343,7 +343,7 @@ fn amos_and_cas_are_atomic_across_threads() {
     assert_eq!(m.load64(0x10018), Ok(4 * N));
     // Misaligned and read-only words fault as the interpreter's AMOs always did.
     assert_eq!(
-        m.amo32(0x10002, AmoKind::Add, 1),
+        m.amo32(0x10002, AmoOp::Add, 1),
         Err(MemFault {
             addr: 0x10002,
             kind: AccessKind::Write
