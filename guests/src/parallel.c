@@ -1,6 +1,8 @@
 /*
  * parallel: the thread-scaling benchmark. One integer kernel over ITEMS independent items,
- * split into N contiguous blocks for N threads (N = argv[1], default 1, at most 64). The
+ * split into N contiguous blocks for N threads (N = argv[1], default 1, at most 64;
+ * argv[2] sets the number of items, default ITEMS: the tests run a sixteenth of the
+ * benchmark's work). The
  * total work is the same whatever N, and the printed checksum (a wrapping sum and a xor of
  * the items' results) does not depend on N either, so stdout is the same for every N; N
  * itself goes to stderr only.
@@ -90,12 +92,21 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    uint64_t items = ITEMS;
+    if (argc > 2) {
+        long v = atol(argv[2]);
+        if (v < 1 || v > (1L << 24)) {
+            fprintf(stderr, "parallel: item count must be 1..16777216\n");
+            return 2;
+        }
+        items = (uint64_t)v;
+    }
     fprintf(stderr, "parallel: %d thread(s)\n", n);
     struct block blocks[MAX_THREADS] = {{0, 0, 0, 0}};
     pthread_t th[MAX_THREADS];
     for (int k = 0; k < n; k++) {
-        blocks[k].first = (uint64_t)ITEMS * (uint64_t)k / (uint64_t)n;
-        blocks[k].end = (uint64_t)ITEMS * (uint64_t)(k + 1) / (uint64_t)n;
+        blocks[k].first = items * (uint64_t)k / (uint64_t)n;
+        blocks[k].end = items * (uint64_t)(k + 1) / (uint64_t)n;
     }
     /* threads 1..n-1 are created; the main thread runs block 0 itself */
     for (int k = 1; k < n; k++)
@@ -110,7 +121,8 @@ int main(int argc, char **argv)
         sum += blocks[k].sum;
         xor ^= blocks[k].xor;
     }
-    printf("parallel: %d items x %d rounds, checksum %016llx %016llx\n", ITEMS, ROUNDS,
+    printf("parallel: %llu items x %d rounds, checksum %016llx %016llx\n",
+           (unsigned long long)items, ROUNDS,
            (unsigned long long)sum, (unsigned long long)xor);
     return 0;
 }
