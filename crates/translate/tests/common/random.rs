@@ -1,8 +1,10 @@
 //! The seeded generator of the differential tests: instructions of every class (RV64I,
 //! M, A, F, D, Zicsr, every compressed form), snippets for the cases random words almost
 //! never hit (LR/SC pairs, accesses at page edges, dynamic rounding after an `frm`
-//! write, `fflags` cleared before an operation the JIT may inline, a store read back),
-//! block terminators (self-loops included) and the random initial state.
+//! write, `fflags` cleared before an operation the JIT may inline, a store read back,
+//! accesses through a pointer register before and after it moves, F/D operations on
+//! related values), block terminators (self-loops included) and the random initial
+//! state.
 //!
 //! A seed names a sequence only for one version of this file: anything that changes what
 //! is drawn, or in which order, gives every seed another sequence. That is why a bug's
@@ -100,7 +102,20 @@ fn single(v: f32) -> u64 {
 /// every rounding mode), values at the limits of the integer conversions, subnormals,
 /// extremes, infinities, signalling and quiet NaNs, and singles boxed wrongly.
 fn random_float(rng: &mut Rng) -> u64 {
-    match rng.below(10) {
+    match rng.below(11) {
+        10 => {
+            // Near overflow, near and below the smallest normal, or near 1: random
+            // mantissa and sign, where sums, products and conversions overflow, underflow
+            // or round.
+            let sign = rng.below(2);
+            if rng.chance(50) {
+                let e = rng.pick(&[0x7fe_u64, 0x7fd, 0x7c0, 0x001, 0x000, 0x3ff, 0x43e]);
+                sign << 63 | e << 52 | (rng.next() & ((1 << 52) - 1))
+            } else {
+                let e = rng.pick(&[0xfe_u64, 0xfd, 0x01, 0x00, 0x7f, 0x9e]);
+                0xffff_ffff_0000_0000 | sign << 31 | e << 23 | (rng.next() & ((1 << 23) - 1))
+            }
+        }
         0 => 0xffff_ffff_0000_0000 | (rng.next() & 0xffff_ffff),
         1 => (rng.below(2000) as f64 - 1000.0).to_bits(),
         2 => single(rng.below(2000) as f32 / 7.0),
@@ -186,6 +201,29 @@ pub fn random_cpu(rng: &mut Rng) -> Cpu {
     }
     for f in cpu.f.iter_mut() {
         *f = random_float(rng);
+    }
+    if rng.chance(60) {
+        // f0..f7 related to one value (see `fp_related`): equal, negated, one unit in
+        // the last place apart, so that sums cancel, overflow or round to a tie.
+        let v = random_float(rng);
+        let boxed = v >> 32 == 0xffff_ffff;
+        let sign = if boxed { 1 << 31 } else { 1 << 63 };
+        let ulp = |v: u64, up: bool| {
+            let m = if boxed { 0xffff_ffff } else { u64::MAX };
+            let bits = v & m;
+            let bits = if up {
+                bits.wrapping_add(1)
+            } else {
+                bits.wrapping_sub(1)
+            } & m;
+            (v & !m) | bits
+        };
+        cpu.f[0] = v;
+        cpu.f[1] = v;
+        cpu.f[2] = v ^ sign;
+        cpu.f[3] = ulp(v, true);
+        cpu.f[4] = ulp(v, false);
+        cpu.f[5] = ulp(v, true) ^ sign;
     }
     cpu.fflags = rng.below(32) as u32;
     cpu.frm = if rng.chance(95) {
@@ -351,15 +389,21 @@ pub fn rounds(op: Op) -> bool {
 /// One F/D operation from `FP_FORMS[k]` with random registers and, if it rounds, the
 /// rounding field `rm` (0..=4 static, 7 dynamic).
 fn fp_insn(rng: &mut Rng, k: usize, rm: u32) -> Insn {
+    fp_insn_from(rng, k, rm, 32)
+}
+
+/// [`fp_insn`] with float sources among `f0..f(sources - 1)`.
+fn fp_insn_from(rng: &mut Rng, k: usize, rm: u32, sources: u64) -> Insn {
     let (op, word, free) = FP_FORMS[k];
     let mut w = word;
     w |= if free & XD != 0 { rd(rng) } else { reg(rng) } << 7;
-    w |= reg(rng) << 15;
+    let src = |rng: &mut Rng| rng.below(sources) as u32;
+    w |= if free & XS != 0 { reg(rng) } else { src(rng) } << 15;
     if free & RS2 != 0 {
-        w |= reg(rng) << 20;
+        w |= src(rng) << 20;
     }
     if free & RS3 != 0 {
-        w |= reg(rng) << 27;
+        w |= src(rng) << 27;
     }
     if free & RM != 0 {
         w |= rm << 12;
@@ -801,6 +845,19 @@ fn fflags_reset(rng: &mut Rng) -> Vec<Insn> {
     v
 }
 
+/// F/D operations on `f0..f5`, which `random_cpu` often makes related values (equal,
+/// negated, one ulp apart): cancellation, overflow of `v + v`, exact ties, equal and
+/// unordered compares. Rounding mostly to nearest (where the JIT has inline paths).
+fn fp_related(rng: &mut Rng) -> Vec<Insn> {
+    let mut v = Vec::new();
+    for _ in 0..1 + rng.below(3) {
+        let k = rng.below(FP_FORMS.len() as u64) as usize;
+        let rm = if rng.chance(60) { 0 } else { random_rm(rng) };
+        v.push(fp_insn_from(rng, k, rm, 6));
+    }
+    v
+}
+
 /// A store, then a load of the same or overlapping bytes through the same base.
 fn store_then_load(rng: &mut Rng) -> Vec<Insn> {
     let base = rng.pick(&PTR_REGS);
@@ -816,13 +873,66 @@ fn store_then_load(rng: &mut Rng) -> Vec<Insn> {
     vec![dec(store), dec(load)]
 }
 
+/// A load or store (integer or float) through `base` near where it points.
+fn access_through(rng: &mut Rng, base: u32) -> Insn {
+    let imm = if rng.chance(70) {
+        rng.below(64) as i32 - 32
+    } else {
+        mem_imm(rng)
+    };
+    dec(match rng.below(5) {
+        0 | 1 => i(
+            imm,
+            base,
+            rng.pick(&[0u32, 1, 2, 3, 4, 5, 6]),
+            scratch(rng),
+            0x03,
+        ),
+        2 | 3 => s(imm, reg(rng), base, rng.below(4) as u32, 0x23),
+        _ if rng.chance(50) => s(imm, reg(rng), base, rng.pick(&[2u32, 3]), 0x27),
+        _ => i(imm, base, rng.pick(&[2u32, 3]), reg(rng), 0x07),
+    })
+}
+
+/// Accesses through a base register, the base moved (a small or a page-sized step, or
+/// another register added) or replaced (a pointer loaded through itself), then accesses
+/// through it again: what a loop walking an array or a list does. The accesses after the
+/// move are checked apart from those before it.
+fn pointer_walk(rng: &mut Rng) -> Vec<Insn> {
+    let base = rng.pick(&PTR_REGS);
+    let mut v = vec![access_through(rng, base)];
+    if rng.chance(50) {
+        v.push(access_through(rng, base));
+    }
+    match rng.below(5) {
+        0 | 1 => {
+            let step = rng.pick(&[8, -8, 16, 64, -64, 2047, -2048]);
+            v.push(dec(i(step, base, 0, base, 0x13)));
+        }
+        2 => {
+            // One page forward or back: into the next page of the map.
+            let t = scratch(rng);
+            v.push(dec(u(if rng.chance(50) { 1 } else { 0xfffff }, t, 0x37)));
+            v.push(dec(r(0, t, base, 0, base, 0x33)));
+        }
+        3 => v.push(dec(r(0, reg(rng), base, 0, base, 0x33))),
+        _ => v.push(dec(i(rng.below(8) as i32 * 8, base, 3, base, 0x03))),
+    }
+    for _ in 0..1 + rng.below(2) {
+        v.push(access_through(rng, base));
+    }
+    v
+}
+
 /// A snippet of related instructions (none ends a block).
 fn random_snippet(rng: &mut Rng) -> Vec<Insn> {
-    match rng.below(5) {
+    match rng.below(7) {
         0 => lr_sc(rng),
         1 => edge_access(rng),
         2 => dynamic_rounding(rng),
         3 => fflags_reset(rng),
+        4 => pointer_walk(rng),
+        5 => fp_related(rng),
         _ => store_then_load(rng),
     }
 }

@@ -11,6 +11,9 @@
 //!   the test fails listing every failing seed with its replay command, or if the run
 //!   missed anything its tier's [`Expect`] asks for. Long tiers of one test binary run
 //!   one at a time.
+//!
+//! If translated code crashes the process (in either mode), a signal handler first
+//! prints the seed each test thread was running, with its replay command.
 //! - `VMJIT_DIFF_SEED=<n>`: that seed only, as in the default mode (replay).
 //!
 //! `VMJIT_DIFF_COUNT=<n>` sets the number of seeds in either mode, and
@@ -149,6 +152,131 @@ impl Tally {
 /// Long runs of one test binary take turns: each uses every core.
 static LONG: Mutex<()> = Mutex::new(());
 
+/// A bug in translated code may take the whole process down (a wild access outside
+/// guest memory, a bad jump) before any check runs: then a fatal-signal handler names
+/// the seeds the threads were running, so both modes report those too.
+mod crash {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+
+    /// What a report line says around the seed: `before`, seed, `middle`, seed, `after`.
+    pub struct Report {
+        pub before: String,
+        pub middle: String,
+        pub after: String,
+    }
+
+    /// Threads whose seeds are reported.
+    const SLOTS: usize = 64;
+    /// Per slot: the seed its thread is running (`u64::MAX`: none) and how to report it
+    /// (leaked, so valid in the handler).
+    static SEEDS: [AtomicU64; SLOTS] = [const { AtomicU64::new(u64::MAX) }; SLOTS];
+    static REPORTS: [AtomicPtr<Report>; SLOTS] =
+        [const { AtomicPtr::new(std::ptr::null_mut()) }; SLOTS];
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+    const SIGNALS: [libc::c_int; 4] = [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE];
+    /// The handlers before ours, put back by ours once it has reported.
+    static OLD: OnceLock<[libc::sigaction; 4]> = OnceLock::new();
+
+    fn write(bytes: &[u8]) {
+        // SAFETY: write(2) on stderr from a valid buffer; async-signal-safe.
+        unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
+    }
+
+    extern "C" fn on_fatal(_sig: libc::c_int) {
+        for (seed, report) in SEEDS.iter().zip(&REPORTS) {
+            let (seed, report) = (seed.load(Ordering::Relaxed), report.load(Ordering::Relaxed));
+            if seed == u64::MAX || report.is_null() {
+                continue;
+            }
+            // SAFETY: non-null reports are leaked boxes, never freed.
+            let report = unsafe { &*report };
+            let mut digits = [0u8; 20];
+            let mut at = digits.len();
+            let mut v = seed;
+            loop {
+                at -= 1;
+                digits[at] = b'0' + (v % 10) as u8;
+                v /= 10;
+                if v == 0 {
+                    break;
+                }
+            }
+            write(report.before.as_bytes());
+            write(&digits[at..]);
+            write(report.middle.as_bytes());
+            write(&digits[at..]);
+            write(report.after.as_bytes());
+        }
+        // The faulting instruction runs again under the previous handler (Rust's stack
+        // overflow report, or the default action).
+        if let Some(old) = OLD.get() {
+            for (sig, old) in SIGNALS.iter().zip(old) {
+                // SAFETY: sigaction is async-signal-safe; `old` was saved by `install`.
+                unsafe { libc::sigaction(*sig, old, std::ptr::null_mut()) };
+            }
+        }
+    }
+
+    fn install() {
+        OLD.get_or_init(|| {
+            // SAFETY: `sigaction` is plain data for which all zeroes is a valid value.
+            let mut old: [libc::sigaction; 4] = unsafe { std::mem::zeroed() };
+            for (sig, old) in SIGNALS.iter().zip(old.iter_mut()) {
+                // SAFETY: as above.
+                let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+                sa.sa_sigaction = on_fatal as *const () as usize;
+                // SAFETY: `sa` is initialised and its mask emptied here; the handler only
+                // does atomic loads, write(2) and sigaction(2).
+                unsafe {
+                    libc::sigemptyset(&mut sa.sa_mask);
+                    libc::sigaction(*sig, &sa, old);
+                }
+            }
+            old
+        });
+    }
+
+    /// A thread's entry in the report; cleared when dropped.
+    pub struct Slot(usize);
+
+    impl Slot {
+        pub fn claim(report: Report) -> Slot {
+            install();
+            let k = NEXT.fetch_add(1, Ordering::Relaxed) % SLOTS;
+            REPORTS[k].store(Box::into_raw(Box::new(report)), Ordering::Relaxed);
+            Slot(k)
+        }
+
+        pub fn running(&self, seed: u64) {
+            SEEDS[self.0].store(seed, Ordering::Relaxed);
+        }
+    }
+
+    impl Drop for Slot {
+        fn drop(&mut self) {
+            SEEDS[self.0].store(u64::MAX, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Tier {
+    fn crash_slot(&self) -> crash::Slot {
+        crash::Slot::claim(crash::Report {
+            before: format!(
+                "[diff] {}: FATAL SIGNAL; a thread was running seed ",
+                self.name
+            ),
+            middle: " (replay: VMJIT_DIFF_SEED=".to_string(),
+            after: format!(
+                " cargo test -p translate --release --test {} {} -- --nocapture)\n",
+                self.test, self.function
+            ),
+        })
+    }
+}
+
 /// Failures printed in full; later ones are listed by seed only.
 const PRINTED: usize = 20;
 
@@ -183,9 +311,11 @@ pub fn run<S>(
                     .collect()
             }
         };
+        let slot = tier.crash_slot();
         let mut state = init();
         let mut tally = Tally::default();
         for seed in seeds {
+            slot.running(seed);
             if let Err(d) = one(&mut state, seed, &mut tally) {
                 panic!(
                     "{}: seed {seed} (replay: {}): {d}",
@@ -223,6 +353,7 @@ pub fn run<S>(
         set.threads
     );
     let work = || {
+        let slot = tier.crash_slot();
         let mut state = init();
         let mut tally = Tally::default();
         loop {
@@ -232,6 +363,7 @@ pub fn run<S>(
                 break;
             }
             for &seed in &seeds[at as usize..(at + CHUNK).min(total) as usize] {
+                slot.running(seed);
                 let r = catch_unwind(AssertUnwindSafe(|| one(&mut state, seed, &mut tally)));
                 let failure = match r {
                     Ok(Ok(())) => None,
