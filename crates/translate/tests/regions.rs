@@ -22,7 +22,9 @@ use std::collections::HashMap;
 
 use common::arena::{self, Code, with_arena};
 use common::coverage::{Coverage, Expect, exit_kind};
-use common::program::{SHAPE, Setup, TABLE_BYTES, Translators, with_trampoline};
+use common::program::{
+    Entry, SHAPE, Setup, TABLE_BYTES, Translators, listing, reference, with_trampoline,
+};
 use common::regressions;
 use common::runner::{Tally, Tier, assert_covers, run};
 use common::*;
@@ -128,97 +130,181 @@ fn run_region_jit(
     perms: &[u8],
     budget: u64,
 ) -> (Outcome, u64) {
-    let (out, left, _) = run_region_translated(tr, blocks, cpu, mem, perms, budget, false);
-    (out, left)
+    let r = run_region_translated(tr, blocks, None, cpu, mem, perms, budget, false);
+    (r.out, r.budget)
+}
+
+/// The reference from `cpu.pc`, in the region or in `landing` (a block in the jump
+/// cache, with chained code): the region's rules inside it; when the region leaves at
+/// the landing block's start with budget left, one unit and a jump-cache hit, and the
+/// landing block runs as a program of its own (`common::program::reference`). Returns
+/// the outcome, the budget left, the region's internal transfers and the hits.
+fn run_region_and_landing(
+    blocks: &[Vec<(u64, Insn)>],
+    landing: Option<&Entry>,
+    cpu: Cpu,
+    mem: Vec<u8>,
+    perms: &[u8],
+    budget: u64,
+    mut cov: Option<&mut Coverage>,
+) -> (Outcome, u64, u64, u64) {
+    if let Some(b) = landing
+        && b.block.iter().any(|&(pc, _)| pc == cpu.pc)
+    {
+        let (out, flow) = reference(std::slice::from_ref(b), true, cpu, mem, perms, budget, cov);
+        return (out, flow.budget, 0, flow.hits[0]);
+    }
+    let (out, left, moved) =
+        run_region_counting(blocks, cpu, mem, perms, budget, cov.as_deref_mut());
+    match landing {
+        Some(b) if out.exit.is_none() && out.cpu.pc == b.start() && left > 0 => {
+            let (out, flow) = reference(
+                std::slice::from_ref(b),
+                true,
+                out.cpu,
+                out.mem,
+                perms,
+                left - 1,
+                cov,
+            );
+            (out, flow.budget, moved, 1 + flow.hits[0])
+        }
+        _ => (out, left, moved, 0),
+    }
+}
+
+/// What a translated region did (finished by the reference after a slow-path exit).
+struct RegionRun {
+    out: Outcome,
+    budget: u64,
+    status: u64,
+    /// Jump-cache hits on the landing block.
+    hits: u64,
 }
 
 /// Translates and runs the region in the layout of `common::program` (the table right
-/// below memory), chained code through the trampoline with an empty jump cache (none
-/// with `no_jump_cache`, when the shape is not compiled in), finishing a slow-path exit
-/// with the reference. Returns the outcome, the budget left and the status.
+/// below memory), chained code through the trampoline with a jump cache holding only
+/// `landing` (translated by `tr` too), or none with `no_jump_cache` when the shape is
+/// not compiled in; a slow-path exit is finished by the reference.
+#[expect(clippy::too_many_arguments, reason = "the pieces of one test run")]
 fn run_region_translated(
     tr: &mut Translator,
     blocks: &[Vec<(u64, Insn)>],
+    landing: Option<&Entry>,
     cpu: &Cpu,
     mem: &[u8],
     perms: &[u8],
     budget: u64,
     no_jump_cache: bool,
-) -> (Outcome, u64, u64) {
+) -> RegionRun {
     let refs: Vec<&[(u64, Insn)]> = blocks.iter().map(|b| b.as_slice()).collect();
     let compiled = tr
         .translate_region(&refs)
         .unwrap_or_else(|e| panic!("translation failed: {e}"));
     assert_eq!(compiled.entry, blocks[0][0].0);
     assert_eq!(compiled.ranges.len(), blocks.len());
+    let landed = landing.map(|b| {
+        tr.translate(&b.block)
+            .unwrap_or_else(|e| panic!("translation of the landing block failed: {e}"))
+    });
     let config = tr.config();
     with_arena(|arena| {
         let code = arena.add(&compiled.code);
-        run_region_code(code, config, blocks, cpu, mem, perms, budget, no_jump_cache)
+        let landing = landing.zip(landed.as_ref().map(|c| arena.add(&c.code)));
+        let run = Run {
+            config,
+            blocks,
+            landing,
+            perms,
+            no_jump_cache,
+        };
+        run.go(code, cpu, mem, budget)
     })
 }
 
-#[expect(clippy::too_many_arguments, reason = "the pieces of one test run")]
-fn run_region_code(
-    code: Code<'_>,
+/// A translated region and what it runs with.
+struct Run<'a> {
     config: TranslatorConfig,
-    blocks: &[Vec<(u64, Insn)>],
-    cpu: &Cpu,
-    mem: &[u8],
-    perms: &[u8],
-    budget: u64,
+    blocks: &'a [Vec<(u64, Insn)>],
+    landing: Option<(&'a Entry, Code<'a>)>,
+    perms: &'a [u8],
     no_jump_cache: bool,
-) -> (Outcome, u64, u64) {
-    let mut buf = vec![0u8; TABLE_BYTES + mem.len()];
-    buf[..perms.len()].copy_from_slice(perms);
-    buf[TABLE_BYTES..].copy_from_slice(mem);
-    let jc: Vec<[u64; 4]> = vec![[u64::MAX, 0, 0, 0]; SHAPE.len];
-    let (table, guest) = buf.split_at_mut(TABLE_BYTES);
-    let mut c = cpu.clone();
-    c.pc = blocks[0][0].0;
-    let mut ctx = JitContext::new(
-        c,
-        guest.as_mut_ptr(),
-        table.as_ptr(),
-        guest.len() as u64,
-        &FLAT_HELPERS,
-    );
-    if config.jump_cache.is_some() || !no_jump_cache {
-        ctx.jump_cache = jc.as_ptr().cast();
+}
+
+impl Run<'_> {
+    fn go(&self, code: Code<'_>, cpu: &Cpu, mem: &[u8], budget: u64) -> RegionRun {
+        let perms = self.perms;
+        let mut buf = vec![0u8; TABLE_BYTES + mem.len()];
+        buf[..perms.len()].copy_from_slice(perms);
+        buf[TABLE_BYTES..].copy_from_slice(mem);
+        let mut jc: Vec<[u64; 4]> = vec![[u64::MAX, 0, 0, 0]; SHAPE.len];
+        if let Some((b, code)) = self.landing {
+            jc[b.jc_index()] = [b.start(), code.ptr() as u64, 0, 0];
+        }
+        let (table, guest) = buf.split_at_mut(TABLE_BYTES);
+        let mut c = cpu.clone();
+        c.pc = self.blocks[0][0].0;
+        let mut ctx = JitContext::new(
+            c,
+            guest.as_mut_ptr(),
+            table.as_ptr(),
+            guest.len() as u64,
+            &FLAT_HELPERS,
+        );
+        if self.config.jump_cache.is_some() || !self.no_jump_cache {
+            ctx.jump_cache = jc.as_ptr().cast();
+        }
+        ctx.jc_mask = SHAPE.len as u64 - 1;
+        ctx.jc_shift = u64::from(SHAPE.shift);
+        ctx.chain_budget = budget;
+        let st = if self.config.chain {
+            // SAFETY: a chained trampoline, and a region and landing block chained by the
+            // same translator (for `SHAPE` when the shape is compiled in), both in the
+            // arena, which `code` borrows; ctx points at `guest`, `table` (right below
+            // it, as a compiled-in offset says) and `jc`, alive and not otherwise
+            // borrowed for the call.
+            with_trampoline(|t| unsafe { t.call_trampoline(&mut ctx, code.ptr()) })
+        } else {
+            // SAFETY: as above; the region is unchained and reads no jump cache.
+            unsafe { arena::call(code, &mut ctx) }
+        };
+        let landing = self.landing.map(|(b, _)| b);
+        let hits = landing.map_or(0, |b| jc[b.jc_index()][2] >> 32);
+        let mem = guest.to_vec();
+        if st == status::SLOW_PATH {
+            let cpu = ctx.cpu.clone();
+            let (out, left, _, more) = run_region_and_landing(
+                self.blocks,
+                landing,
+                cpu,
+                mem,
+                perms,
+                ctx.chain_budget,
+                None,
+            );
+            return RegionRun {
+                out,
+                budget: left,
+                status: st,
+                hits: hits + more,
+            };
+        }
+        let exit = ctx.exit_for(st);
+        assert!(
+            exit.is_some() || st == status::CONTINUE,
+            "unknown status {st}"
+        );
+        RegionRun {
+            out: Outcome {
+                cpu: ctx.cpu,
+                exit,
+                mem,
+            },
+            budget: ctx.chain_budget,
+            status: st,
+            hits,
+        }
     }
-    ctx.jc_mask = SHAPE.len as u64 - 1;
-    ctx.jc_shift = u64::from(SHAPE.shift);
-    ctx.chain_budget = budget;
-    let st = if config.chain {
-        // SAFETY: a chained trampoline and a region chained by `tr` (for `SHAPE` when the
-        // shape is compiled in); ctx points at `guest`, `table` (right below it, as a
-        // compiled-in offset says) and the empty jump cache `jc`, alive and not otherwise
-        // borrowed for the call.
-        with_trampoline(|t| unsafe { t.call_trampoline(&mut ctx, code.ptr()) })
-    } else {
-        // SAFETY: as above; the region is unchained and reads no jump cache.
-        unsafe { arena::call(code, &mut ctx) }
-    };
-    let mem = guest.to_vec();
-    if st == status::SLOW_PATH {
-        let cpu = ctx.cpu.clone();
-        let (out, left) = run_region_from(blocks, cpu, mem, perms, ctx.chain_budget);
-        return (out, left, st);
-    }
-    let exit = ctx.exit_for(st);
-    assert!(
-        exit.is_some() || st == status::CONTINUE,
-        "unknown status {st}"
-    );
-    (
-        Outcome {
-            cpu: ctx.cpu,
-            exit,
-            mem,
-        },
-        ctx.chain_budget,
-        st,
-    )
 }
 
 fn check_region(
@@ -375,6 +461,8 @@ fn random_region(rng: &mut Rng) -> Vec<Vec<(u64, Insn)>> {
 
 struct RegionSequence {
     blocks: Vec<Vec<(u64, Insn)>>,
+    /// With chained code, often a block in the jump cache where the region leaves.
+    landing: Option<Entry>,
     cpu: Cpu,
     mem: Vec<u8>,
     perms: Vec<u8>,
@@ -394,8 +482,27 @@ fn region_sequence(seed: u64) -> RegionSequence {
     let budget = rng.pick(&[0, 1, 2, 5, 20, 200]);
     let setup = Setup::ALL[((seed / 2) % 4) as usize];
     let no_jump_cache = setup == Setup::Chained && rng.chance(50);
+    let mut landing = None;
+    if setup.chained() && !no_jump_cache && rng.chance(70) {
+        let (out, _, _) =
+            run_region_counting(&blocks, cpu.clone(), mem.clone(), &perms, budget, None);
+        if out.exit.is_none() && out.cpu.pc < u64::MAX - 0x1000 {
+            let b = Entry {
+                block: random_block_at(&mut rng, out.cpu.pc, 8, &|_| true),
+                in_jc: true,
+            };
+            let overlaps = blocks.iter().any(|r| {
+                let end = r[r.len() - 1].0 + u64::from(r[r.len() - 1].1.len);
+                r[0].0 < b.end() && b.start() < end
+            });
+            if !overlaps {
+                landing = Some(b);
+            }
+        }
+    }
     RegionSequence {
         blocks,
+        landing,
         cpu,
         mem,
         perms,
@@ -415,9 +522,11 @@ const REGIONS: Tier = Tier {
 };
 
 /// The reference of `q`, recording coverage and the region's internal transfers.
-fn region_reference(q: &RegionSequence, tally: &mut Tally) -> (Outcome, u64) {
-    let (out, left, moved) = run_region_counting(
+/// Returns the outcome, the budget left and the landing block's jump-cache hits.
+fn region_reference(q: &RegionSequence, tally: &mut Tally) -> (Outcome, u64, u64) {
+    let (out, left, moved, hits) = run_region_and_landing(
         &q.blocks,
+        q.landing.as_ref(),
         q.cpu.clone(),
         q.mem.clone(),
         &q.perms,
@@ -427,9 +536,11 @@ fn region_reference(q: &RegionSequence, tally: &mut Tally) -> (Outcome, u64) {
     tally.insns += out.cpu.instret.wrapping_sub(q.cpu.instret);
     tally.exit(exit_kind(out.exit));
     tally.event("internal transfers", moved);
-    tally.event("back edges", q.budget - left);
+    tally.event("back edges", q.budget - left - hits);
     tally.event("budget ran out", u64::from(q.budget > 0 && left == 0));
-    (out, left)
+    tally.event("landing blocks", u64::from(q.landing.is_some()));
+    tally.event("chained to the landing block", hits);
+    (out, left, hits)
 }
 
 #[test]
@@ -445,16 +556,17 @@ fn random_regions_match_the_reference_at_both_tiers() {
         },
         |(speed, quick), seed, tally| {
             let q = region_sequence(seed);
-            let (want, want_budget) = region_reference(&q, tally);
+            let (want, want_budget, want_hits) = region_reference(&q, tally);
             let mut trs = vec![(speed, "Speed")];
             if seed.is_multiple_of(2) {
                 trs.push((quick, "Quick"));
             }
             for (tr, opt) in trs {
                 let tr = tr.get(q.setup);
-                let (got, got_budget, st) = run_region_translated(
+                let got = run_region_translated(
                     tr,
                     &q.blocks,
+                    q.landing.as_ref(),
                     &q.cpu,
                     &q.mem,
                     &q.perms,
@@ -469,13 +581,22 @@ fn random_regions_match_the_reference_at_both_tiers() {
                     },
                     1,
                 );
-                tally.event("slow path", u64::from(st == status::SLOW_PATH));
-                let mut d = diff(&got, &want);
-                if got_budget != want_budget {
-                    d += &format!("budget left: jit {got_budget} reference {want_budget}\n");
+                tally.event("slow path", u64::from(got.status == status::SLOW_PATH));
+                let mut d = diff(&got.out, &want);
+                if got.budget != want_budget {
+                    d += &format!("budget left: jit {} reference {want_budget}\n", got.budget);
+                }
+                if got.hits != want_hits {
+                    d += &format!(
+                        "landing block hits: jit {} reference {want_hits}\n",
+                        got.hits
+                    );
                 }
                 if !d.is_empty() {
-                    let code: String = q.blocks.iter().map(|b| disasm(b) + "  --\n").collect();
+                    let mut code: String = q.blocks.iter().map(|b| disasm(b) + "  --\n").collect();
+                    if let Some(b) = &q.landing {
+                        code += &listing(std::slice::from_ref(b));
+                    }
                     return Err(format!(
                         "{opt}, setup {:?}, budget {}: region and reference differ\n{code}{d}",
                         q.setup, q.budget
