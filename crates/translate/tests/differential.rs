@@ -303,6 +303,48 @@ fn chained_programs_cover_every_instruction_class_rounding_mode_and_page_edge() 
     assert_covers(&t, &Expect::everything(), "chained programs");
 }
 
+/// Regression seeds run before the slice in both modes, and a replay runs its seed only.
+#[test]
+fn regression_seeds_run_first_in_every_mode() {
+    use common::runner::{LONG_COUNT, Settings, seeds};
+    let tier = Tier {
+        regressions: &[42, 7],
+        ..TIER1
+    };
+    let set = Settings {
+        long: false,
+        count: None,
+        first: 0,
+        seed: None,
+        threads: 1,
+    };
+    let default = seeds(&tier, &set);
+    assert_eq!(default[..3], [42, 7, TIER1.first]);
+    assert_eq!(default.len() as u64, 2 + TIER1.count);
+    let long = seeds(&tier, &Settings { long: true, ..set });
+    assert_eq!(long[..3], [42, 7, TIER1.first]);
+    assert_eq!(long.len() as u64, 2 + LONG_COUNT);
+    let more = seeds(
+        &tier,
+        &Settings {
+            count: Some(5),
+            first: 100,
+            ..set
+        },
+    );
+    assert_eq!(more, [42, 7, 100, 101, 102, 103, 104]);
+    assert_eq!(
+        seeds(
+            &tier,
+            &Settings {
+                seed: Some(9),
+                ..set
+            }
+        ),
+        [9]
+    );
+}
+
 /// The generator's tables agree with the decoder: each F/D form decodes to its op with
 /// every rounding field, each compressed form's words classify as it, the compressed
 /// branch encoders round-trip, and `ALL_OPS` lists every operation in order.

@@ -11,14 +11,14 @@
 //!   the test fails listing every failing seed with its replay command, or if the run
 //!   missed anything its tier's [`Expect`] asks for. Long tiers of one test binary run
 //!   one at a time.
-//!
-//! If translated code crashes the process (in either mode), a signal handler first
-//! prints the seed each test thread was running, with its replay command.
 //! - `VMJIT_DIFF_SEED=<n>`: that seed only, as in the default mode (replay).
 //!
 //! `VMJIT_DIFF_COUNT=<n>` sets the number of seeds in either mode, and
 //! `VMJIT_DIFF_FIRST=<n>` starts the seeds `n` after the tier's first (to go on past an
 //! earlier long run).
+//!
+//! If translated code crashes the process (in either mode), a signal handler first
+//! prints the seed each test thread was running, with its replay command.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -287,6 +287,22 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "panic".to_string())
 }
 
+/// The seeds a run takes, in order: the regression seeds, then the slice (the default
+/// one, or the long mode's); only the given seed when replaying.
+pub fn seeds(tier: &Tier, set: &Settings) -> Vec<u64> {
+    if let Some(seed) = set.seed {
+        return vec![seed];
+    }
+    let first = tier.first + set.first;
+    let default = if set.long { LONG_COUNT } else { tier.count };
+    let n = set.count.unwrap_or(default);
+    tier.regressions
+        .iter()
+        .copied()
+        .chain(first..first + n)
+        .collect()
+}
+
 /// Runs `one(state, seed, tally)` for the tier's seeds as the environment says (see the
 /// module documentation); `init` makes one state (translators) per thread. `one`
 /// returns the differences it found, if any. Returns the tally (the default mode has
@@ -298,19 +314,8 @@ pub fn run<S>(
     one: impl Fn(&mut S, u64, &mut Tally) -> Result<(), String> + Sync,
 ) -> Tally {
     let set = Settings::from_env();
+    let seeds = seeds(tier, &set);
     if !set.is_long() {
-        let seeds: Vec<u64> = match set.seed {
-            Some(seed) => vec![seed],
-            None => {
-                let first = tier.first + set.first;
-                let n = set.count.unwrap_or(tier.count);
-                tier.regressions
-                    .iter()
-                    .copied()
-                    .chain(first..first + n)
-                    .collect()
-            }
-        };
         let slot = tier.crash_slot();
         let mut state = init();
         let mut tally = Tally::default();
@@ -332,13 +337,6 @@ pub fn run<S>(
     let _turn = LONG.lock().unwrap_or_else(|p| p.into_inner());
     super::arena::keep_freed_memory();
     let first = tier.first + set.first;
-    let count = set.count.unwrap_or(LONG_COUNT);
-    let seeds: Vec<u64> = tier
-        .regressions
-        .iter()
-        .copied()
-        .chain(first..first + count)
-        .collect();
     let total = seeds.len() as u64;
     let next = AtomicU64::new(0);
     let done = AtomicU64::new(0);
@@ -349,7 +347,7 @@ pub fn run<S>(
         "[diff] {}: long mode, {total} seeds ({} regressions, then {first}..{}) on {} threads",
         tier.name,
         tier.regressions.len(),
-        first + count,
+        first + total - tier.regressions.len() as u64,
         set.threads
     );
     let work = || {
