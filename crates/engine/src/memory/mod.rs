@@ -978,9 +978,8 @@ impl GuestMemory {
             AmoOp::Xor => a.fetch_xor(value.to_le(), sc),
             AmoOp::And => a.fetch_and(value.to_le(), sc),
             AmoOp::Or => a.fetch_or(value.to_le(), sc),
-            _ => match a.fetch_update(sc, sc, |x| {
-                Some(op.apply32(u32::from_le(x), value).to_le())
-            }) {
+            _ => match a.fetch_update(sc, sc, |x| Some(op.apply32(u32::from_le(x), value).to_le()))
+            {
                 Ok(x) | Err(x) => x,
             },
         };
@@ -997,9 +996,8 @@ impl GuestMemory {
             AmoOp::Xor => a.fetch_xor(value.to_le(), sc),
             AmoOp::And => a.fetch_and(value.to_le(), sc),
             AmoOp::Or => a.fetch_or(value.to_le(), sc),
-            _ => match a.fetch_update(sc, sc, |x| {
-                Some(op.apply64(u64::from_le(x), value).to_le())
-            }) {
+            _ => match a.fetch_update(sc, sc, |x| Some(op.apply64(u64::from_le(x), value).to_le()))
+            {
                 Ok(x) | Err(x) => x,
             },
         };
