@@ -71,6 +71,17 @@ struct BenchArgs {
     #[arg(long, value_name = "NAMES", value_delimiter = ',')]
     only: Vec<String>,
 
+    /// Thread counts for the thread-scaling benchmark (`parallel`, the same work split
+    /// over N guest threads; run when its binary exists and `--only` does not leave it
+    /// out). Comma separated; `--threads=` (empty) skips it.
+    #[arg(
+        long,
+        value_name = "N,...",
+        value_delimiter = ',',
+        default_value = "1,2,4"
+    )]
+    threads: Vec<usize>,
+
     /// Extra options for the JIT runs, e.g. `--jit-args=--cache-size=64K`
     /// (comma separated).
     #[arg(
@@ -342,6 +353,7 @@ fn main() -> ExitCode {
                 guests_dir: b.guests,
                 reps: b.reps as usize,
                 only: b.only,
+                threads: b.threads,
                 json: b.json,
                 jit_args: b.jit_args,
             };
@@ -430,6 +442,10 @@ fn run(args: RunArgs, inherited: &[i32]) -> anyhow::Result<ExitCode> {
             out.instructions
         ));
         say(format_args!("vmjit: basic blocks executed: {}", out.blocks));
+        say(format_args!(
+            "vmjit: threads: {} created, at most {} at once",
+            out.threads.created, out.threads.peak_live
+        ));
         say(format_args!("vmjit: wall time: {secs:.3} s"));
         say(format_args!("vmjit: speed: {mips:.1} M instructions/s"));
         if let Some(r) = &report {
