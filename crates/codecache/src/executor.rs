@@ -482,6 +482,17 @@ impl Executor {
         self.online.get()
     }
 
+    /// This executor's own lookups so far: (jump-cache hits, shared-index hits,
+    /// misses). Jump-cache hits still pending in entries are included after
+    /// [`Executor::flush_hits`]. The cache's [`crate::CacheStats`] sums every executor.
+    pub fn lookup_counts(&self) -> (u64, u64, u64) {
+        (
+            self.me.l1_hits.load(Ordering::Relaxed),
+            self.me.index_hits.load(Ordering::Relaxed),
+            self.me.misses.load(Ordering::Relaxed),
+        )
+    }
+
     /// The jump cache's address and indexing, for code that probes it inline.
     pub fn jump_cache_layout(&self) -> JumpCacheLayout {
         JumpCacheLayout {

@@ -70,6 +70,15 @@ impl Rng {
     }
 }
 
+/// Counts a writer as done when it ends, however it ends.
+struct DoneGuard<'a>(&'a AtomicU64);
+
+impl Drop for DoneGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// Runs at least `iters` lookups and keeps going until the writers are done, so the
 /// executors overlap all of the churn (bounded: the writers do a fixed amount of work).
 fn executor_loop(
@@ -142,13 +151,18 @@ fn calls_always_return_their_key_under_churn() {
             let c2 = c.clone();
             let done2 = Arc::clone(&writers_done);
             s.spawn(move || {
+                // Counted even if an assertion fails, so the test fails instead of
+                // waiting for ever for this writer.
+                let _done = DoneGuard(&done2);
                 let mut rng = Rng(77);
                 for i in 0..20_000u64 {
                     let k = rng.next() % KEYS;
                     match i % 50 {
                         0 => {
+                            // (The other writer may insert `k` again at once, so there
+                            // is nothing to assert about `k` here; the executors check
+                            // every block they run.)
                             c2.invalidate_range(k * 16, k * 16 + 64);
-                            assert!(!c2.contains(k), "invalidated key {k} still found");
                         }
                         1 => {
                             c2.evict(3);
@@ -157,17 +171,16 @@ fn calls_always_return_their_key_under_churn() {
                         _ => insert(&c2, k, &block(k, (k as usize * 7 + i as usize) % 90)),
                     }
                 }
-                done2.fetch_add(1, Ordering::Relaxed);
             });
             let c3 = c.clone();
             let done3 = Arc::clone(&writers_done);
             s.spawn(move || {
+                let _done = DoneGuard(&done3);
                 let mut rng = Rng(1234);
                 for _ in 0..10_000u64 {
                     let k = rng.next() % KEYS;
                     insert(&c3, k, &block(k, (k as usize) % 40));
                 }
-                done3.fetch_add(1, Ordering::Relaxed);
             });
         });
         let st = c.stats();

@@ -317,6 +317,7 @@ fn spawn(parent: &mut GuestThread, mem: &Arc<GuestMemory>, req: CloneRequest) ->
             };
             if let Some(j) = t.jit.as_deref_mut() {
                 j.set_attention(Arc::clone(&handle));
+                j.set_tid(tid);
             }
             if tid_tx.send((tid, Arc::clone(&handle))).is_err() {
                 return;

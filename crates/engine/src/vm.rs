@@ -328,6 +328,7 @@ impl Vm {
     pub fn enable_jit(&mut self, config: JitConfig) -> Result<(), JitError> {
         let mut jit = Jit::new(config)?;
         jit.set_attention(Arc::clone(&self.main.handle));
+        jit.set_tid(self.main.handle.tid);
         self.main.jit = Some(Box::new(jit));
         Ok(())
     }

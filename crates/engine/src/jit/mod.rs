@@ -246,6 +246,8 @@ pub struct JitReport {
     pub jit: JitStats,
     pub cache: CacheStats,
     pub hottest: Vec<HotBlock>,
+    /// Each guest thread's lookups and dispatches (the cache's figures sum them).
+    pub threads: Vec<ThreadReport>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -390,6 +392,21 @@ pub struct JitShared {
     state: Mutex<JitState>,
     /// The counters of threads that ended.
     ended: Mutex<ThreadCounters>,
+    /// Per-thread figures of threads that ended, for the report.
+    thread_reports: Mutex<Vec<ThreadReport>>,
+}
+
+/// One guest thread's share of the JIT's work (`--stats-json`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ThreadReport {
+    pub tid: i64,
+    /// Code-cache lookups of this thread's executor.
+    pub l1_hits: u64,
+    pub index_hits: u64,
+    pub misses: u64,
+    /// Entries into translated code, interpreted blocks.
+    pub entries: u64,
+    pub interpreted_blocks: u64,
 }
 
 /// What the JIT's threads decide together, behind `JitShared::state`.
@@ -459,6 +476,8 @@ pub struct Jit {
     /// The guest thread's handle: dispatch returns to the engine when it asks for
     /// attention (mail from another thread, the process's end).
     attention: Option<Arc<crate::threads::ThreadHandle>>,
+    /// The guest thread's id, for the report.
+    tid: i64,
 }
 
 impl std::fmt::Debug for Jit {
@@ -472,6 +491,8 @@ impl std::fmt::Debug for Jit {
 impl Drop for Jit {
     fn drop(&mut self) {
         crate::syscall::lock(&self.shared.ended).add(&self.counters);
+        let r = self.thread_report();
+        crate::syscall::lock(&self.shared.thread_reports).push(r);
     }
 }
 
@@ -685,6 +706,7 @@ impl Jit {
                 perf_map,
             }),
             ended: Mutex::new(ThreadCounters::default()),
+            thread_reports: Mutex::new(Vec::new()),
         });
         Ok(Self::for_thread(shared, exec))
     }
@@ -715,6 +737,7 @@ impl Jit {
             chain_limit: CHAIN_BUDGET,
             counters: ThreadCounters::default(),
             attention: None,
+            tid: 0,
         }
     }
 
@@ -747,6 +770,24 @@ impl Jit {
         s.interpreted_blocks += c.interpreted_blocks;
         s.slow_paths += c.slow_paths;
         s
+    }
+
+    /// The id this handle's figures are reported under.
+    pub(crate) fn set_tid(&mut self, tid: i64) {
+        self.tid = tid;
+    }
+
+    fn thread_report(&mut self) -> ThreadReport {
+        self.exec.flush_hits();
+        let (l1_hits, index_hits, misses) = self.exec.lookup_counts();
+        ThreadReport {
+            tid: self.tid,
+            l1_hits,
+            index_hits,
+            misses,
+            entries: self.counters.entries,
+            interpreted_blocks: self.counters.interpreted_blocks,
+        }
     }
 
     /// Lowers the chained transfers translated code makes before it returns to the
@@ -1309,10 +1350,14 @@ impl Jit {
                 },
             })
             .collect();
+        let mut threads = crate::syscall::lock(&self.shared.thread_reports).clone();
+        threads.push(self.thread_report());
+        threads.sort_by_key(|t| t.tid);
         JitReport {
             jit: self.stats(),
             cache,
             hottest,
+            threads,
         }
     }
 }
