@@ -20,6 +20,7 @@ const THREADED: &[&str] = &[
     "threadmm",
     "threadsmc",
     "parallel",
+    "manythreads",
 ];
 
 /// Runs guest `name` under `vmjit run --crosscheck` with `opts`; checks stdout, exit
