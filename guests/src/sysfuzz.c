@@ -41,8 +41,9 @@
  *    or at addresses away from its image, heap, stack and the rest of the scratch area;
  *    memory-management calls never touch those; it does not use malloc or stdio once the
  *    fuzzing starts (brk is fuzzed);
- *  - protects descriptors the emulator had open at start that name real files
- *    (qemu-user's descriptor for the executable, say): no argument ever equals one.
+ *  - protects the descriptors open at start (the emulator's or its caller's: qemu-user's
+ *    descriptor for the executable, a jobserver pipe) but unlinked regular files: no
+ *    argument ever equals one.
  *    Descriptor 0 is replaced by a scratch file, 1 and 2 by scratch files unless they are
  *    pipes or sockets, so no terminal or host file is reachable through them.
  * The escape probes, kept on purpose because they are what a sandbox must refuse:
@@ -2020,15 +2021,17 @@ int main(int argc, char **argv)
         }
     }
 
-    /* Descriptors the emulator holds on real files are out of bounds. */
+    /* Descriptors open before the fuzzing belong to the emulator or to whoever started
+     * it (a pipe of cargo's jobserver, qemu-user's descriptor for the executable) and
+     * are out of bounds, except unlinked regular files: an emulator's private memory
+     * (vmjit's code cache is a memfd), which a sandbox must keep from the guest. */
     protect_fd(REPORT_FD);
     protect_fd(ROOT_FD);
     for (int fd = 3; fd < 1024; fd++) {
         struct stat st;
         if (fd == REPORT_FD || fd == ROOT_FD || is_err(sys2(__NR_fstat, fd, &st)))
             continue;
-        int host_file = S_ISDIR(st.st_mode) || S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ||
-                        (S_ISREG(st.st_mode) && st.st_nlink > 0);
+        int host_file = !(S_ISREG(st.st_mode) && st.st_nlink == 0);
         if (host_file) {
             protect_fd(fd);
             if (fd == 3)
@@ -2037,7 +2040,7 @@ int main(int argc, char **argv)
         if (trace) {
             put_str("inherited fd ");
             put_u64((u64)fd);
-            put_str(host_file ? ": a host file, protected (mode " : ": not protected (mode ");
+            put_str(host_file ? ": protected (mode " : ": not protected (mode ");
             put_hex(st.st_mode);
             put_str(", links ");
             put_u64(st.st_nlink);

@@ -21,7 +21,8 @@
 //! once (default: the number of cores), `VMJIT_SYSFUZZ_CONFIGS=interp,jit` a subset of
 //! the configurations. It prints the counts (seeds run, syscalls issued, host crashes,
 //! panics, guest outcomes by kind) and every failure with its replay command, then
-//! fails if there was any:
+//! fails if there was any. `VMJIT_SYSFUZZ_FAILURES=FILE` also writes the failing runs to
+//! FILE as lines for `sysfuzz_regressions.txt`:
 //!
 //! ```text
 //! VMJIT_SYSFUZZ_SEEDS=2000 cargo test --release -p vmjit --test sysfuzz long_mode -- --nocapture
@@ -216,9 +217,32 @@ fn remove_scratch(dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// The guest must start with stdio only: the test process may hold inheritable
+/// descriptors (cargo's jobserver pipes), which vmjit would pass on and the fuzzer would
+/// write random bytes to. They are made close-on-exec here.
+fn only_stdio_is_inherited() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let fds: Vec<i32> = std::fs::read_dir("/proc/self/fd")
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for fd in fds.into_iter().filter(|&fd| fd > 2) {
+            // SAFETY: F_SETFD with an integer argument only changes the descriptor's
+            // flags; a number that is no longer open just fails with EBADF.
+            unsafe {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+        }
+    });
+}
+
 /// Runs `sysfuzz seed calls` under configuration `config` in a fresh scratch directory,
 /// with a scratch file as stdin and pipes as stdout and stderr.
 fn run_one(seed: u64, calls: u64, config: &'static str) -> Run {
+    only_stdio_is_inherited();
     let cwd = common::fresh_dir(&format!("sysfuzz-{seed}-{config}"));
     let stdin_path = cwd.with_extension("stdin");
     std::fs::write(&stdin_path, b"sysfuzz standard input\n").expect("write stdin file");
@@ -558,6 +582,15 @@ fn long_mode() {
         report.push_str(&format!("\n{p}\n"));
     }
     let _ = std::io::stderr().write_all(report.as_bytes());
+    if let Ok(path) = std::env::var("VMJIT_SYSFUZZ_FAILURES") {
+        let mut failed: Vec<&Run> = runs.iter().filter(|r| r.outcome.is_failure()).collect();
+        failed.sort_by_key(|r| (r.seed, r.config));
+        let lines: String = failed
+            .iter()
+            .map(|r| format!("{} {} {}  # {:?}\n", r.seed, r.calls, r.config, r.outcome))
+            .collect();
+        std::fs::write(&path, lines).unwrap_or_else(|e| panic!("cannot write {path}: {e}"));
+    }
     assert!(
         problems.is_empty(),
         "{} problem(s), see above",
