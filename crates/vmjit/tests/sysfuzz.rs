@@ -21,8 +21,8 @@
 //! once (default: the number of cores), `VMJIT_SYSFUZZ_CONFIGS=interp,jit` a subset of
 //! the configurations. It prints the counts (seeds run, syscalls issued, host crashes,
 //! panics, guest outcomes by kind) and every failure with its replay command, then
-//! fails if there was any. `VMJIT_SYSFUZZ_FAILURES=FILE` also writes the failing runs to
-//! FILE as lines for `sysfuzz_regressions.txt`:
+//! fails if there was any. `VMJIT_SYSFUZZ_FAILURES=FILE` also writes every run that did
+//! not reach its end to FILE, as lines for `sysfuzz_regressions.txt`:
 //!
 //! ```text
 //! VMJIT_SYSFUZZ_SEEDS=2000 cargo test --release -p vmjit --test sysfuzz long_mode -- --nocapture
@@ -30,6 +30,8 @@
 //!
 //! A failure names the seed, the configuration and a command that replays it with a
 //! trace of every call (`sysfuzz SEED COUNT trace`); the last call traced is the culprit.
+//! `VMJIT_SYSFUZZ_VMJIT=PATH` runs another vmjit build instead of this one (to confirm
+//! that an old build fails where this one does not, say).
 
 mod common;
 
@@ -161,10 +163,15 @@ impl Run {
     }
 }
 
+/// The vmjit binary under test.
+fn vmjit_bin() -> OsString {
+    std::env::var_os("VMJIT_SYSFUZZ_VMJIT").unwrap_or_else(|| env!("CARGO_BIN_EXE_vmjit").into())
+}
+
 fn replay_command(seed: u64, calls: u64, config: &str) -> String {
     format!(
         "cd \"$(mktemp -d)\" && {} run {} {} {seed} {calls} trace 2>&1 | tail -20",
-        env!("CARGO_BIN_EXE_vmjit"),
+        vmjit_bin().to_string_lossy(),
         config_args(config).join(" "),
         sysfuzz_bin().display()
     )
@@ -252,7 +259,7 @@ fn run_one(seed: u64, calls: u64, config: &'static str) -> Run {
     cmd.push(sysfuzz_bin().into_os_string());
     cmd.push(seed.to_string().into());
     cmd.push(calls.to_string().into());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vmjit"))
+    let mut child = Command::new(vmjit_bin())
         .args(&cmd)
         .env_clear()
         .env("VMJIT_GUEST", "1")
@@ -583,7 +590,10 @@ fn long_mode() {
     }
     let _ = std::io::stderr().write_all(report.as_bytes());
     if let Ok(path) = std::env::var("VMJIT_SYSFUZZ_FAILURES") {
-        let mut failed: Vec<&Run> = runs.iter().filter(|r| r.outcome.is_failure()).collect();
+        let mut failed: Vec<&Run> = runs
+            .iter()
+            .filter(|r| !matches!(r.outcome, Outcome::Completed { .. }))
+            .collect();
         failed.sort_by_key(|r| (r.seed, r.config));
         let lines: String = failed
             .iter()
