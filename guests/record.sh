@@ -8,7 +8,8 @@
 #   - exit code as a decimal number; a guest killed by signal N is recorded as 128+N
 # stderr is not recorded (it is shown here, prefixed, so a recording can be checked).
 #
-# Usage: guests/record.sh [--check] [NAME...]   (default: every guest in bin/ but sysfuzz)
+# Usage: guests/record.sh [--check] [NAME...]   (default: every recorded guest, the
+#   Makefile's PROGS; guests in its UNRECORDED list check their own output)
 #   --check   run the same way but compare with the recorded files instead of writing
 #             them; exits 1 if any guest differs (e.g. to confirm a guest is deterministic)
 set -euo pipefail
@@ -23,9 +24,7 @@ if [ "${1:-}" = "--check" ]; then
   shift
 fi
 if [ "$#" -eq 0 ]; then
-  # sysfuzz has no recorded output (it depends on the host; crates/vmjit/tests/sysfuzz.rs
-  # runs it), so it is never recorded or checked.
-  set -- $(cd "$here/bin" && ls | grep -vx sysfuzz)
+  set -- $(make -s -C "$here" print-recorded)
 fi
 
 scratch="$(mktemp -d)"

@@ -3,10 +3,14 @@
 //! One memfd is mapped twice: a read+write view the cache copies code into, and a
 //! read+execute view code runs from. No mapping is ever writable and executable at once
 //! (W^X), and nothing is ever remapped, so a code pointer stays mapped for the life of the
-//! arena.
+//! arena. The memfd is closed as soon as both views exist (the mappings keep its memory):
+//! a descriptor to writable memory that is also executable is one an embedder's guest
+//! could reach (by number, or through `/proc/self/fd`), and nothing needs it later. The
+//! file's identity ([`ExecMemory::file_id`]) is kept so that an embedder can refuse the
+//! file however it is named (`/proc/self/map_files/...`).
 //!
-//! State machine, per arena: `memfd_create` -> `ftruncate` -> mapped RW + RX ("Mapped") ->
-//! dropped (both views unmapped, then the fd closed). Per block: bytes are *staged*
+//! State machine, per arena: `memfd_create` -> `ftruncate` -> mapped RW + RX -> fd closed
+//! ("Mapped") -> dropped (both views unmapped). Per block: bytes are *staged*
 //! through the RW view by [`ExecMemory::write`], which then *publishes* them with the
 //! instruction-cache maintenance the host needs before any pointer to them is handed out.
 //!
@@ -31,8 +35,8 @@ pub(crate) struct ExecMemory {
     populated: usize,
     /// Cleared when the kernel lacks MADV_POPULATE_* (before Linux 5.14).
     can_populate: bool,
-    /// Kept open for the life of the mappings; closed after they are unmapped in `drop`.
-    _fd: OwnedFd,
+    /// Device and inode of the memfd behind both views.
+    file_id: (u64, u64),
 }
 
 // SAFETY (Send/Sync): the raw pointers are two mappings (MAP_SHARED views of a memfd
@@ -89,16 +93,31 @@ impl ExecMemory {
                 return Err(e);
             }
         };
+        // SAFETY: `st` is plain old data for fstat to fill; `fd` is valid.
+        let file_id = unsafe {
+            let mut st: libc::stat = std::mem::zeroed();
+            if libc::fstat(fd.as_raw_fd(), &mut st) == 0 {
+                (st.st_dev, st.st_ino)
+            } else {
+                (0, 0)
+            }
+        };
+        drop(fd);
         let mut m = Self {
             rw,
             rx,
             len,
             populated: 0,
             can_populate: true,
-            _fd: fd,
+            file_id,
         };
         m.populate_to(commit.min(len));
         Ok(m)
+    }
+
+    /// Device and inode of the file behind the executable memory.
+    pub(crate) fn file_id(&self) -> (u64, u64) {
+        self.file_id
     }
 
     /// Mapped length in bytes.
@@ -198,7 +217,7 @@ fn map(fd: &OwnedFd, len: usize, prot: libc::c_int) -> io::Result<NonNull<u8>> {
 
 impl Drop for ExecMemory {
     fn drop(&mut self) {
-        // Both views go before the fd (a field, dropped after this body). The cache drops
+        // The cache drops
         // its ExecMemory only when no executor handle remains (executors hold the cache's
         // shared state alive), so no code can be running from the RX view here.
         // SAFETY: both mappings were created in `new` with `self.len` bytes and are

@@ -201,6 +201,8 @@ pub(crate) struct Shared {
     writer: Mutex<Writer>,
     stripes: Box<[Stripe]>,
     pub(crate) departed: Departed,
+    /// Device and inode of the file behind the executable memory.
+    code_file: (u64, u64),
 }
 
 /// The entry slots not in use: freed ones (reused first, last freed first) and the
@@ -801,6 +803,7 @@ impl UnifiedCodeCache {
     pub fn new(config: CacheConfig) -> Result<Self, CacheError> {
         config.validate()?;
         let mem = ExecMemory::new(config.max_memory_bytes, config.commit_at_creation)?;
+        let code_file = mem.file_id();
         let nslots = config.max_entries + config.max_entries.max(64);
         let arena_bytes = config.max_memory_bytes.min(mem.len());
         let alloc = if config.policy == EvictionPolicy::Fifo {
@@ -851,8 +854,18 @@ impl UnifiedCodeCache {
                 writer: Mutex::new(writer),
                 stripes: (0..STRIPES).map(|_| Stripe::default()).collect(),
                 departed: Departed::default(),
+                code_file,
             }),
         })
+    }
+
+    /// Device and inode numbers of the (unlinked, in-memory) file that holds the
+    /// cache's executable memory. The cache keeps no descriptor to it, but the host
+    /// still lets a process open it through `/proc/self/map_files/`; an embedder that
+    /// runs untrusted code able to open files should refuse this one, since writing it
+    /// writes the code the host executes.
+    pub fn code_memory_file(&self) -> (u64, u64) {
+        self.shared.code_file
     }
 
     /// The configuration in force.

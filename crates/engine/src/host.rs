@@ -126,10 +126,9 @@ pub fn writev(fd: i32, bufs: &[HostRange<'_>]) -> i64 {
     rw_vectored(true, fd, bufs, None)
 }
 
-/// `ppoll(fds, nfds, timeout, NULL)` on `nfds` guest `struct pollfd`s (8 bytes each,
-/// the same on both ABIs); `timeout` (seconds, nanoseconds) is updated with the time
-/// left, as Linux does. EFAULT when `fds` is shorter than `nfds` entries.
-pub fn ppoll(fds: HostRange<'_>, nfds: u64, timeout: Option<&mut (i64, i64)>) -> i64 {
+/// `ppoll(fds, nfds, timeout, NULL)` on `nfds` `struct pollfd`s in a host buffer (8
+/// bytes each); `timeout` is updated with the time left, as Linux does.
+pub fn ppoll_host(fds: &mut [u8], nfds: u64, timeout: Option<&mut (i64, i64)>) -> i64 {
     if nfds.checked_mul(8).is_none_or(|n| n > fds.len() as u64) {
         return -i64::from(libc::EFAULT);
     }
@@ -138,9 +137,14 @@ pub fn ppoll(fds: HostRange<'_>, nfds: u64, timeout: Option<&mut (i64, i64)>) ->
         tv_nsec: t.1,
     });
     let tp = ts.as_mut().map_or(0, |t| t as *mut libc::timespec as u64);
-    // SAFETY: `fds` is a checked readable and writable range holding `nfds` pollfds;
+    // SAFETY: `fds` is a host buffer holding `nfds` pollfds, readable and writable;
     // `tp` is null or a host timespec alive across the call; the signal mask is null.
-    let r = unsafe { sys(libc::SYS_ppoll, [p(&fds), nfds, tp, 0, 8, 0]) };
+    let r = unsafe {
+        sys(
+            libc::SYS_ppoll,
+            [fds.as_mut_ptr() as u64, nfds, tp, 0, 8, 0],
+        )
+    };
     if let (Some(t), Some(ts)) = (timeout, ts) {
         *t = (ts.tv_sec, ts.tv_nsec);
     }
@@ -697,14 +701,28 @@ pub fn sysinfo(buf: HostRange<'_>) -> i64 {
     unsafe { sys(libc::SYS_sysinfo, [p(&buf), 0, 0, 0, 0, 0]) }
 }
 
-/// Writes all of `bytes` to host fd 2 unbuffered (warnings, trace); gives up on errors.
+/// Writes all of `bytes` to vmjit's own standard error unbuffered (warnings, trace,
+/// messages); gives up on errors. That is a private duplicate of the stderr vmjit
+/// started with ([`crate::sandbox::diag_fd`]), so the guest closing or reusing its fd 2
+/// neither silences vmjit nor puts vmjit's messages into the guest's files.
 pub fn write_stderr(mut bytes: &[u8]) {
+    let fd = crate::sandbox::diag_fd();
+    if fd < 0 {
+        return;
+    }
     while !bytes.is_empty() {
         // SAFETY: `bytes` is a readable host buffer.
         let r = unsafe {
             sys(
                 libc::SYS_write,
-                [2, bytes.as_ptr() as u64, bytes.len() as u64, 0, 0, 0],
+                [
+                    fd as u64,
+                    bytes.as_ptr() as u64,
+                    bytes.len() as u64,
+                    0,
+                    0,
+                    0,
+                ],
             )
         };
         if r == -i64::from(libc::EINTR) {
@@ -720,6 +738,111 @@ pub fn write_stderr(mut bytes: &[u8]) {
 /// This process's id.
 pub fn getpid() -> i64 {
     int_call(libc::SYS_getpid, [0; 6])
+}
+
+/// Moves a file vmjit owns to host descriptor `min` or above (closing the original
+/// descriptor); on failure returns it where it was.
+pub fn move_file(f: std::fs::File, min: i32) -> std::fs::File {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let r = fcntl_int(f.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min.max(0) as u64);
+    if r < 0 {
+        return f;
+    }
+    drop(f);
+    // SAFETY: `r` is a descriptor F_DUPFD_CLOEXEC just created; nothing else owns it.
+    unsafe { std::fs::File::from_raw_fd(r as i32) }
+}
+
+/// The descriptors open in this process now, ascending (from `/proc/self/fd`, without
+/// the one the listing itself uses). `vmjit` takes this list first thing, before it
+/// opens anything, as the descriptors the guest inherits.
+pub fn open_fds() -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return vec![0, 1, 2];
+    };
+    let mut fds: Vec<i32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    fds.sort_unstable();
+    // The directory's own descriptor is closed by now: keep only what is still open.
+    fds.retain(|&fd| fcntl_int(fd, libc::F_GETFD, 0) >= 0);
+    fds
+}
+
+/// The host's total RAM in bytes (`sysinfo`).
+pub fn total_ram() -> Option<u64> {
+    // SAFETY: `sysinfo` is plain old data; all-zero is a valid value.
+    let mut si: libc::sysinfo = unsafe { std::mem::zeroed() };
+    // SAFETY: `si` is a writable host `struct sysinfo`.
+    let r = unsafe { sys(libc::SYS_sysinfo, [&raw mut si as u64, 0, 0, 0, 0, 0]) };
+    if r < 0 {
+        return None;
+    }
+    (si.totalram as u64).checked_mul(u64::from(si.mem_unit.max(1)))
+}
+
+/// `close(fd)`.
+pub fn close(fd: i32) -> i64 {
+    int_call(libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0])
+}
+
+/// `prlimit64(0, resource, &new, NULL)`: sets this process's limit.
+pub fn setrlimit(resource: u32, cur: u64, max: u64) -> i64 {
+    let lim = libc::rlimit64 {
+        rlim_cur: cur,
+        rlim_max: max,
+    };
+    // SAFETY: `lim` is a readable host rlimit64; the old-limit pointer is null.
+    unsafe {
+        sys(
+            libc::SYS_prlimit64,
+            [0, u64::from(resource), &raw const lim as u64, 0, 0, 0],
+        )
+    }
+}
+
+/// A read-only descriptor of an anonymous in-memory file holding `contents` (what the
+/// guest gets for the `/proc` files vmjit synthesises), positioned at 0; `-errno` on
+/// failure.
+pub fn memory_file(name: &CStr, contents: &[u8]) -> i64 {
+    // SAFETY: `name` is NUL-terminated; the flags are valid constants.
+    let fd = unsafe {
+        sys(
+            libc::SYS_memfd_create,
+            [name.as_ptr() as u64, libc::MFD_CLOEXEC as u64, 0, 0, 0, 0],
+        )
+    };
+    if fd < 0 {
+        return fd;
+    }
+    let fd = fd as i32;
+    let mut rest = contents;
+    while !rest.is_empty() {
+        // SAFETY: `rest` is a readable host buffer.
+        let r = unsafe {
+            sys(
+                libc::SYS_write,
+                [fd as u64, rest.as_ptr() as u64, rest.len() as u64, 0, 0, 0],
+            )
+        };
+        if r == -i64::from(libc::EINTR) {
+            continue;
+        }
+        if r <= 0 {
+            close(fd);
+            return if r < 0 { r } else { -i64::from(libc::EIO) };
+        }
+        rest = &rest[(r as usize).min(rest.len())..];
+    }
+    // Reopened read-only through /proc, as the file it stands for is read-only; the
+    // writable descriptor is closed.
+    let path = format!("/proc/self/fd/{fd}\0");
+    let ro = match CStr::from_bytes_with_nul(path.as_bytes()) {
+        Ok(p) => openat(libc::AT_FDCWD, p, libc::O_RDONLY | libc::O_CLOEXEC, 0),
+        Err(_) => -i64::from(libc::EINVAL),
+    };
+    close(fd);
+    ro
 }
 
 #[cfg(test)]

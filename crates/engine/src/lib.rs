@@ -30,6 +30,7 @@ pub mod jit;
 pub mod layout;
 pub mod loader;
 pub mod memory;
+pub mod sandbox;
 pub mod stack;
 pub mod syscall;
 pub mod sysnames;

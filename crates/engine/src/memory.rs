@@ -58,6 +58,8 @@ pub const PERM_W: u8 = 2;
 pub const PERM_X: u8 = 4;
 /// The page belongs to a mapping (set even for `PROT_NONE` mappings).
 pub const PERM_MAPPED: u8 = 8;
+/// Any access at all: a page with one of these counts as guest memory in use.
+const ACCESS: u8 = PERM_R | PERM_W | PERM_X;
 
 /// Rounds `x` down to a page boundary.
 pub const fn page_floor(x: u64) -> u64 {
@@ -126,6 +128,9 @@ pub struct GuestMemory {
     /// Host pages start `PROT_NONE` and are opened as they are mapped (see
     /// [`GuestMemory::new_commit_on_map`]).
     commit_on_map: bool,
+    /// Pages mapped with some access (not `PROT_NONE`): the guest memory that counts
+    /// against its bound, kept exact by `set_perms`.
+    accessible_pages: u64,
 }
 
 impl std::fmt::Debug for GuestMemory {
@@ -179,6 +184,7 @@ impl GuestMemory {
         GuestMemory {
             base,
             commit_on_map,
+            accessible_pages: 0,
         }
     }
 
@@ -288,6 +294,50 @@ impl GuestMemory {
         unsafe { self.base.as_ptr().sub(PERMS_BYTES) }
     }
 
+    /// Bytes of guest memory mapped with some access (`PROT_NONE` mappings excluded):
+    /// what `--max-memory` bounds.
+    pub fn accessible_bytes(&self) -> u64 {
+        self.accessible_pages << PAGE_SHIFT
+    }
+
+    /// Bytes of the pages in the page-aligned range that are mapped with some access
+    /// (0 for a range outside the space).
+    pub fn accessible_in(&self, addr: u64, len: u64) -> u64 {
+        match Self::page_range(addr, len.min(GUEST_SPACE.saturating_sub(addr))) {
+            Ok(r) => {
+                (self.perms()[r].iter().filter(|&&p| p & ACCESS != 0).count() as u64) << PAGE_SHIFT
+            }
+            Err(_) => 0,
+        }
+    }
+
+    /// The mapped ranges, ascending: `(start, end, perm)` for each run of consecutive
+    /// pages with the same `PERM_*` bits (what `/proc/self/maps` shows of the guest).
+    pub fn mapped_runs(&self) -> Vec<(u64, u64, u8)> {
+        const BITS: u8 = PERM_R | PERM_W | PERM_X | PERM_MAPPED;
+        let table = &self.perms()[..NUM_PAGES];
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < table.len() {
+            let Some(start) = table[i..].iter().position(|&p| p & BITS != 0) else {
+                break;
+            };
+            let start = i + start;
+            let perm = table[start] & BITS;
+            let len = table[start..]
+                .iter()
+                .position(|&p| p & BITS != perm)
+                .unwrap_or(table.len() - start);
+            out.push((
+                (start as u64) << PAGE_SHIFT,
+                ((start + len) as u64) << PAGE_SHIFT,
+                perm,
+            ));
+            i = start + len;
+        }
+        out
+    }
+
     /// Permission byte of the page holding `addr` (`PERM_*` bits; 0 when outside the
     /// space).
     pub fn page_perm(&self, addr: u64) -> u8 {
@@ -301,9 +351,14 @@ impl GuestMemory {
     /// Sets the permission bytes of the pages `r` with `f` and refreshes the fast-path
     /// bits of those pages and of the page before them (whose "next page" changed).
     fn set_perms(&mut self, r: std::ops::Range<usize>, f: impl Fn(u8) -> u8) {
+        let mut before = 0u64;
+        let mut after = 0u64;
         for p in &mut self.perms_mut()[r.clone()] {
+            before += u64::from(*p & ACCESS != 0);
             *p = f(*p);
+            after += u64::from(*p & ACCESS != 0);
         }
+        self.accessible_pages = self.accessible_pages + after - before;
         translate::context::update_fast_bits(self.perms_mut(), r.start.saturating_sub(1)..r.end);
     }
 

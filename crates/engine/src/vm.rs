@@ -266,16 +266,34 @@ impl Vm {
         let mut cpu = Cpu::new();
         cpu.pc = img.entry;
         cpu.x[2] = st.sp;
+        let mut sys = Syscalls::new(img.brk, exe);
+        sys.set_process_strings(&argv, &envp);
         Ok(Vm {
             cpu,
             mem,
-            sys: Syscalls::new(img.brk, exe),
+            sys,
             interp: Interpreter::new(),
             max_insns: None,
             trace: false,
             stepped_blocks: 0,
             jit: None,
         })
+    }
+
+    /// Gives the guest the host descriptors in `fds` under the same numbers, as a
+    /// process inherits them across exec (stdio, when open, is always given). They
+    /// must be descriptors vmjit was started with, never one it uses itself: vmjit's
+    /// command line passes those open when it started ([`crate::host::open_fds`]).
+    pub fn inherit_fds(&mut self, fds: &[i32]) {
+        for &fd in fds {
+            self.sys.inherit_fd(fd);
+        }
+    }
+
+    /// Bounds the guest's memory (see [`Syscalls::set_memory_limit`]; the default is
+    /// [`crate::syscall::default_max_memory`]).
+    pub fn set_max_memory(&mut self, bytes: u64) {
+        self.sys.set_memory_limit(bytes);
     }
 
     /// Stop after this many guest instructions ([`GuestExit::InsnLimit`]).

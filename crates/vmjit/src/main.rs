@@ -161,6 +161,14 @@ struct RunArgs {
     #[arg(long, value_name = "N")]
     max_insns: Option<u64>,
 
+    /// Most guest memory in bytes (K, M, G suffixes): the total of its mappings that
+    /// are not PROT_NONE. Past it, mmap, mremap and mprotect fail with ENOMEM and brk
+    /// keeps the old break, as when Linux runs out of memory; the host's OOM killer
+    /// never has to step in. Default: half the host's RAM, at least 1G, at most 16G
+    /// (the guest address space).
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    max_memory: Option<usize>,
+
     /// The static riscv64 executable to run.
     #[arg(value_name = "PROGRAM")]
     program: PathBuf,
@@ -225,7 +233,7 @@ fn parse_size(s: &str) -> Result<usize, String> {
         .checked_mul(mult)
         .ok_or_else(|| format!("`{s}` is too large"))?;
     if bytes == 0 {
-        return Err("the cache size must be greater than 0".to_string());
+        return Err("the size must be greater than 0".to_string());
     }
     Ok(bytes)
 }
@@ -250,9 +258,13 @@ fn engine_name(e: Engine) -> &'static str {
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Before anything opens a descriptor: what vmjit was started with is the guest's
+    // to inherit, and vmjit's own descriptors go above the guest's range from here on.
+    let inherited = engine::host::open_fds();
+    engine::sandbox::init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(args, &inherited),
         Command::Bench(b) => {
             let opts = bench::Options {
                 guests_dir: b.guests,
@@ -276,18 +288,22 @@ fn main() -> ExitCode {
     }
 }
 
-/// Writes one line to stderr. Unlike `eprintln!`, a broken stderr (a closed pipe) is
-/// ignored instead of panicking: the exit status still tells how the guest ended.
+/// Writes one line to vmjit's stderr: the one it started with, whatever the guest did
+/// with its own fd 2 (see `engine::host::write_stderr`). A broken stderr (a closed pipe)
+/// is ignored: the exit status still tells how the guest ended.
 fn say(line: std::fmt::Arguments<'_>) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
+    engine::host::write_stderr(format!("{line}\n").as_bytes());
 }
 
 /// Runs the guest; `Err` is a problem before the guest started (one line, status 1).
-fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+fn run(args: RunArgs, inherited: &[i32]) -> anyhow::Result<ExitCode> {
     let env = engine::host_environment();
     let mut vm = engine::Vm::load(&args.program, &args.args, &env)
         .with_context(|| args.program.display().to_string())?;
+    vm.inherit_fds(inherited);
+    if let Some(bytes) = args.max_memory {
+        vm.set_max_memory(bytes as u64);
+    }
     vm.set_max_insns(args.max_insns);
     vm.set_trace(args.trace);
     if args.engine == Engine::Jit {

@@ -360,6 +360,9 @@ impl Jit {
             return Err(JitError::HotThreshold);
         }
         let cache = UnifiedCodeCache::new(config.cache.clone())?;
+        // Writing that file writes the host code vmjit runs: no guest may open it.
+        let (dev, ino) = cache.code_memory_file();
+        crate::sandbox::register_internal_file(dev, ino);
         let exec = cache.register_executor();
         let layout = exec.jump_cache_layout();
         if layout.entry_shift != JC_ENTRY_SHIFT
@@ -397,9 +400,19 @@ impl Jit {
                 .append(true)
                 .open(&path)
             {
-                Ok(f) => Some(std::io::BufWriter::new(f)),
+                Ok(f) => {
+                    // vmjit's own file: out of the guest's descriptor range, and never
+                    // openable by the guest (it is read by perf, not by vmjit, but a
+                    // guest should not forge what a profiler shows).
+                    let f = crate::host::move_file(f, crate::sandbox::internal_floor());
+                    crate::sandbox::register_internal_fd(std::os::fd::AsRawFd::as_raw_fd(&f));
+                    Some(std::io::BufWriter::new(f))
+                }
                 Err(e) => {
-                    eprintln!("vmjit: warning: cannot write the perf map {path}: {e}");
+                    crate::host::write_stderr(
+                        format!("vmjit: warning: cannot write the perf map {path}: {e}\n")
+                            .as_bytes(),
+                    );
                     None
                 }
             }
@@ -784,10 +797,13 @@ impl Jit {
                 }
                 if !self.warned_translate {
                     self.warned_translate = true;
-                    eprintln!(
-                        "vmjit: warning: cannot translate guest code at {:#x} ({e}); \
-                         interpreting it instead",
-                        done.key
+                    crate::host::write_stderr(
+                        format!(
+                            "vmjit: warning: cannot translate guest code at {:#x} ({e}); \
+                             interpreting it instead\n",
+                            done.key
+                        )
+                        .as_bytes(),
                     );
                 }
                 return false;
@@ -833,10 +849,13 @@ impl Jit {
                 }
                 if permanent && !self.warned_insert {
                     self.warned_insert = true;
-                    eprintln!(
-                        "vmjit: warning: the code cache cannot hold the translation of \
-                         {:#x} ({e}); interpreting it instead",
-                        done.key
+                    crate::host::write_stderr(
+                        format!(
+                            "vmjit: warning: the code cache cannot hold the translation of \
+                             {:#x} ({e}); interpreting it instead\n",
+                            done.key
+                        )
+                        .as_bytes(),
                     );
                 }
                 false

@@ -1,0 +1,479 @@
+//! The Linux system-call layer for riscv64 guests (asm-generic numbering).
+//!
+//! A guest `ecall` arrives here with the number in `a7` and arguments in `a0..a5`; the
+//! result (a value or `-errno`) goes to `a0`. Most calls are forwarded to the host
+//! kernel through [`crate::host`], with guest buffers checked first (EFAULT when any
+//! byte of a buffer is not mapped with the needed permission), descriptors translated
+//! through the guest's own table, paths into vmjit's `/proc` entries mapped to the
+//! guest's view, and structures converted where the riscv64 layout differs from the
+//! host's (`struct stat`).
+//!
+//! Modules, by concern: `fdtable` (the guest's descriptors), `io` (calls on
+//! descriptors), `fs` and `procfs` (paths), `mm` (the address space), `process`
+//! (signals, futex, clocks, limits), `abi` (structure and flag conversions), `nr`.
+//!
+//! **Invariants.**
+//! - No guest pointer reaches the host kernel unchecked: buffers become
+//!   [`crate::memory::HostRange`]s, strings are copied into host `CString`s.
+//! - The guest reaches only its own descriptors: every descriptor number it passes is
+//!   translated through its table (EBADF when not there), and every file it opens is
+//!   checked by [`crate::sandbox::check_opened`]. vmjit's own descriptors are never in
+//!   the table.
+//! - Changes to executable memory (munmap, mprotect, mremap, MAP_FIXED over code,
+//!   riscv_flush_icache) are recorded in [`Syscalls::take_invalidations`] so the
+//!   dispatch loop can drop stale decoded or translated code before the next block.
+//! - An unknown call returns `-ENOSYS` and warns once per number on stderr.
+
+use std::collections::HashSet;
+
+use rv64::Cpu;
+
+use crate::host;
+use crate::layout;
+use crate::memory::{GuestMemory, PERM_W};
+use crate::sysnames;
+
+mod abi;
+mod fdtable;
+mod fs;
+mod io;
+mod mm;
+pub mod nr;
+mod process;
+mod procfs;
+
+use abi::timespec;
+pub use abi::{open_flags_to_guest, open_flags_to_host, stat_to_guest};
+use fdtable::FdTable;
+
+/// The default bound on guest memory: half the host's RAM, at least 1 GiB, at most the
+/// guest address space (16 GiB). On a 24 GiB host, 12 GiB: a guest can use most of the
+/// machine, and a runaway one fails with ENOMEM long before the host's OOM killer would
+/// pick a process.
+pub fn default_max_memory() -> u64 {
+    let half = host::total_ram().map_or(4 << 30, |r| r / 2);
+    half.clamp(1 << 30, crate::memory::GUEST_SPACE)
+}
+
+/// How a system call ended the run (everything else continues the guest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyscallExit {
+    /// exit / exit_group with this status (already masked to 0..=255).
+    Exited(i32),
+    /// The guest sent itself a fatal signal.
+    Signal(i32),
+    /// A futex wait that no other thread could ever end.
+    Deadlock { uaddr: u64 },
+}
+
+/// Code-memory changes the dispatch loop must apply before running more guest code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalidation {
+    /// Drop code translated from bytes in `[lo, hi)`.
+    Range { lo: u64, hi: u64 },
+    /// Drop everything.
+    All,
+}
+
+/// Per-process state of the system-call layer.
+#[derive(Debug)]
+pub struct Syscalls {
+    brk_start: u64,
+    brk_cur: u64,
+    mmap_cursor: u64,
+    sigactions: Vec<[u8; 24]>,
+    sigmask: u64,
+    altstack: [u8; 24],
+    warned: HashSet<u64>,
+    exe_path: Vec<u8>,
+    /// `/proc/self/cmdline` and `environ` of the guest (NUL-terminated strings).
+    cmdline: Vec<u8>,
+    environ: Vec<u8>,
+    pid: i64,
+    invalidations: Vec<Invalidation>,
+    /// The guest's descriptors.
+    fds: FdTable,
+    /// Resource limits the guest set on itself (other than RLIMIT_NOFILE, which its
+    /// table keeps).
+    rlimits: [Option<(u64, u64)>; 16],
+    /// Most bytes of guest memory mapped with some access (`--max-memory`).
+    mem_limit: u64,
+    /// The normalised working directory when it lies under `/proc` or `/dev` (where
+    /// relative paths must be classified by `procfs`), else `None`.
+    cwd_virt: Option<Vec<u8>>,
+}
+
+pub(super) fn e(errno: i32) -> i64 {
+    -i64::from(errno)
+}
+
+pub(super) const EFAULT: i64 = -(libc::EFAULT as i64);
+pub(super) const EINVAL: i64 = -(libc::EINVAL as i64);
+pub(super) const ENOMEM: i64 = -(libc::ENOMEM as i64);
+pub(super) const PATH_MAX: usize = 4096;
+/// PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM: the bits mmap and mprotect accept
+/// (PROT_SEM is a no-op on riscv64, as on most architectures).
+pub(super) const PROT_VALID: u64 = 0xf;
+
+impl Syscalls {
+    /// State for a fresh process whose program break starts at `brk` (page aligned)
+    /// and whose executable is `exe_path` (for `/proc/self/exe`). Its descriptor table
+    /// holds the host's stdio descriptors that are open (see [`Syscalls::inherit_fd`]
+    /// for more).
+    pub fn new(brk: u64, exe_path: Vec<u8>) -> Self {
+        let mut altstack = [0u8; 24];
+        altstack[8..12].copy_from_slice(&2u32.to_le_bytes()); // SS_DISABLE
+        Syscalls {
+            brk_start: brk,
+            brk_cur: brk,
+            mmap_cursor: layout::MMAP_TOP,
+            sigactions: vec![[0u8; 24]; 65],
+            sigmask: 0,
+            altstack,
+            warned: HashSet::new(),
+            exe_path,
+            cmdline: Vec::new(),
+            environ: Vec::new(),
+            pid: host::getpid(),
+            invalidations: Vec::new(),
+            fds: FdTable::with_stdio(),
+            rlimits: [None; 16],
+            cwd_virt: None,
+            mem_limit: default_max_memory(),
+        }
+    }
+
+    /// Bounds the guest's memory: mappings with some access (not `PROT_NONE`) may
+    /// total at most `bytes`; past that, mmap, mremap and mprotect fail with ENOMEM and
+    /// brk keeps the old break.
+    pub fn set_memory_limit(&mut self, bytes: u64) {
+        self.mem_limit = bytes;
+    }
+
+    /// The bound on guest memory.
+    pub fn memory_limit(&self) -> u64 {
+        self.mem_limit
+    }
+
+    /// Gives the guest host descriptor `fd` under the same number (a descriptor vmjit
+    /// was started with, as the guest would have inherited it). It must not be one
+    /// vmjit uses itself; nothing happens when it is not open.
+    pub fn inherit_fd(&mut self, fd: i32) {
+        self.fds.inherit(fd);
+    }
+
+    /// Sets what the guest's `/proc/self/cmdline` and `/proc/self/environ` show.
+    pub fn set_process_strings(&mut self, argv: &[&[u8]], envp: &[&[u8]]) {
+        let join = |v: &[&[u8]]| {
+            v.iter()
+                .flat_map(|s| s.iter().copied().chain(std::iter::once(0)))
+                .collect()
+        };
+        self.cmdline = join(argv);
+        self.environ = join(envp);
+    }
+
+    /// Code-memory changes since the last call (see [`Invalidation`]).
+    pub fn take_invalidations(&mut self) -> Vec<Invalidation> {
+        std::mem::take(&mut self.invalidations)
+    }
+
+    /// True when some invalidation is pending.
+    pub fn has_invalidations(&self) -> bool {
+        !self.invalidations.is_empty()
+    }
+
+    /// The current program break.
+    pub fn brk(&self) -> u64 {
+        self.brk_cur
+    }
+
+    /// Performs the system call `cpu` is stopped at (`ecall` at `cpu.pc`): reads
+    /// `a7`/`a0..a5`, writes the result to `a0` and advances pc past the ecall, unless
+    /// the call ends the run.
+    pub fn handle(&mut self, cpu: &mut Cpu, mem: &mut GuestMemory) -> Option<SyscallExit> {
+        let n = cpu.x[17];
+        let a = [
+            cpu.x[10], cpu.x[11], cpu.x[12], cpu.x[13], cpu.x[14], cpu.x[15],
+        ];
+        match self.dispatch(n, a, mem) {
+            Ok(v) => {
+                cpu.x[10] = v as u64;
+                cpu.pc = cpu.pc.wrapping_add(4);
+                None
+            }
+            Err(exit) => Some(exit),
+        }
+    }
+
+    /// Records that `[lo, lo+len)` changed; call before changing it. Only ranges
+    /// holding executable pages can have decoded or translated code.
+    pub(super) fn invalidate(&mut self, mem: &GuestMemory, lo: u64, len: u64) {
+        if mem.any_exec(lo, len) {
+            self.invalidations.push(Invalidation::Range {
+                lo,
+                hi: lo.saturating_add(len),
+            });
+        }
+    }
+
+    /// Runs system call `n` with arguments `a`; `Ok(result)` continues the guest.
+    pub fn dispatch(
+        &mut self,
+        n: u64,
+        a: [u64; 6],
+        mem: &mut GuestMemory,
+    ) -> Result<i64, SyscallExit> {
+        let fd = a[0] as i32;
+        // The host descriptor of guest descriptor `$g`, or the call's result is EBADF.
+        macro_rules! host_fd {
+            ($g:expr) => {
+                match self.host_fd($g) {
+                    Ok(h) => h,
+                    Err(r) => return Ok(r),
+                }
+            };
+        }
+        let r = match n {
+            nr::READ | nr::WRITE | nr::PREAD64 | nr::PWRITE64 => self.read_write(n, a, mem),
+            nr::READV | nr::WRITEV => self.rw_vec(n == nr::WRITEV, fd, a[1], a[2], None, mem),
+            nr::PREADV | nr::PWRITEV => {
+                self.rw_vec(n == nr::PWRITEV, fd, a[1], a[2], Some(a[3] as i64), mem)
+            }
+            nr::OPENAT => self.openat(fd, a[1], a[2] as u32, a[3] as u32, mem),
+            nr::CLOSE => self.close(fd),
+            nr::CLOSE_RANGE => self.close_range(a[0], a[1], a[2]),
+            nr::LSEEK => self.lseek(fd, a[1], a[2]),
+            nr::DUP => self.dup(fd),
+            nr::DUP3 => self.dup3(fd, a[1] as i32, a[2]),
+            nr::FTRUNCATE => self.fd_int_call(libc::SYS_ftruncate, [a[0], a[1], 0, 0, 0, 0]),
+            nr::FSYNC => self.fd_int_call(libc::SYS_fsync, [a[0], 0, 0, 0, 0, 0]),
+            nr::FDATASYNC => self.fd_int_call(libc::SYS_fdatasync, [a[0], 0, 0, 0, 0, 0]),
+            nr::FCHMOD => self.fd_int_call(libc::SYS_fchmod, [a[0], a[1], 0, 0, 0, 0]),
+            nr::FLOCK => self.fd_int_call(libc::SYS_flock, [a[0], a[1], 0, 0, 0, 0]),
+            nr::FCHDIR => self.fchdir(fd),
+            nr::UMASK => host::int_call(libc::SYS_umask, [a[0], 0, 0, 0, 0, 0]),
+            nr::FCNTL => self.fcntl(fd, a[1] as i32, a[2], mem),
+            nr::PIPE2 => self.pipe2(a[0], a[1], mem),
+            nr::FSTAT => match host::fstat(host_fd!(fd)) {
+                Ok(st) => Self::put(mem, a[1], &stat_to_guest(&st)),
+                Err(r) => r,
+            },
+            nr::NEWFSTATAT => self.with_path(mem, fd, a[1], |d, p, mem| {
+                match host::fstatat(d, p, a[3] as i32) {
+                    Ok(st) => Self::put(mem, a[2], &stat_to_guest(&st)),
+                    Err(r) => r,
+                }
+            }),
+            nr::STATX => self.with_path(mem, fd, a[1], |d, p, mem| {
+                match mem.host_range(a[4], 256, PERM_W) {
+                    Ok(b) => host::statx(d, p, a[2] as i32, a[3] as u32, b),
+                    Err(_) => EFAULT,
+                }
+            }),
+            nr::FACCESSAT => self.with_path(mem, fd, a[1], |d, p, _| {
+                host::faccessat(d, p, a[2] as i32, 0)
+            }),
+            nr::FACCESSAT2 => self.with_path(mem, fd, a[1], |d, p, _| {
+                host::faccessat(d, p, a[2] as i32, a[3] as i32)
+            }),
+            nr::GETCWD => match mem.host_range(a[0], a[1], PERM_W) {
+                Ok(b) => host::getcwd(b),
+                Err(_) => EFAULT,
+            },
+            nr::CHDIR => self.chdir(a[0], mem),
+            nr::FCHMODAT => {
+                self.with_path(mem, fd, a[1], |d, p, _| host::fchmodat(d, p, a[2] as u32))
+            }
+            nr::UNLINKAT => {
+                self.with_path(mem, fd, a[1], |d, p, _| host::unlinkat(d, p, a[2] as i32))
+            }
+            nr::MKDIRAT => {
+                self.with_path(mem, fd, a[1], |d, p, _| host::mkdirat(d, p, a[2] as u32))
+            }
+            nr::RENAMEAT | nr::RENAMEAT2 => {
+                let flags = if n == nr::RENAMEAT2 { a[4] as u32 } else { 0 };
+                self.with_paths(mem, (fd, a[1]), (a[2] as i32, a[3]), |d1, old, d2, new| {
+                    host::renameat2(d1, old, d2, new, flags)
+                })
+            }
+            nr::SYMLINKAT => self.symlinkat(a[0], a[1] as i32, a[2], mem),
+            nr::LINKAT => {
+                self.with_paths(mem, (fd, a[1]), (a[2] as i32, a[3]), |d1, old, d2, new| {
+                    host::linkat(d1, old, d2, new, a[4] as i32)
+                })
+            }
+            nr::FCHOWNAT => self.with_path(mem, fd, a[1], |d, p, _| {
+                host::fchownat(d, p, a[2] as u32, a[3] as u32, a[4] as i32)
+            }),
+            nr::TRUNCATE => {
+                self.with_path(mem, fs::AT_FDCWD, a[0], |_, p, _| host::truncate(p, a[1]))
+            }
+            nr::UTIMENSAT => self.utimensat(fd, a[1], a[2], a[3] as i32, mem),
+            nr::STATFS => self.with_path(mem, fs::AT_FDCWD, a[0], |_, p, mem| {
+                match mem.host_range(a[1], size_of::<libc::statfs>() as u64, PERM_W) {
+                    Ok(b) => host::statfs(Ok(p), b),
+                    Err(_) => EFAULT,
+                }
+            }),
+            nr::FSTATFS => {
+                let h = host_fd!(fd);
+                match mem.host_range(a[1], size_of::<libc::statfs>() as u64, PERM_W) {
+                    Ok(b) => host::statfs(Err(h), b),
+                    Err(_) => EFAULT,
+                }
+            }
+            nr::READLINKAT => self.readlinkat(fd, a[1], a[2], a[3], mem),
+            nr::GETDENTS64 => self.getdents64(fd, a[1], a[2], mem),
+            nr::IOCTL => self.ioctl(fd, a[1], a[2], mem),
+            nr::PPOLL => self.ppoll(a[0], a[1], a[2], mem),
+            nr::BRK => self.sys_brk(a[0], mem),
+            nr::MMAP => self.mmap(a, mem),
+            nr::MUNMAP => self.munmap(a[0], a[1], mem),
+            nr::MPROTECT => self.mprotect(a[0], a[1], a[2], mem),
+            nr::MREMAP => self.mremap(a, mem),
+            nr::MADVISE => self.madvise(a[0], a[1], a[2], mem),
+            nr::FADVISE64 => {
+                let _ = host_fd!(fd);
+                0
+            }
+            nr::EXIT | nr::EXIT_GROUP => return Err(SyscallExit::Exited((a[0] & 0xff) as i32)),
+            nr::CLOCK_GETTIME | nr::CLOCK_GETRES => {
+                match host::clock(n == nr::CLOCK_GETRES, a[0] as i32) {
+                    // clock_getres may pass NULL just to validate the clock.
+                    Ok(_) if n == nr::CLOCK_GETRES && a[1] == 0 => 0,
+                    Ok((s, ns)) => Self::put(mem, a[1], &timespec(s, ns)),
+                    Err(r) => r,
+                }
+            }
+            nr::GETTIMEOFDAY => {
+                let mut r = 0;
+                if a[0] != 0 {
+                    r = match host::clock(false, libc::CLOCK_REALTIME) {
+                        Ok((s, ns)) => Self::put(mem, a[0], &timespec(s, ns / 1000)),
+                        Err(r) => r,
+                    };
+                }
+                if r == 0 && a[1] != 0 {
+                    r = Self::put(mem, a[1], &[0u8; 8]);
+                }
+                r
+            }
+            nr::NANOSLEEP => Self::sleep(libc::CLOCK_MONOTONIC, 0, a[0], a[1], mem),
+            nr::CLOCK_NANOSLEEP => Self::sleep(a[0] as i32, a[1], a[2], a[3], mem),
+            nr::UNAME => self.uname(a[0], mem),
+            nr::GETRANDOM => match mem.host_range(a[0], a[1], PERM_W) {
+                Ok(b) => host::getrandom(b, a[2] as u32),
+                Err(_) => EFAULT,
+            },
+            nr::SET_TID_ADDRESS => self.pid,
+            nr::SET_ROBUST_LIST => 0,
+            nr::RSEQ | nr::RISCV_HWPROBE => e(libc::ENOSYS),
+            nr::PRLIMIT64 => {
+                // The guest is the only process it can see.
+                if a[0] != 0 && a[0] as i64 != self.pid {
+                    e(libc::ESRCH)
+                } else {
+                    self.prlimit(a[1], a[2], a[3], mem)
+                }
+            }
+            nr::GETRLIMIT => self.prlimit(a[0], 0, a[1], mem),
+            nr::SETRLIMIT => self.prlimit(a[0], a[1], 0, mem),
+            nr::GETRUSAGE => match mem.host_range(a[1], size_of::<libc::rusage>() as u64, PERM_W) {
+                Ok(b) => host::getrusage(a[0] as i32, b),
+                Err(_) => EFAULT,
+            },
+            nr::RT_SIGACTION => self.rt_sigaction(a[0], a[1], a[2], a[3], mem),
+            nr::RT_SIGPROCMASK => self.rt_sigprocmask(a[0], a[1], a[2], a[3], mem),
+            nr::SIGALTSTACK => self.sigaltstack(a[0], a[1], mem),
+            nr::GETPID | nr::GETTID => self.pid,
+            nr::GETPPID => host::int_call(libc::SYS_getppid, [0; 6]),
+            nr::GETUID => host::int_call(libc::SYS_getuid, [0; 6]),
+            nr::GETEUID => host::int_call(libc::SYS_geteuid, [0; 6]),
+            nr::GETGID => host::int_call(libc::SYS_getgid, [0; 6]),
+            nr::GETEGID => host::int_call(libc::SYS_getegid, [0; 6]),
+            nr::SCHED_YIELD => 0,
+            nr::SYSINFO => match mem.host_range(a[0], size_of::<libc::sysinfo>() as u64, PERM_W) {
+                Ok(b) => host::sysinfo(b),
+                Err(_) => EFAULT,
+            },
+            nr::SCHED_GETAFFINITY => {
+                let len = a[1];
+                if len < 8 || !len.is_multiple_of(8) {
+                    EINVAL
+                } else if a[0] != 0 && a[0] as i64 != self.pid {
+                    e(libc::ESRCH)
+                } else {
+                    // One hart: the guest runs on one CPU.
+                    match Self::put(mem, a[2], &1u64.to_le_bytes()) {
+                        0 => 8,
+                        r => r,
+                    }
+                }
+            }
+            nr::FUTEX => return self.futex(a, mem),
+            nr::KILL => {
+                let pid = a[0] as i64;
+                if pid == self.pid || pid == 0 {
+                    return self.signal_self(a[1] as i32);
+                }
+                e(libc::EPERM)
+            }
+            nr::TKILL => {
+                if a[0] as i64 == self.pid {
+                    return self.signal_self(a[1] as i32);
+                }
+                e(libc::ESRCH)
+            }
+            nr::TGKILL => {
+                if a[0] as i64 == self.pid && a[1] as i64 == self.pid {
+                    return self.signal_self(a[2] as i32);
+                }
+                e(libc::ESRCH)
+            }
+            nr::RISCV_FLUSH_ICACHE => {
+                self.invalidations.push(Invalidation::All);
+                0
+            }
+            // Ways into another process's memory or descriptors, or vmjit's own:
+            // refused as Linux refuses an unprivileged process (see ARCHITECTURE.md,
+            // "the sandbox"). process_vm_readv/writev on the guest itself copy within
+            // its own memory.
+            nr::PTRACE | nr::PIDFD_GETFD => e(libc::EPERM),
+            nr::PROCESS_VM_READV | nr::PROCESS_VM_WRITEV => {
+                self.process_vm(n == nr::PROCESS_VM_WRITEV, a, mem)
+            }
+            _ => {
+                self.warn_unimplemented(n);
+                e(libc::ENOSYS)
+            }
+        };
+        // vmjit itself ignores SIGPIPE (as every Rust program does), so the host kernel
+        // answers EPIPE; a Linux guest would instead get SIGPIPE, whose default action
+        // kills it (`vmjit run prog | head` must end the guest).
+        if r == e(libc::EPIPE) && matches!(n, nr::WRITE | nr::WRITEV | nr::PWRITE64 | nr::PWRITEV) {
+            return self.signal_self(libc::SIGPIPE).map(|_| r);
+        }
+        Ok(r)
+    }
+
+    fn warn_unimplemented(&mut self, n: u64) {
+        if self.warned.insert(n) {
+            let name = sysnames::name(n).unwrap_or("unknown");
+            host::write_stderr(
+                format!("vmjit: warning: unimplemented syscall {n} ({name})\n").as_bytes(),
+            );
+        }
+    }
+
+    pub(super) fn put(mem: &mut GuestMemory, addr: u64, bytes: &[u8]) -> i64 {
+        if mem.write_bytes(addr, bytes).is_ok() {
+            0
+        } else {
+            EFAULT
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
