@@ -1831,7 +1831,24 @@ static void housekeeping(void)
 
 /* ------------------------------------------------------------------- tracing */
 
-static void trace_call(u64 i, u64 nr, const u64 *a, int shaped)
+/* A string argument the fuzzer built (in ARG or RO, both always readable), quoted. */
+static void put_arg_string(u64 p)
+{
+    if (!((p >= arg && p < arg_end) || (p >= ro && p < ro + PAGE)))
+        return;
+    u64 end = p >= arg && p < arg_end ? arg_end : ro + PAGE;
+    put_str(" \"");
+    for (int n = 0; p < end && n < 48; p++, n++) {
+        char c = *(const char *)p;
+        if (!c)
+            break;
+        char s[2] = {c >= 32 && c < 127 ? c : '?', 0};
+        put_str(s);
+    }
+    put_str("\"");
+}
+
+static void trace_call(u64 i, u64 nr, const u64 *a, int shaped, const char *kinds)
 {
     put_str("#");
     put_u64(i);
@@ -1842,6 +1859,8 @@ static void trace_call(u64 i, u64 nr, const u64 *a, int shaped)
         if (j)
             put_str(", ");
         put_hex(a[j]);
+        if (kinds[j] == 'P' || kinds[j] == 'Q' || kinds[j] == 'G')
+            put_arg_string(a[j]);
     }
     put_str(")\n");
     flush_out();
@@ -1872,9 +1891,11 @@ static void one_call(u64 i)
     size_t nk = shape ? slen(shape) : 0;
     int shaped = below(100) < 75;
     u64 a[6] = {0};
+    char kinds[6] = {0};
     for (int j = 0; j < 6; j++) {
         char k = (size_t)j < nk ? shape[j] : 0;
         if (k && (shaped || is_safety_kind(k))) {
+            kinds[j] = k;
             a[j] = gen(k, a);
             if (k == 'r' && a[j] >= arg && a[j] < arg_end)
                 last_rlimit = (u64 *)a[j];
@@ -1888,7 +1909,7 @@ static void one_call(u64 i)
     if (nr < 1024)
         seen[nr] = 1;
     if (trace)
-        trace_call(i, nr, a, shaped);
+        trace_call(i, nr, a, shaped, kinds);
     long r = sys6((long)nr, (long)a[0], (long)a[1], (long)a[2], (long)a[3], (long)a[4],
                   (long)a[5]);
     if (trace)
