@@ -12,14 +12,15 @@
 //! guest signal, the guest's own exit.
 //!
 //! **Normal run** (`cargo test --release -p vmjit --test sysfuzz`): the seeds of
-//! [`CI_SEEDS`] with [`CI_CALLS`] calls each in every configuration, plus every seed of
-//! `tests/sysfuzz_regressions.txt` (seeds that once broke vmjit) in the configuration and
-//! with the call count recorded there. About 10 s on two cores.
+//! [`CI_SEEDS`] with [`CI_CALLS`] calls each in every configuration, plus the `ci`
+//! entries of `tests/sysfuzz_regressions.txt` (seeds that once broke vmjit, in the
+//! configurations and with the call counts recorded there).
 //!
 //! **Long mode**: `VMJIT_SYSFUZZ_SEEDS=2000` runs seeds 1..=2000 (`=A..B` runs A..=B),
 //! `VMJIT_SYSFUZZ_CALLS=N` calls per run (default 3000), `VMJIT_SYSFUZZ_JOBS=N` runs at
 //! once (default: the number of cores), `VMJIT_SYSFUZZ_CONFIGS=interp,jit` a subset of
-//! the configurations. It prints the counts (seeds run, syscalls issued, host crashes,
+//! the configurations; it also runs every entry of the regression list. It prints the
+//! counts (seeds run, syscalls issued, host crashes,
 //! panics, guest outcomes by kind) and every failure with its replay command, then
 //! fails if there was any. `VMJIT_SYSFUZZ_FAILURES=FILE` also writes every run that did
 //! not reach its end to FILE, as lines for `sysfuzz_regressions.txt`:
@@ -411,9 +412,11 @@ struct Regression {
     seed: u64,
     calls: u64,
     configs: Vec<&'static str>,
+    /// Run by the normal run (`ci`), not only by the long mode (`long`).
+    ci: bool,
 }
 
-/// Parses `tests/sysfuzz_regressions.txt`: `SEED CALLS CONFIG[,CONFIG...]  # note`.
+/// Parses `tests/sysfuzz_regressions.txt`: `SEED CALLS CONFIG[,CONFIG...] TIER  # note`.
 fn regressions() -> Vec<Regression> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sysfuzz_regressions.txt");
     let text = std::fs::read_to_string(&path)
@@ -427,12 +430,12 @@ fn regressions() -> Vec<Regression> {
         let f: Vec<&str> = line.split_whitespace().collect();
         let bad = || {
             panic!(
-                "{}:{}: expected `SEED CALLS CONFIGS`",
+                "{}:{}: expected `SEED CALLS CONFIGS ci|long`",
                 path.display(),
                 i + 1
             )
         };
-        if f.len() != 3 {
+        if f.len() != 4 || !matches!(f[3], "ci" | "long") {
             bad();
         }
         let (Ok(seed), Ok(calls)) = (f[0].parse(), f[1].parse()) else {
@@ -457,6 +460,7 @@ fn regressions() -> Vec<Regression> {
             seed,
             calls,
             configs,
+            ci: f[3] == "ci",
         });
     }
     out
@@ -495,6 +499,7 @@ fn ci_seeds_keep_the_invariant_under_every_engine() {
 fn regression_seeds_keep_the_invariant() {
     let jobs: Vec<_> = regressions()
         .into_iter()
+        .filter(|r| r.ci)
         .map(|r| (r.seed, r.calls, r.configs))
         .collect();
     let (_, problems) = run_all(&jobs, cores());
@@ -548,7 +553,13 @@ fn long_mode() {
         Err(_) => all_configs(),
     };
     let start = Instant::now();
-    let jobs: Vec<_> = seeds.iter().map(|&s| (s, calls, configs.clone())).collect();
+    let mut jobs: Vec<_> = seeds.iter().map(|&s| (s, calls, configs.clone())).collect();
+    let regressions = regressions();
+    jobs.extend(
+        regressions
+            .iter()
+            .map(|r| (r.seed, r.calls, r.configs.clone())),
+    );
     let (runs, problems) = run_all(&jobs, threads);
 
     let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
@@ -564,7 +575,7 @@ fn long_mode() {
     let count = |k: fn(&Outcome) -> bool| runs.iter().filter(|r| k(&r.outcome)).count();
     let mut report = format!(
         "sysfuzz long mode: seeds {}..={} ({} seeds), {calls} calls per run, configurations {}, \
-         {:.0} s\n  seeds run: {}\n  runs: {}\n  syscalls issued: {issued} in completed runs \
+         {:.0} s\n  seeds run: {} (+ {} regression entries)\n  runs: {}\n  syscalls issued: {issued} in completed runs \
          (+ at most {} in {ended_early} runs that ended early)\n  host crashes: {}\n  panics: {}\n  \
          self-check failures: {}\n  hangs: {}\n  runs that disagree: {}\n  outcomes:",
         seeds.first().copied().unwrap_or(0),
@@ -573,6 +584,7 @@ fn long_mode() {
         configs.join(", "),
         start.elapsed().as_secs_f64(),
         seeds.len(),
+        regressions.len(),
         runs.len(),
         ended_early * calls,
         count(|o| matches!(o, Outcome::HostSignal(_))),
