@@ -9,7 +9,10 @@
  * unaligned, read-only, running into an unmapped page, end-of-space, wild), flags,
  * sizes, offsets. The random stream depends only on SEED (splitmix64): never on time, pid
  * or a call's result, so a seed replays the same calls. `trace` prints every call and
- * its result on the report descriptor before and after issuing it.
+ * its result on the report descriptor before and after issuing it. The seeds in
+ * crates/vmjit/tests/sysfuzz_regressions.txt name call sequences of this program: a
+ * change to its random stream (a generator, the order of draws, a shape, the call lists)
+ * makes them replay other calls.
  *
  * At the end it runs a hot loop (translated by a JIT; a corrupted code cache changes its
  * checksum), checks that its own memory and descriptors are intact and prints one line
