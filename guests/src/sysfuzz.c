@@ -44,14 +44,14 @@
  *    or at addresses away from its image, heap, stack and the rest of the scratch area;
  *    memory-management calls never touch those; it does not use malloc or stdio once the
  *    fuzzing starts (brk is fuzzed);
- *  - protects the descriptors open at start (the emulator's or its caller's: qemu-user's
- *    descriptor for the executable, a jobserver pipe) but unlinked regular files: no
- *    argument ever equals one.
+ *  - protects the descriptors open at start (the emulator's or its caller's, such as a
+ *    jobserver pipe) but unlinked regular files: no argument ever equals one.
  *    Descriptor 0 is replaced by a scratch file, 1 and 2 by scratch files unless they are
  *    pipes or sockets, so no terminal or host file is reachable through them.
  * The escape probes, kept on purpose because they are what a sandbox must refuse:
  * /proc/self/maps, /proc/self/fd, /proc/self/mem, /proc/self/fd/3, /proc/self/map_files,
- * /dev/fd/3 (the last two replaced by /proc/self/fd when descriptor 3 is protected).
+ * /dev/fd/3 (/proc/self/fd/3 and /dev/fd/3 become /proc/self/fd when descriptor 3 is
+ * protected).
  */
 
 #define _GNU_SOURCE
@@ -2046,9 +2046,9 @@ int main(int argc, char **argv)
     }
 
     /* Descriptors open before the fuzzing belong to the emulator or to whoever started
-     * it (a pipe of cargo's jobserver, qemu-user's descriptor for the executable) and
-     * are out of bounds, except unlinked regular files: an emulator's private memory
-     * (vmjit's code cache is a memfd), which a sandbox must keep from the guest. */
+     * it (a pipe of cargo's jobserver, say) and are out of bounds, except unlinked
+     * regular files: an emulator's private memory (vmjit's code cache was a memfd the
+     * guest saw as descriptor 3), which a sandbox must keep from the guest. */
     protect_fd(REPORT_FD);
     protect_fd(ROOT_FD);
     for (int fd = 3; fd < 1024; fd++) {
