@@ -266,11 +266,14 @@ static u64 region, data, data_end, arg, arg_end, ro;
 static size_t arg_used;
 
 /* Ranges no memory-management call may touch and no wild pointer may come near:
- * image + initial heap (with its TLS block), stack, the scratch region except DATA. */
+ * image + initial heap (with its TLS block), stack, the scratch region except DATA, and
+ * two windows kept unmapped so that pointers into them are bad for good (NULL and the
+ * small addresses after it; the end of vmjit's guest space, 1 << 34). */
 struct range {
     u64 lo, hi;
 };
-static struct range protected_mem[5];
+static struct range protected_mem[6];
+#define N_NEVER_MAPPED 2 /* the last two entries */
 static int n_protected_mem;
 static u64 brk0;
 
@@ -347,9 +350,9 @@ static void protect_fd(int fd)
         protected_fd[n_protected_fd++] = fd;
 }
 
-/* [addr, addr+len) rounded out to pages (len 0 counts as one page); a range that wraps
- * runs to the end of the address space. */
-static int overlaps_protected(u64 addr, u64 len)
+/* True when [addr, addr+len), rounded out to pages (len 0 counts as one page), meets
+ * one of `n` ranges; a range that wraps runs to the end of the address space. */
+static int overlaps(const struct range *ranges, int n, u64 addr, u64 len)
 {
     u64 lo = addr & ~(PAGE - 1);
     u64 l = len ? len : 1;
@@ -358,10 +361,20 @@ static int overlaps_protected(u64 addr, u64 len)
         hi = ~0ul;
     else
         hi = (hi + PAGE - 1) & ~(PAGE - 1);
-    for (int i = 0; i < n_protected_mem; i++)
-        if (lo < protected_mem[i].hi && protected_mem[i].lo < hi)
+    for (int i = 0; i < n; i++)
+        if (lo < ranges[i].hi && ranges[i].lo < hi)
             return 1;
     return 0;
+}
+
+static int overlaps_protected(u64 addr, u64 len)
+{
+    return overlaps(protected_mem, n_protected_mem, addr, len);
+}
+
+static int overlaps_never_mapped(u64 addr, u64 len)
+{
+    return overlaps(protected_mem + n_protected_mem - N_NEVER_MAPPED, N_NEVER_MAPPED, addr, len);
 }
 
 /* An address no memory-management call can use: above any user address space. */
@@ -507,8 +520,9 @@ static u64 g_ptr(void)
     return data + below(DATA_SIZE / PAGE) * PAGE;
 }
 
-/* Pointers the kernel can never read, for structured arguments. Not (1 << 38): qemu-user
- * places guest mappings there. */
+/* Pointers the kernel can never read, for structured arguments: no call can ever map
+ * memory there (not the holes, which a later mmap may fill; not (1 << 38), where
+ * qemu-user places guest mappings). */
 static u64 g_bad(void)
 {
     u64 r = below(6);
@@ -517,7 +531,7 @@ static u64 g_bad(void)
     if (r == 2) return (1ul << 34) - 1 - below(8);
     if (r == 3) return ~0ul - below(16);
     if (r == 4) return 1ul << 63;
-    return region + OFF_HOLE1 + below(PAGE);
+    return region + OFF_G2 + below(PAGE);
 }
 
 static u64 g_any(void)
@@ -1661,6 +1675,9 @@ static void sanitize(u64 nr, u64 *a)
         if (level == IPPROTO_TCP &&
             (name == 13 || name == 14 || name == 31 || name == 32 || name >= 38))
             to = 1;
+        /* A lingering close waits as long as the guest asks, whatever O_NONBLOCK says. */
+        if (level == SOL_SOCKET && name == SO_LINGER)
+            to = SO_KEEPALIVE;
         a[2] = (a[2] & ~0xfffffffful) | (u32)to;
         break;
     }
@@ -1701,8 +1718,12 @@ static void sanitize(u64 nr, u64 *a)
     case __NR_mmap:
         a[3] &= ~((u64)MAP_HUGETLB | (0x3ful << 26)); /* the host's huge page pool */
         a[1] = cap_mm_len(a[1]);
+        /* MAP_FIXED_NOREPLACE may aim at the fuzzer's memory (vmjit must refuse to
+         * replace it), but must not map the never-mapped windows. */
         if ((a[3] & MAP_FIXED) && !(a[3] & MAP_FIXED_NOREPLACE))
             keep_mm_range(&a[0], a[1]);
+        else if ((a[3] & MAP_FIXED_NOREPLACE) && overlaps_never_mapped(a[0], a[1]))
+            a[0] = far_away(a[0]);
         break;
     case __NR_memfd_create:
         a[1] &= ~(4ul /* MFD_HUGETLB */ | (0x3ful << 26));
@@ -2106,7 +2127,9 @@ int main(int argc, char **argv)
     protected_mem[1] = (struct range){sp > 9 * MIB ? sp - 9 * MIB : 0, sp + MIB};
     protected_mem[2] = (struct range){region, data};
     protected_mem[3] = (struct range){data_end, region + REGION_SIZE};
-    n_protected_mem = 4;
+    protected_mem[4] = (struct range){0, 64 * KIB};
+    protected_mem[5] = (struct range){(1ul << 34) - MIB, (1ul << 34) + MIB};
+    n_protected_mem = 6;
 
     for (int i = 0; i < 64; i++)
         canary_bss[i] = canary_byte(i);
