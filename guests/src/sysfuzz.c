@@ -610,7 +610,7 @@ static u64 g_timeout(void)
     u64 r = below(100);
     i64 ts[2] = {0, 0};
     if (r < 12) return ro + RO_TS_OFF;
-    if (r < 20) return g_bad() | 1; /* never NULL */
+    if (r < 20) return g_bad() | 1; /* never NULL, which waits forever */
     if (r < 60) ts[1] = (i64)below(1000001);
     else if (r < 65) ts[1] = 1000000000;
     else if (r < 70) ts[0] = -1;
