@@ -18,7 +18,8 @@
 //! two cores.
 //!
 //! **Long mode**: `VMJIT_SYSFUZZ_SEEDS=2000` runs seeds 1..=2000 (`=A..B` runs A..=B) in
-//! every configuration, and every entry of the regression list. `VMJIT_SYSFUZZ_CALLS=N`
+//! every configuration, and every entry of the regression list (unless
+//! `VMJIT_SYSFUZZ_REGRESSIONS=0`). `VMJIT_SYSFUZZ_CALLS=N`
 //! sets the calls per run (default 3000), `VMJIT_SYSFUZZ_JOBS=N` the runs at once
 //! (default: the number of cores), `VMJIT_SYSFUZZ_CONFIGS=interp,jit` a subset of the
 //! configurations. It prints the counts (seeds run, syscalls issued, host crashes,
@@ -557,7 +558,11 @@ fn long_mode() {
     };
     let start = Instant::now();
     let mut jobs: Vec<_> = seeds.iter().map(|&s| (s, calls, configs.clone())).collect();
-    let regressions = regressions();
+    let regressions = if std::env::var("VMJIT_SYSFUZZ_REGRESSIONS").is_ok_and(|v| v == "0") {
+        Vec::new()
+    } else {
+        regressions()
+    };
     jobs.extend(
         regressions
             .iter()
