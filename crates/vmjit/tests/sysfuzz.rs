@@ -14,19 +14,19 @@
 //! **Normal run** (`cargo test --release -p vmjit --test sysfuzz`): the seeds of
 //! [`CI_SEEDS`] with [`CI_CALLS`] calls each in every configuration, plus the `ci`
 //! entries of `tests/sysfuzz_regressions.txt` (seeds that once broke vmjit, in the
-//! configurations and with the call counts recorded there): 24 + 184 runs, about 7 s on
-//! two cores.
+//! configurations and with the call counts recorded there): 24 + 184 runs, 7 s on two
+//! idle cores (15 s on a busy machine).
 //!
 //! **Long mode**: `VMJIT_SYSFUZZ_SEEDS=2000` runs seeds 1..=2000 (`=A..B` runs A..=B) in
-//! every configuration, and every entry of the regression list (unless
-//! `VMJIT_SYSFUZZ_REGRESSIONS=0`). `VMJIT_SYSFUZZ_CALLS=N`
-//! sets the calls per run (default 3000), `VMJIT_SYSFUZZ_JOBS=N` the runs at once
-//! (default: the number of cores), `VMJIT_SYSFUZZ_CONFIGS=interp,jit` a subset of the
-//! configurations. It prints the counts (seeds run, syscalls issued, host crashes,
-//! panics, self-check failures, hangs, disagreeing seeds, outcomes by kind) and every
-//! problem with its replay command, then fails if there was any; about 15 minutes for
-//! 2000 seeds on two cores. `VMJIT_SYSFUZZ_FAILURES=FILE` also writes every run that did
-//! not reach its end to FILE, as lines for `sysfuzz_regressions.txt`.
+//! every configuration, and every entry of the regression list unless
+//! `VMJIT_SYSFUZZ_REGRESSIONS=0`. `VMJIT_SYSFUZZ_CALLS=N` sets the calls per run (default
+//! 3000), `VMJIT_SYSFUZZ_JOBS=N` the runs at once (default: the number of cores),
+//! `VMJIT_SYSFUZZ_CONFIGS=interp,jit` a subset of the configurations. It prints the
+//! counts (seeds run, syscalls issued, host crashes, panics, self-check failures, hangs,
+//! disagreeing seeds, outcomes by kind) and every problem with its replay command, then
+//! fails if there was any; about 15 minutes for 2000 seeds on two cores.
+//! `VMJIT_SYSFUZZ_FAILURES=FILE` also writes every run that did not reach its end to
+//! FILE, as lines for `sysfuzz_regressions.txt`.
 //!
 //! ```text
 //! VMJIT_SYSFUZZ_SEEDS=2000 cargo test --release -p vmjit --test sysfuzz long_mode -- --nocapture
