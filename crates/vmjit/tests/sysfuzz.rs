@@ -14,7 +14,7 @@
 //! **Normal run** (`cargo test --release -p vmjit --test sysfuzz`): the seeds of
 //! [`CI_SEEDS`] with [`CI_CALLS`] calls each in every configuration, plus the `ci`
 //! entries of `tests/sysfuzz_regressions.txt` (seeds that once broke vmjit, in the
-//! configurations and with the call counts recorded there): 24 + 184 runs, 7 s on two
+//! configurations and with the call counts recorded there): 24 + 186 runs, 7 s on two
 //! idle cores (15 s on a busy machine).
 //!
 //! **Long mode**: `VMJIT_SYSFUZZ_SEEDS=2000` runs seeds 1..=2000 (`=A..B` runs A..=B) in
