@@ -9,6 +9,8 @@
 //!     (10 000 + hash % 1 000) otherwise (20 %); hotspot run: 1 000 entries, 50 000
 //!     lookups, 80 % on the first 200 keys. Key streams are generated before the clock
 //!     starts; only the cache calls are timed; a std HashMap does the same in the same run.
+//!     Also timed: `Executor::quiescent` alone, and an L1-hit lookup followed by
+//!     `quiescent` (the cache work of one dispatch-loop iteration).
 //! (b) Capacity pressure: Zipf (s = 0.8, 1.1) and hot-loop-plus-scan streams over 20 000
 //!     keys, cache = 10 / 25 / 50 % of the keys: miss ratio of every policy, of moka and
 //!     quick_cache, and of Belady's MIN.
@@ -77,6 +79,10 @@ struct A {
     lookup_mean_ns: f64,
     l1_lookup_mean_ns: f64,
     executor_lookup_mean_ns: f64,
+    /// `Executor::quiescent` alone, one executor, no other thread.
+    quiescent_mean_ns: f64,
+    /// One dispatch-loop iteration's cache work: an L1-hit lookup, then `quiescent`.
+    dispatch_mean_ns: f64,
     hashmap_lookup_mean_ns: f64,
     /// Loop floor: the same resident-key loop reading a plain array of (key, code) pairs.
     array_floor_ns: f64,
@@ -101,6 +107,7 @@ fn workload_a() -> A {
     let resident: Vec<u64> = keys.iter().copied().filter(|&k| k < 10_000).collect();
     let (mut fill, mut fill_warm, mut lk, mut l1, mut ex_all, mut hm) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
+    let (mut qs, mut disp) = (vec![], vec![]);
     let mut create = vec![];
     let (mut hot_lk, mut hot_ex, mut hot_hm) = (vec![], vec![], vec![]);
     let mut floor = vec![];
@@ -135,7 +142,7 @@ fn workload_a() -> A {
         let hits = (after.index_hits - before.index_hits) as f64;
         let all = hits + (after.misses - before.misses) as f64;
         hit_rate = hits / all;
-        let ex = c.register_executor();
+        let mut ex = c.register_executor();
         for &k in &keys {
             black_box(ex.lookup(k));
         }
@@ -147,6 +154,17 @@ fn workload_a() -> A {
         ex_all.push(time_ns(keys.len(), || {
             for &k in &keys {
                 black_box(ex.lookup(k));
+            }
+        }));
+        qs.push(time_ns(resident.len(), || {
+            for _ in &resident {
+                ex.quiescent();
+            }
+        }));
+        disp.push(time_ns(resident.len(), || {
+            for &k in &resident {
+                black_box(ex.lookup(k));
+                ex.quiescent();
             }
         }));
         drop(ex);
@@ -202,6 +220,8 @@ fn workload_a() -> A {
         lookup_mean_ns: median(lk),
         l1_lookup_mean_ns: median(l1),
         executor_lookup_mean_ns: median(ex_all),
+        quiescent_mean_ns: median(qs),
+        dispatch_mean_ns: median(disp),
         hashmap_lookup_mean_ns: median(hm),
         array_floor_ns: median(floor),
         hit_rate,
@@ -472,13 +492,15 @@ fn main() {
     let a = workload_a();
     if std::env::args().any(|a| a == "--only-a") {
         println!(
-            "create {:.0} us fill {:.0}/s warm {:.0}/s lookup {:.2} ns l1 {:.2} ns exec {:.2} ns hashmap {:.2} ns hot {:.2}/{:.2}/{:.2}",
+            "create {:.0} us fill {:.0}/s warm {:.0}/s lookup {:.2} ns l1 {:.2} ns exec {:.2} ns quiescent {:.2} ns dispatch {:.2} ns hashmap {:.2} ns hot {:.2}/{:.2}/{:.2}",
             a.create_us,
             a.fill_per_sec,
             a.fill_warm_per_sec,
             a.lookup_mean_ns,
             a.l1_lookup_mean_ns,
             a.executor_lookup_mean_ns,
+            a.quiescent_mean_ns,
+            a.dispatch_mean_ns,
             a.hashmap_lookup_mean_ns,
             a.hot_lookup_mean_ns,
             a.hot_executor_lookup_mean_ns,
@@ -513,6 +535,8 @@ fn main() {
             "lookup_mean_ns": a.lookup_mean_ns,
             "l1_lookup_mean_ns": a.l1_lookup_mean_ns,
             "executor_lookup_mean_ns": a.executor_lookup_mean_ns,
+            "quiescent_mean_ns": a.quiescent_mean_ns,
+            "dispatch_mean_ns": a.dispatch_mean_ns,
             "hashmap_lookup_mean_ns": a.hashmap_lookup_mean_ns,
             "array_loop_floor_ns": a.array_floor_ns,
             "hit_rate": a.hit_rate,
@@ -561,6 +585,14 @@ fn main() {
     println!(
         "  {:<38}{:>10.2}",
         "executor, 100k mixed (L1 + misses)", a.executor_lookup_mean_ns
+    );
+    println!(
+        "  {:<38}{:>10.2}",
+        "executor, quiescent() alone", a.quiescent_mean_ns
+    );
+    println!(
+        "  {:<38}{:>10.2}",
+        "executor, L1 hit + quiescent()", a.dispatch_mean_ns
     );
     println!(
         "  {:<38}{:>10.2} {:>10.2}",

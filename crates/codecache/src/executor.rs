@@ -36,6 +36,10 @@
 //!   the parked one: such code runs only between a `lookup` that returned it and the
 //!   next `quiescent`/`offline` (`offline` takes `&mut self`), i.e. while online.
 //!
+//! Grace periods (`grace.rs`, [`Executor::synchronize`]) use the same announcements: a
+//! waiter bumps the global epoch and waits until every executor it found online has
+//! announced that epoch or later, or 0. Nothing on this side changes for them.
+//!
 //! The hits counter stays: a plain (non-atomic-RMW) increment of the entry's own `hits`,
 //! on the cache line the key was just read from, flushed to the shared count on
 //! replacement, every 16 384 quiescent points, or `flush_hits`.
@@ -410,12 +414,53 @@ impl Executor {
         self.shift.set(PARKED_SHIFT);
     }
 
+    /// [`UnifiedCodeCache::synchronize`](crate::UnifiedCodeCache::synchronize) for a
+    /// thread that owns this executor: waits until every *other* executor that was
+    /// online when the call began has passed a quiescent point after it began, gone
+    /// offline, or been dropped.
+    ///
+    /// The caller's own executor is not waited for: it holds no code reference
+    /// (`&mut self`), so it is taken offline for the duration of the call (without
+    /// parking: no lookup can run meanwhile), which also means that executors
+    /// synchronizing at the same time never wait for each other. If it was online it
+    /// comes back online before returning, through the same store / fence / load as
+    /// any return from offline; that counts as a quiescent point. If it was offline it
+    /// stays offline. Call it from the dispatch loop, never from code that translated
+    /// code called.
+    pub fn synchronize(&mut self) {
+        self.synchronize_until(None);
+    }
+
+    /// [`synchronize`](Self::synchronize), giving up after `timeout`: `true` if the grace
+    /// period completed (see
+    /// [`UnifiedCodeCache::synchronize_timeout`](crate::UnifiedCodeCache::synchronize_timeout)).
+    pub fn synchronize_timeout(&mut self, timeout: std::time::Duration) -> bool {
+        self.synchronize_until(std::time::Instant::now().checked_add(timeout))
+    }
+
+    fn synchronize_until(&mut self, deadline: Option<std::time::Instant>) -> bool {
+        let online = self.online.get();
+        if online {
+            // Out of reclamation and of the grace period while we wait, as in
+            // `insert_with`; the jump cache stays unparked because `&mut self` keeps
+            // every lookup out until `go_online` below.
+            self.me.epoch.store(0, Ordering::SeqCst);
+        }
+        let done = self.shared.synchronize(deadline);
+        if online {
+            self.go_online();
+        }
+        done
+    }
+
     fn go_online(&self) {
         // Store, SeqCst fence, load: a Dekker pair with the writer's epoch bump, SeqCst
         // fence, scan of executor epochs (`commit_and_reclaim`). Either the writer sees
         // us online (and keeps what it retires until we quiesce), or we see its newer
         // epoch, which it published after clearing the jump caches and the index, so
-        // nothing we read from now on is what it reclaims.
+        // nothing we read from now on is what it reclaims. The same pair with a
+        // grace-period waiter's bump, fence, read (`grace.rs`): either it waits for us,
+        // or we see its bump and so whatever it invalidated before.
         let g = self.shared.epoch.load(Ordering::SeqCst);
         self.me.epoch.store(g, Ordering::SeqCst);
         fence(Ordering::SeqCst);

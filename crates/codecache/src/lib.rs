@@ -44,6 +44,10 @@
 //!   announced a later epoch with [`Executor::quiescent`]. Offline or dropped executors do
 //!   not block reclamation. Inserting never waits for executors: if the only space left is
 //!   retired-but-not-reclaimable, it returns [`CacheError::ReclaimPending`].
+//! - **Grace periods** ([`UnifiedCodeCache::synchronize`], [`Executor::synchronize`]):
+//!   wait until every executor that was online when the call began has passed a
+//!   quiescent point since, gone offline, or been dropped (RCU's `synchronize_rcu`), on
+//!   the same epochs; see "Invalidation across threads" below.
 //! - **Bounds**: resident entries ≤ `max_entries`; resident + pending bytes ≤
 //!   `max_memory_bytes` (the arena is exactly that big).
 //! - **Invalidation** by guest range (`ranges`): live entries are indexed by the 4 KiB
@@ -60,6 +64,67 @@
 //! - **Eviction** by [`EvictionPolicy`]; the default, `Generational`, had the lowest miss
 //!   ratio of the policies on the crate's pressure benchmark (see README.md).
 //!
+//! ## Invalidation across threads
+//!
+//! `invalidate_range` guarantees that no *lookup* returns the removed blocks once it has
+//! returned, but another executor may at that moment be running one of them (looked up
+//! earlier; chained code returns to its dispatcher only every so often), and may go on
+//! running it until its next quiescent point. Linux promises more to a guest that calls
+//! `riscv_flush_icache`, `munmap` or `mprotect` (or runs `fence.i`): once the call
+//! returns, no thread runs code from the old bytes. The engine gets that by waiting for
+//! a grace period after invalidating:
+//!
+//! ```
+//! # use codecache::{CacheConfig, InsertMeta, UnifiedCodeCache};
+//! # let cache = UnifiedCodeCache::new(CacheConfig::default())?;
+//! # cache.insert_with(0x1000, &[0xc3], InsertMeta { guest_start: 0x1000, guest_end: 0x1010, compile_cost: 5 })?;
+//! let mut exec = cache.register_executor(); // this guest thread's executor
+//! // ... the guest calls munmap(0x1000, 0x1000) ...
+//! cache.invalidate_range(0x1000, 0x2000);
+//! exec.synchronize(); // every other online executor has passed a quiescent point
+//! // no executor runs a block translated from [0x1000, 0x2000) any more
+//! # Ok::<(), codecache::CacheError>(())
+//! ```
+//!
+//! **Invariant.** After `invalidate_range(lo, hi)` returns and then `synchronize()`
+//! returns (called by the same thread, or ordered after it), no executor runs a block
+//! translated from `[lo, hi)`: neither one it was already running nor one it looks up
+//! later. The same holds for whatever `invalidate`, `flush`, `evict` or a replacing
+//! insert removed before the `synchronize` call. It holds when the embedder:
+//!
+//! 1. announces [`Executor::quiescent`] only at points where its thread runs no
+//!    translated code of this cache and holds no code reference: from the dispatch loop,
+//!    never from a helper that translated code called (the borrow checker enforces the
+//!    second half for [`CodeRef`]s, not for raw pointers taken from them);
+//! 2. calls [`Executor::offline`] before blocking (a system call that may block, a futex
+//!    wait, a sleep) and likewise only with no translated code on its stack; an online
+//!    executor that stops announcing holds every `synchronize` back (an offline one
+//!    never does);
+//! 3. runs cached code only through an [`Executor`] (code from
+//!    [`UnifiedCodeCache::lookup`] is not covered), and lets translated code reach other
+//!    blocks only through its executor's jump cache or a lookup, never through a direct
+//!    jump patched into another block (the cache does not unlink such jumps);
+//! 4. does not insert translations of the old bytes after invalidating: a translation
+//!    whose bytes were read before the invalidation must be dropped, not inserted (the
+//!    cache cannot know which bytes a block came from).
+//!
+//! **Who may call it.** [`UnifiedCodeCache::synchronize`] waits for every online
+//! executor, the calling thread's own included: call it from a thread without an online
+//! executor (a compile thread, or after [`Executor::offline`]). A thread that owns an
+//! online executor calls [`Executor::synchronize`], which takes that executor out of the
+//! grace period for the duration of the call (it holds no code: `&mut self`) and brings
+//! it back online, through a quiescent point, before returning; so executors
+//! synchronizing at the same time never wait for each other.
+//! [`UnifiedCodeCache::synchronize_timeout`] and [`Executor::synchronize_timeout`] give
+//! up after a timeout (a watchdog for an executor stuck online).
+//!
+//! **Cost.** One epoch bump (an atomic RMW on a shared line), a snapshot of the
+//! registered executors under their lock (the lookup and quiescent paths never take
+//! it), then one load per executor still waited for per round: spinning briefly, then
+//! yielding, then sleeping with exponential backoff from 16 µs to 1 ms. Nothing is added
+//! to `lookup` or `quiescent`; each executor's next `quiescent` reads the bumped epoch
+//! (one cache miss).
+//!
 //! ## Costs
 //! | feature | cost |
 //! |---|---|
@@ -70,12 +135,14 @@
 //! | stats | per-thread counters; access counts are approximate (Morris-sampled above 16; concurrent hits may drop increments) |
 //! | insert | writer mutex; hash-table probe and publish, allocator or ring placement, code copy, O(1) range-index insert; page population only past the first MiB |
 //! | `invalidate_range(lo, hi)` | one hash probe per 4 KiB page from `lo - longest live range` to `hi`, plus the hits; falls back to a scan of the slots when that span is larger |
+//! | `synchronize()` | one atomic RMW, the executors lock once, one load per executor per round until each has quiesced; sleeps (16 µs doubling to 1 ms) after 64 spinning and 16 yielding rounds; nothing on the lookup or quiescent paths |
 
 mod alloc;
 mod config;
 mod error;
 mod exec_mem;
 mod executor;
+mod grace;
 mod icache;
 mod index;
 mod policy;
@@ -92,7 +159,7 @@ use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub use config::{CacheConfig, EvictionPolicy, MAX_ENTRIES_LIMIT, MAX_MEMORY_LIMIT};
 pub use error::CacheError;
@@ -975,6 +1042,34 @@ impl UnifiedCodeCache {
         self.shared.retire(&mut w, slot, Cause::Invalidated, false);
         self.shared.commit_and_reclaim(&mut w);
         true
+    }
+
+    /// Waits for a grace period: returns once every executor that was online when the
+    /// call began has announced a quiescent point after it began, gone offline, or been
+    /// dropped (RCU's `synchronize_rcu`). Never waits for an offline executor; executors
+    /// registered during the call are not waited for either (they start with no code).
+    ///
+    /// After [`invalidate_range(lo, hi)`](Self::invalidate_range) returns and then this
+    /// returns, no executor runs a block translated from `[lo, hi)`, under the
+    /// conditions in the crate doc ("Invalidation across threads"); the same holds for
+    /// whatever `invalidate`, `flush`, `evict` or a replacing insert retired before the
+    /// call.
+    ///
+    /// It waits for *every* online executor, the calling thread's own included: a thread
+    /// that owns an online executor must call [`Executor::synchronize`] instead (or take
+    /// its executor [`offline`](Executor::offline) first), or it waits for itself
+    /// forever. It takes no lock while waiting (it spins briefly, then yields, then
+    /// sleeps with backoff up to 1 ms) and adds nothing to `lookup` or `quiescent`.
+    pub fn synchronize(&self) {
+        self.shared.synchronize(None);
+    }
+
+    /// [`synchronize`](Self::synchronize), giving up after `timeout`: `true` if the grace
+    /// period completed, `false` if some executor that was online when the call began
+    /// had still not passed a quiescent point (the guarantee then does not hold). For a
+    /// watchdog that reports an executor stuck online.
+    pub fn synchronize_timeout(&self, timeout: Duration) -> bool {
+        self.shared.synchronize(Instant::now().checked_add(timeout))
     }
 
     /// Removes everything (QEMU's `tb_flush`); memory is reclaimed as executors pass

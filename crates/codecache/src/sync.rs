@@ -2,7 +2,8 @@
 //! `--cfg loom` can swap them for loom's model-checked versions (`tests/loom.rs`).
 //!
 //! Under `cfg(loom)` the protocol atomics (index words, slot seqlocks and states, epochs,
-//! jump-cache entries) and the two mutexes are loom's; statistics and hints that no
+//! jump-cache entries), the two mutexes and the grace-period wait's `yield_now` (so that
+//! loom schedules the threads it waits for) are loom's; statistics and hints that no
 //! protocol decision depends on ([`StatU64`]: hit/miss counters, access counts, the
 //! logical clock) stay std atomics even then, which keeps the models small. `Arc` stays
 //! std's: its reference count is not one of our protocols.
@@ -11,11 +12,15 @@
 pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, fence};
 #[cfg(loom)]
 pub(crate) use loom::sync::{Mutex, MutexGuard};
+#[cfg(loom)]
+pub(crate) use loom::thread::yield_now;
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, fence};
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Mutex, MutexGuard};
+#[cfg(not(loom))]
+pub(crate) use std::thread::yield_now;
 
 pub(crate) use std::sync::atomic::Ordering;
 

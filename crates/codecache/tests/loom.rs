@@ -8,13 +8,20 @@
 //!     cargo test -p codecache --release --test loom
 //! ```
 //!
-//! Each model runs exhaustively (no preemption bound; 5 500 to 183 000 executions, about
-//! 25 s for the three on this machine). Each one fails if the protocol step it is about
-//! is removed: the owner's fill re-check or its fence (i), the go-online fence (ii), the
-//! index's `seq` re-check or the slot version check (iii). One step is beyond what loom
-//! can show: the writer's fence between its epoch bump and its scan of executor epochs
-//! pairs with the go-online fence, but all four accesses there are `SeqCst`, which the
-//! C++ model already orders (the fence is kept for a weakened variant and for clarity).
+//! Models (i)–(iii) run exhaustively (no preemption bound; 5 500 to 183 000 executions,
+//! about 25 s for the three on this machine); the two grace-period models (iv) and (v)
+//! have three threads and a waiting loop, too many schedules to explore exhaustively
+//! ((v): 467 562 executions in 95 s; (iv) did not finish in 20 minutes), so they run with
+//! at most 2 and 4 preemptions per execution (about 1 s and 5 s). Each one fails if the
+//! protocol step it is about is removed: the owner's fill re-check or its fence (i), the
+//! go-online fence (ii), the index's `seq` re-check or the slot version check (iii), the
+//! wait of `synchronize` (iv, v) and its fence between the epoch bump and the reads of
+//! executor epochs (v; as loom models `SeqCst` loads as acquire loads, this shows the
+//! fence is needed for loom's model, while the C++ model would already order the
+//! `SeqCst` bump and loads it separates). One step is beyond what loom can show: the
+//! writer's fence between its epoch bump and its scan of executor epochs pairs with the
+//! go-online fence, but all four accesses there are `SeqCst`, which the C++ model
+//! already orders (the fence is kept for a weakened variant and for clarity).
 //!
 //! Limits (loom's): `SeqCst` loads and stores are modelled as acquire / release (the
 //! protocols' store-load pairs therefore use `fence(SeqCst)`, which loom does model),
@@ -33,14 +40,28 @@ use loom::thread;
 /// Runs a model exhaustively (no preemption bound unless `LOOM_MAX_PREEMPTIONS` is set)
 /// and reports how many executions loom explored.
 fn check(name: &str, f: impl Fn() + Send + Sync + 'static) {
+    check_bounded(name, None, f);
+}
+
+/// Runs a model with at most `bound` preemptions per execution (`LOOM_MAX_PREEMPTIONS`,
+/// when set, takes precedence), for models too large to explore exhaustively.
+fn check_bounded(name: &str, bound: Option<usize>, f: impl Fn() + Send + Sync + 'static) {
     let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let r = Arc::clone(&runs);
-    loom::model::Builder::new().check(move || {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = bound;
+    }
+    let used = builder.preemption_bound;
+    builder.check(move || {
         r.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         f();
     });
     let n = runs.load(std::sync::atomic::Ordering::Relaxed);
-    eprintln!("loom model `{name}`: {n} executions explored");
+    match used {
+        None => eprintln!("loom model `{name}`: {n} executions explored"),
+        Some(b) => eprintln!("loom model `{name}`: {n} executions explored (≤ {b} preemptions)"),
+    }
 }
 
 fn cache(max_memory_bytes: usize) -> UnifiedCodeCache {
@@ -161,5 +182,107 @@ fn a_reader_racing_replacement_and_recycling_sees_old_or_new_never_a_miss() {
         w.join().expect("writer");
         assert_eq!(c.lookup(7).map(|r| r.size()), Some(2));
         assert_eq!(c.lookup(8).map(|r| r.size()), Some(5));
+    });
+}
+
+/// (iv) Grace period: executor 1 is online and holds block 1 (looked up before the
+/// synchronizer starts); executor 2 is offline and comes back online through a lookup
+/// while the synchronizer invalidates block 1 and then calls `synchronize`. Once
+/// `synchronize` has returned (published with Release, read with Acquire), no executor
+/// may still run block 1: executor 1 must not see it returned while it holds the block,
+/// and neither may find the block again. Fails when `synchronize` returns at once. (Not
+/// without `synchronize`'s fence: here the invalidation's own epoch bump, fence and scan
+/// already pair with executor 2's coming back online; model (v) has no invalidation.)
+#[test]
+fn no_executor_runs_an_invalidated_block_after_synchronize_returned() {
+    check_bounded("synchronize", Some(2), || {
+        let c = cache(4096);
+        c.insert(1, &[0xaa]).expect("insert");
+        let mut ex1 = c.register_executor();
+        let mut ex2 = c.register_executor();
+        ex2.offline();
+        let held = ex1.lookup(1).map(|r| r.as_ptr()).expect("resident");
+        let synced = Arc::new(AtomicBool::new(false));
+        let s = {
+            let (c, synced) = (c.clone(), Arc::clone(&synced));
+            thread::spawn(move || {
+                assert!(c.invalidate(1));
+                c.synchronize();
+                synced.store(true, Ordering::Release);
+            })
+        };
+        let e2 = {
+            let synced = Arc::clone(&synced);
+            thread::spawn(move || {
+                // Back online inside this lookup (a miss if already invalidated).
+                if let Some(r) = ex2.lookup(1) {
+                    assert_eq!(first_byte(r.as_ptr()), 0xaa);
+                    assert!(
+                        !synced.load(Ordering::Acquire),
+                        "executor 2 runs the block after synchronize returned"
+                    );
+                }
+                ex2.quiescent();
+                // Dropped here: the waiter stops waiting for it.
+            })
+        };
+        // Still running the block looked up before the synchronizer started.
+        assert_eq!(first_byte(held), 0xaa);
+        assert!(
+            !synced.load(Ordering::Acquire),
+            "executor 1 runs the block after synchronize returned"
+        );
+        ex1.quiescent();
+        if synced.load(Ordering::Acquire) {
+            assert!(ex1.lookup(1).is_none(), "found again after synchronize");
+        }
+        drop(ex1);
+        s.join().expect("synchronizer");
+        e2.join().expect("executor 2");
+    });
+}
+
+/// (v) The grace-period guarantee itself, as RCU's litmus test: the synchronizer writes
+/// `x`, calls `synchronize`, writes `y` (both relaxed: only the grace period orders
+/// them). Executor 1 is online from the start, so its read-side section began before the
+/// grace period and `synchronize` must wait for it to end (it is dropped): it can never
+/// see `y == 1`. Executor 2 starts offline and comes back online (`quiescent`) at some
+/// point: if its section sees `y == 1` it began after the grace period did, so it must
+/// see `x == 1`. Fails when `synchronize` returns at once, or without its fence (loom
+/// then finds executor 2 reading the epoch from before the bump while the waiter reads
+/// executor 2's epoch as 0).
+#[test]
+fn a_grace_period_orders_the_writes_around_it_for_every_reader() {
+    check_bounded("grace period", Some(4), || {
+        let c = cache(4096);
+        let ex1 = c.register_executor();
+        let mut ex2 = c.register_executor();
+        ex2.offline();
+        let x = Arc::new(AtomicBool::new(false));
+        let y = Arc::new(AtomicBool::new(false));
+        let s = {
+            let (x, y) = (Arc::clone(&x), Arc::clone(&y));
+            thread::spawn(move || {
+                x.store(true, Ordering::Relaxed);
+                c.synchronize();
+                y.store(true, Ordering::Relaxed);
+            })
+        };
+        let e2 = {
+            let (x, y) = (Arc::clone(&x), Arc::clone(&y));
+            thread::spawn(move || {
+                ex2.quiescent(); // back online: a read-side section begins
+                let (r1, r2) = (y.load(Ordering::Relaxed), x.load(Ordering::Relaxed));
+                assert!(!r1 || r2, "executor 2 saw y but not x");
+                drop(ex2); // the section ends
+            })
+        };
+        assert!(
+            !y.load(Ordering::Relaxed),
+            "executor 1 saw a write made after the grace period"
+        );
+        drop(ex1);
+        s.join().expect("synchronizer");
+        e2.join().expect("executor 2");
     });
 }

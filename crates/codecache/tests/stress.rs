@@ -14,6 +14,10 @@
 //!   writer replaces and invalidates keys while two executors refill their jump caches
 //!   from the shared index; once a retiring call has returned (and the executor has seen
 //!   that), no lookup returns the retired block.
+//! - `no_executor_runs_an_invalidated_block_after_synchronize_returned`: executors keep
+//!   running blocks they looked up (no quiescent point between calls) while another
+//!   thread invalidates them and calls `synchronize`; no call of an invalidated block
+//!   begins after `synchronize` returned.
 #![cfg(target_arch = "x86_64")]
 
 use std::sync::Arc;
@@ -380,5 +384,141 @@ fn no_jump_cache_returns_a_block_after_its_invalidation_or_replacement_returned(
     assert!(
         st.replacements > 0 && st.invalidations > 0 && st.l1_hits > 0,
         "{st:?}"
+    );
+}
+
+#[test]
+fn no_executor_runs_an_invalidated_block_after_synchronize_returned() {
+    // Block version g of key k returns `k << 32 | g`. Round g: insert version g of one
+    // key, wait until an executor is inside it, invalidate the key's range, synchronize,
+    // then publish `dead[k] = g` (Release). Executors run each block they look up several
+    // times without a quiescent point in between (as chained code does between two
+    // returns to the dispatcher), reading `dead[k]` (Acquire) before each call. A call
+    // of version g that began after reading `dead[k] >= g` began after `synchronize`
+    // returned, which is exactly what `synchronize` must rule out: the executor was
+    // online, holding the block, when the call began, and cannot have passed a quiescent
+    // point since it looked the block up (no false positives). The invalidator owns an
+    // executor too: it alternates `Executor::synchronize` and, offline,
+    // `UnifiedCodeCache::synchronize`.
+    const KEYS: u64 = 4;
+    const EXECUTORS: usize = 4;
+    const ROUNDS: u64 = 1_000;
+    const VERSION: u64 = 0xffff_ffff;
+    let c = UnifiedCodeCache::new(CacheConfig {
+        max_entries: 64,
+        max_memory_bytes: 64 * 1024,
+        jump_cache_bits: 4,
+        jump_cache_key_shift: 0,
+        ..CacheConfig::default()
+    })
+    .unwrap();
+    let dead: Vec<AtomicU64> = (0..KEYS).map(|_| AtomicU64::new(0)).collect();
+    // The block each executor is inside (its return value), 0 between blocks.
+    let inside: Vec<AtomicU64> = (0..EXECUTORS).map(|_| AtomicU64::new(0)).collect();
+    // Calls of a version whose invalidation had already begun (legitimate: these are the
+    // calls `synchronize` has to wait for); counted to show the test reaches the race.
+    let invalidating: Vec<AtomicU64> = (0..KEYS).map(|_| AtomicU64::new(0)).collect();
+    let late_calls = AtomicU64::new(0);
+    let calls = AtomicU64::new(0);
+    let done = AtomicBool::new(false);
+    let bad = std::sync::Mutex::new(Vec::new());
+    let mut waited = std::time::Duration::ZERO;
+    std::thread::scope(|s| {
+        for (t, inside) in inside.iter().enumerate() {
+            let mut ex = c.register_executor();
+            let (dead, invalidating) = (&dead, &invalidating);
+            let (late_calls, calls, done, bad) = (&late_calls, &calls, &done, &bad);
+            s.spawn(move || {
+                let mut rng = Rng(0x5eed + t as u64);
+                let mut n = 0u64;
+                while !done.load(Ordering::Relaxed) {
+                    n += 1;
+                    let k = rng.next() % KEYS;
+                    if let Some(r) = ex.lookup(k) {
+                        for i in 0..4 + rng.next() % 13 {
+                            let floor = dead[k as usize].load(Ordering::Acquire);
+                            let begun = invalidating[k as usize].load(Ordering::Relaxed);
+                            let v = call(r.as_ptr());
+                            let g = v & VERSION;
+                            if v >> 32 != k || g <= floor {
+                                // Recorded, not asserted: a panic here would leave the
+                                // executor online and the invalidator waiting for it.
+                                bad.lock().unwrap().push((k, floor, v));
+                            }
+                            if g <= begun {
+                                late_calls.fetch_add(1, Ordering::Relaxed);
+                            }
+                            if i == 0 {
+                                inside.store(v, Ordering::Relaxed);
+                            }
+                            calls.fetch_add(1, Ordering::Relaxed);
+                            for _ in 0..128 {
+                                std::hint::spin_loop();
+                            }
+                        }
+                        inside.store(0, Ordering::Relaxed);
+                    }
+                    if n.is_multiple_of(8) {
+                        ex.offline();
+                        if n.is_multiple_of(64) {
+                            std::thread::yield_now();
+                        }
+                    } else {
+                        ex.quiescent();
+                    }
+                }
+            });
+        }
+        let mut mine = c.register_executor();
+        for g in 1..=ROUNDS {
+            let k = g % KEYS;
+            let ks = k as usize;
+            let v = k << 32 | g;
+            insert(&c, k, &block(v, (g % 48) as usize));
+            // Until an executor is inside version g (bounded), so that it may still be
+            // running it when it is invalidated.
+            for _ in 0..1_000 {
+                if inside.iter().any(|x| x.load(Ordering::Relaxed) == v) {
+                    break;
+                }
+                std::thread::yield_now();
+            }
+            invalidating[ks].store(g, Ordering::Relaxed);
+            assert_eq!(c.invalidate_range(k * 16, k * 16 + 16), 1);
+            let t0 = std::time::Instant::now();
+            if g.is_multiple_of(2) {
+                mine.synchronize();
+                assert!(mine.is_online());
+            } else {
+                mine.offline();
+                c.synchronize();
+            }
+            waited += t0.elapsed();
+            dead[ks].store(g, Ordering::Release);
+            // The invalidator's executor runs code too (and comes back online).
+            let other = (k + 1) % KEYS;
+            if let Some(r) = mine.lookup(other) {
+                assert_eq!(call(r.as_ptr()) >> 32, other);
+            }
+            mine.quiescent();
+        }
+        done.store(true, Ordering::Relaxed);
+    });
+    let bad = bad.into_inner().unwrap();
+    eprintln!(
+        "{} calls, {} of a block whose invalidation had begun; synchronize took {:?} on average",
+        calls.load(Ordering::Relaxed),
+        late_calls.load(Ordering::Relaxed),
+        waited / ROUNDS as u32
+    );
+    assert!(
+        bad.is_empty(),
+        "{} calls of an invalidated block after synchronize returned (key, dead up to, got): {:?}",
+        bad.len(),
+        &bad[..bad.len().min(5)]
+    );
+    assert!(
+        late_calls.load(Ordering::Relaxed) > 0,
+        "the race was reached"
     );
 }

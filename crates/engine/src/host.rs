@@ -781,6 +781,79 @@ pub fn total_ram() -> Option<u64> {
     (si.totalram as u64).checked_mul(u64::from(si.mem_unit.max(1)))
 }
 
+/// The signal that interrupts a guest thread's blocking host call when the process
+/// ends (a no-op handler without `SA_RESTART`, so the call returns EINTR). glibc
+/// reserves the first real-time signals; this is one below the last.
+fn kick_signal() -> i32 {
+    libc::SIGRTMAX() - 1
+}
+
+extern "C" fn ignore_kick(_: libc::c_int) {}
+
+/// Installs the handler of the kick signal (once per process).
+pub fn install_kick_handler() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: `sigaction` is plain old data (all-zero is valid: empty mask, no
+        // flags); the handler is an `extern "C"` function that does nothing, which is
+        // async-signal-safe; SA_RESTART is deliberately not set.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = ignore_kick as *const () as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(kick_signal(), &sa, std::ptr::null_mut());
+        }
+    });
+}
+
+/// The calling host thread's `pthread_t`.
+pub fn pthread_self() -> u64 {
+    // SAFETY: no preconditions.
+    unsafe { libc::pthread_self() as u64 }
+}
+
+/// Sends the kick signal to host thread `t` (a `pthread_t` from [`pthread_self`] of a
+/// thread that has not ended: the caller guarantees it).
+pub fn kick_thread(t: u64) {
+    // SAFETY: by the caller's contract `t` names a live thread of this process; the
+    // kick signal's handler is installed before any guest thread starts.
+    unsafe {
+        libc::pthread_kill(t as libc::pthread_t, kick_signal());
+    }
+}
+
+/// `futex(uaddr, op, val, arg4, uaddr2, val3)` on host addresses inside the guest
+/// reservation. The caller guarantees: `uaddr` and, when the operation uses it,
+/// `uaddr2` are aligned words of mapped guest memory; `arg4` is, for the operations
+/// that take a timeout, 0 or the address of a live host `timespec`, and otherwise the
+/// integer `val2`. Returns the kernel's answer.
+pub fn futex(uaddr: *mut u32, op: i32, val: u32, arg4: u64, uaddr2: *mut u32, val3: u32) -> i64 {
+    let tp = arg4;
+    // SAFETY: by the caller's contract both addresses are aligned words inside the
+    // guest reservation, which stays mapped for the process's life (the kernel reads,
+    // compares and writes only them, or wakes waiters); `tp` is null, a live timespec,
+    // or an integer the operation does not dereference.
+    unsafe {
+        sys(
+            libc::SYS_futex,
+            [
+                uaddr as u64,
+                op as u64,
+                u64::from(val),
+                tp,
+                uaddr2 as u64,
+                u64::from(val3),
+            ],
+        )
+    }
+}
+
+/// `gettid()` of the calling host thread.
+pub fn gettid() -> i64 {
+    // SAFETY: no arguments.
+    unsafe { sys(libc::SYS_gettid, [0; 6]) }
+}
+
 /// `close(fd)`.
 pub fn close(fd: i32) -> i64 {
     int_call(libc::SYS_close, [fd as u64, 0, 0, 0, 0, 0])
@@ -852,7 +925,7 @@ mod tests {
 
     #[test]
     fn safe_wrappers_refuse_commands_whose_argument_they_did_not_size() {
-        let mut m = GuestMemory::new().unwrap();
+        let m = GuestMemory::new().unwrap();
         m.map(0x10000, 0x1000, PERM_R | PERM_W).unwrap();
         let einval = -i64::from(libc::EINVAL);
         // A pointer-taking command through the integer path would let the kernel
@@ -870,7 +943,7 @@ mod tests {
 
     #[test]
     fn fionread_reports_the_bytes_waiting_in_a_pipe() {
-        let mut m = GuestMemory::new().unwrap();
+        let m = GuestMemory::new().unwrap();
         m.map(0x10000, 0x1000, PERM_R | PERM_W).unwrap();
         let [r, w] = pipe2(libc::O_CLOEXEC).unwrap();
         m.write_bytes(0x10000, b"12345").unwrap();

@@ -4,7 +4,9 @@
 //! the guest memory sandbox ([`memory`]), the ELF loader ([`loader`]), the initial
 //! stack ([`stack`]), the Linux system-call layer ([`syscall`]) and the dispatch loop
 //! ([`dispatch`]) that runs guest code through `rv64`'s interpreter or, when enabled,
-//! the JIT tier ([`jit`]: Cranelift translations kept in the unified code cache). [`Vm`] ties them together.
+//! the JIT tier ([`jit`]: Cranelift translations kept in the unified code cache), and
+//! [`crosscheck`], which runs the interpreter beside either as a shadow VM and compares
+//! the two. [`Vm`] ties them together.
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -24,6 +26,7 @@
 //!   place that jumps into translated code).
 //! - Bad input (any file) is a typed [`LoadError`], never a panic.
 
+pub mod crosscheck;
 pub mod dispatch;
 pub mod host;
 pub mod jit;
@@ -34,10 +37,14 @@ pub mod sandbox;
 pub mod stack;
 pub mod syscall;
 pub mod sysnames;
+pub mod threads;
 pub mod vm;
 
 pub use codecache::{CacheConfig, EvictionPolicy};
-pub use jit::{BASELINE_RUNS, BASELINE_THRESHOLD, JitConfig, JitError, JitReport, JitStats};
+pub use crosscheck::{CrosscheckConfig, DIVERGENCE_EXIT_CODE, Divergence};
+pub use jit::{
+    BASELINE_RUNS, BASELINE_THRESHOLD, CodeTier, JitConfig, JitError, JitReport, JitStats,
+};
 pub use loader::ElfError;
 pub use memory::{GuestMemory, MemoryError};
 pub use stack::StackError;

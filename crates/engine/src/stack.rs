@@ -171,7 +171,7 @@ mod tests {
     use rv64::Memory;
 
     fn setup() -> (GuestMemory, u64) {
-        let mut m = GuestMemory::new().unwrap();
+        let m = GuestMemory::new().unwrap();
         let top = layout::STACK_TOP;
         m.map(
             top - layout::STACK_SIZE,

@@ -7,16 +7,19 @@
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rv64::{Cpu, Interpreter};
 
+use crate::crosscheck::{Crosscheck, CrosscheckConfig, Divergence};
 use crate::jit::{Jit, JitConfig, JitError, JitReport};
 use crate::layout;
 use crate::loader::{self, ElfError};
 use crate::memory::{GuestMemory, MemoryError, PERM_R, PERM_W};
 use crate::stack::{self, AuxInfo, StackError};
 use crate::syscall::Syscalls;
+use crate::threads::GuestThread;
 
 /// Largest executable vmjit reads (a guard against feeding it huge files).
 const MAX_FILE: u64 = 1 << 30;
@@ -71,12 +74,16 @@ pub enum GuestExit {
     InsnLimit { pc: u64 },
     /// A futex wait that no thread could ever end (vmjit runs one thread).
     Deadlock { pc: u64, uaddr: u64 },
+    /// `--crosscheck`: the primary VM and the interpreter diverged ([`Vm::divergence`]
+    /// has the report); `pc` and `instret` are the primary's where it was found.
+    Diverged { pc: u64, instret: u64 },
 }
 
 impl GuestExit {
     /// The process exit status vmjit should end with: the guest's own status, `128+N`
     /// for a signal (139 for a fault, 132 for an illegal instruction, like a shell
-    /// reports), 124 for the instruction limit (as `timeout(1)`), 1 for a deadlock.
+    /// reports), 124 for the instruction limit (as `timeout(1)`), 1 for a deadlock, 70
+    /// for a crosscheck divergence ([`crate::DIVERGENCE_EXIT_CODE`]).
     pub fn exit_code(&self) -> i32 {
         match *self {
             GuestExit::Exited(c) => c,
@@ -85,6 +92,7 @@ impl GuestExit {
             GuestExit::Illegal { .. } => 128 + libc::SIGILL,
             GuestExit::InsnLimit { .. } => 124,
             GuestExit::Deadlock { .. } => 1,
+            GuestExit::Diverged { .. } => crate::crosscheck::DIVERGENCE_EXIT_CODE,
         }
     }
 
@@ -119,6 +127,9 @@ impl GuestExit {
             GuestExit::Deadlock { pc, uaddr } => Some(format!(
                 "vmjit: guest deadlocked: futex wait on {uaddr:#x} (pc {pc:#x}) can never be \
                  woken in a single-threaded guest"
+            )),
+            GuestExit::Diverged { pc, instret } => Some(format!(
+                "vmjit: crosscheck: divergence after {instret} instructions (pc {pc:#x})"
             )),
         }
     }
@@ -174,6 +185,8 @@ pub struct RunOutcome {
     pub instructions: u64,
     /// Basic blocks executed.
     pub blocks: u64,
+    /// Threads created and the most alive at once.
+    pub threads: crate::threads::ThreadStats,
     /// Wall-clock time of the run (loading excluded).
     pub wall: Duration,
 }
@@ -191,23 +204,21 @@ pub fn host_environment() -> Vec<OsString> {
         .collect()
 }
 
-/// One guest process.
+/// One guest process: its first thread (which [`Vm::run`] runs on the calling host
+/// thread; the threads it starts run on host threads of their own) and its memory.
 pub struct Vm {
-    pub(crate) cpu: Cpu,
-    pub(crate) mem: GuestMemory,
-    pub(crate) sys: Syscalls,
-    pub(crate) interp: Interpreter,
-    pub(crate) max_insns: Option<u64>,
-    pub(crate) trace: bool,
-    pub(crate) stepped_blocks: u64,
-    /// The JIT tier, when enabled ([`Vm::enable_jit`]).
-    pub(crate) jit: Option<Box<Jit>>,
+    pub(crate) main: GuestThread,
+    pub(crate) mem: Arc<GuestMemory>,
+    /// The shadow VM of `--crosscheck`, when enabled ([`Vm::enable_crosscheck`]).
+    pub(crate) crosscheck: Option<Box<Crosscheck>>,
+    /// The report of the divergence that ended a crosscheck run.
+    pub(crate) divergence: Option<Box<Divergence>>,
 }
 
 impl std::fmt::Debug for Vm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Vm")
-            .field("pc", &self.cpu.pc)
+            .field("pc", &self.main.cpu.pc)
             .field("mem", &self.mem)
             .finish()
     }
@@ -268,15 +279,22 @@ impl Vm {
         cpu.x[2] = st.sp;
         let mut sys = Syscalls::new(img.brk, exe);
         sys.set_process_strings(&argv, &envp);
+        let handle = Arc::clone(sys.thread_handle());
         Ok(Vm {
-            cpu,
-            mem,
-            sys,
-            interp: Interpreter::new(),
-            max_insns: None,
-            trace: false,
-            stepped_blocks: 0,
-            jit: None,
+            main: GuestThread {
+                cpu,
+                sys,
+                interp: Interpreter::new(),
+                jit: None,
+                stepped_blocks: 0,
+                max_insns: None,
+                trace: false,
+                crosscheck: false,
+                handle,
+            },
+            mem: Arc::new(mem),
+            crosscheck: None,
+            divergence: None,
         })
     }
 
@@ -286,47 +304,64 @@ impl Vm {
     /// command line passes those open when it started ([`crate::host::open_fds`]).
     pub fn inherit_fds(&mut self, fds: &[i32]) {
         for &fd in fds {
-            self.sys.inherit_fd(fd);
+            self.main.sys.inherit_fd(fd);
         }
     }
 
     /// Bounds the guest's memory (see [`Syscalls::set_memory_limit`]; the default is
     /// [`crate::syscall::default_max_memory`]).
     pub fn set_max_memory(&mut self, bytes: u64) {
-        self.sys.set_memory_limit(bytes);
+        self.main.sys.set_memory_limit(bytes);
     }
 
     /// Stop after this many guest instructions ([`GuestExit::InsnLimit`]).
     pub fn set_max_insns(&mut self, limit: Option<u64>) {
-        self.max_insns = limit;
+        self.main.max_insns = limit;
     }
 
     /// Print every executed instruction (pc, encoding, disassembly) to stderr.
     pub fn set_trace(&mut self, on: bool) {
-        self.trace = on;
+        self.main.trace = on;
     }
 
     /// Runs hot guest code through the JIT (code cache + Cranelift) from now on.
     pub fn enable_jit(&mut self, config: JitConfig) -> Result<(), JitError> {
-        self.jit = Some(Box::new(Jit::new(config)?));
+        let mut jit = Jit::new(config)?;
+        jit.set_attention(Arc::clone(&self.main.handle));
+        self.main.jit = Some(Box::new(jit));
         Ok(())
+    }
+
+    /// Runs the reference interpreter beside this VM from now on, as a shadow VM that
+    /// starts as an exact copy of it (registers and memory) and is compared with it as
+    /// both run (see [`crate::crosscheck`]). Call after loading, before [`Vm::run`];
+    /// a crosscheck run does not trace (`set_trace` is ignored).
+    pub fn enable_crosscheck(&mut self, config: CrosscheckConfig) -> Result<(), MemoryError> {
+        self.crosscheck = Some(Box::new(Crosscheck::new(self, config)?));
+        self.main.crosscheck = true;
+        Ok(())
+    }
+
+    /// The report of the divergence that ended the last run ([`GuestExit::Diverged`]).
+    pub fn divergence(&self) -> Option<&Divergence> {
+        self.divergence.as_deref()
     }
 
     /// The JIT's report (counters, code-cache statistics, hottest blocks), if the JIT
     /// is enabled.
     pub fn jit_report(&mut self) -> Option<JitReport> {
         let mem = &self.mem;
-        self.jit.as_deref_mut().map(|j| j.report(mem))
+        self.main.jit.as_deref_mut().map(|j| j.report(mem))
     }
 
     /// The JIT tier, if enabled (for tests and tools).
     pub fn jit(&self) -> Option<&Jit> {
-        self.jit.as_deref()
+        self.main.jit.as_deref()
     }
 
     /// The guest's registers (for tests and tools).
     pub fn cpu(&self) -> &Cpu {
-        &self.cpu
+        &self.main.cpu
     }
 
     /// The guest's memory (for tests and tools).
@@ -337,11 +372,25 @@ impl Vm {
     /// Runs the guest until it exits, faults, or hits the instruction limit.
     pub fn run(&mut self) -> RunOutcome {
         let start = std::time::Instant::now();
-        let exit = crate::dispatch::run(self);
+        let exit = match self.crosscheck.take() {
+            Some(mut cc) => {
+                let exit = crate::crosscheck::run(self, &mut cc);
+                self.crosscheck = Some(cc);
+                let group = self.main.sys.group();
+                group.add_counts(
+                    self.main.cpu.instret,
+                    self.main.interp.blocks_executed() + self.main.stepped_blocks,
+                );
+                exit
+            }
+            None => crate::dispatch::run(self),
+        };
+        let (instructions, blocks) = self.main.sys.group().counts();
         RunOutcome {
             exit,
-            instructions: self.cpu.instret,
-            blocks: self.interp.blocks_executed() + self.stepped_blocks,
+            instructions,
+            blocks,
+            threads: self.main.sys.group().stats(),
             wall: start.elapsed(),
         }
     }

@@ -20,6 +20,12 @@ pub struct Cpu {
     pub reservation: u64,
     /// Instructions retired (rdinstret; also rdcycle, which has no better meaning here).
     pub instret: u64,
+    /// The value the last `lr` wrote to `rd` (sign-extended for `lr.w`): what an `sc` to
+    /// the reserved address compares memory with (its own width's low bits) before it
+    /// stores; see `exec`'s LR/SC notes. Meaningful only while `reservation` is held,
+    /// left as it is otherwise. Last field, so that adding it moved no offset that
+    /// translated code uses.
+    pub reserved_value: u64,
 }
 
 impl Default for Cpu {
@@ -42,6 +48,7 @@ impl Cpu {
             frm: 0,
             reservation: Self::NO_RESERVATION,
             instret: 0,
+            reserved_value: 0,
         }
     }
 }

@@ -465,7 +465,9 @@ fn decode16(raw: u32) -> Option<Insn> {
                 }
                 ri(Op::Addi, raw, 2, 2, imm)
             } else {
-                if ci_imm == 0 || rd == 0 {
+                // nzimm = 0 is reserved; rd = x0 with nzimm != 0 is a HINT (the RVC HINT
+                // table), which must execute as a no-op: `lui x0` writes nothing.
+                if ci_imm == 0 {
                     return None;
                 }
                 ri(Op::Lui, raw, rd, 0, ci_imm << 12)

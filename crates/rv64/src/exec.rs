@@ -4,9 +4,81 @@
 //! interpreter's block loop both call it, so they cannot disagree. `step` leaves `pc`
 //! and `instret` to its caller (it returns the next pc), which lets the block loop keep
 //! them in registers and count retired instructions once per block.
+//!
+//! # Atomics and memory ordering
+//!
+//! Guest threads run on host threads and share guest memory, so the A extension and
+//! `fence` must hold across host threads. The host is x86-64 (TSO).
+//!
+//! **AMOs.** Each AMO is one [`Memory::amo32`]/[`Memory::amo64`] call, which a shared
+//! memory implements with one host atomic read-modify-write (`lock xadd`, `xchg`,
+//! `lock cmpxchg` loops, ...). A `lock`-prefixed instruction is a full barrier on x86-64:
+//! no earlier load or store passes it and it passes no later one. That is at least what
+//! `.aq` (nothing later is performed before the AMO), `.rl` (nothing earlier after it)
+//! and `.aqrl` (both, sequentially consistent) ask, so all orderings get the same code.
+//!
+//! **LR/SC: a value-based reservation**, as QEMU, FEX and Box64 do. `lr` loads the word
+//! with a plain load and records its address in `Cpu::reservation` and the value it
+//! read in `Cpu::reserved_value`. `sc` succeeds only if the reservation is for its
+//! address *and* a compare-and-swap ([`Memory::cas32`]/[`Memory::cas64`], `lock
+//! cmpxchg`) from the recorded value to the new value succeeds. Either way the
+//! reservation is gone afterwards (unless the `sc` faults: a fault changes no state).
+//! What that guarantees:
+//! - An `sc` never succeeds when the word holds a value other than the one `lr` read:
+//!   the comparison and the store are one atomic instruction, so no store of another
+//!   thread can come between them. Two threads racing `lr`/`sc` on one word cannot both
+//!   succeed from the same value.
+//! - An `sc` may fail spuriously, as the ISA allows: whenever the word changed since the
+//!   `lr`, even if this thread changed it, and whenever the reservation was dropped.
+//! - The one case it cannot detect is ABA: another thread stores a different value and
+//!   then the original value back between the `lr` and the `sc`; the `sc` succeeds as
+//!   if nothing had happened. Detecting that strictly needs every store of every thread
+//!   to the reserved word to break the reservation: every guest store, the inline ones
+//!   in translated code included, would have to be instrumented (or guest memory be
+//!   written by one thread at a time, through page protection or a global lock), a
+//!   large cost on every store for a pattern real code does not use. Compiled code
+//!   (gcc's and LLVM's `__atomic` builtins, which glibc uses, and musl's `a_cas`) uses
+//!   LR/SC only in compare-and-swap shape, `lr; bne; sc; bnez`, with no memory access
+//!   between `lr` and `sc` (the ISA only promises progress for such constrained
+//!   sequences, which may not contain loads or stores); a compare-and-swap has value
+//!   semantics by definition and cannot see ABA either. An algorithm that relies on "an
+//!   `sc` fails if anything at all was stored in between" (a true LL/SC, for example a
+//!   lock-free stack popped without a counter) is not safe here.
+//! - An `sc` pairs with the most recent `lr` by address only, not width: after `lr.d`,
+//!   `sc.w` compares the low word; after `lr.w`, `sc.d` compares the doubleword with the
+//!   sign-extended word (so it usually fails). Neither pairing is a constrained LR/SC
+//!   sequence, and software does not use them.
+//! - `lr` is a plain load: x86 does not reorder a load with older loads or with later
+//!   loads and stores, which is all `.aq` needs (a compiler `Acquire` fence keeps the
+//!   Rust compiler from moving later accesses above it). `lr.rl`/`lr.aqrl` (the
+//!   sequentially consistent compare-and-swap of gcc and LLVM) also orders *earlier
+//!   stores* before the load, the one thing TSO does not do: it is preceded by a full
+//!   fence (`mfence`). `sc` is `lock cmpxchg`, a full barrier, whatever its bits; an
+//!   `sc` that fails for want of a reservation performs no access and orders nothing.
+//!
+//! **Fences.** x86-TSO keeps load -> load, load -> store and store -> store order; it
+//! only lets a later load pass an earlier store (to another address; the store buffer
+//! forwards to a load of the same address). So a `fence` whose predecessor set has W
+//! (or O) and whose successor set has R (or I) needs a full barrier (`mfence`), and every
+//! other `fence`, `fence.tso` included, needs no instruction, only that no compiler
+//! moves a memory access across it ([`Insn::fence_orders_store_to_load`] decides):
+//! - here, `fence(SeqCst)` (an `mfence`) or `fence(AcqRel)`, which emits nothing on x86
+//!   and forbids exactly the compiler reorderings TSO forbids to the hardware (an
+//!   acquire-release fence lets only an earlier store and a later load trade places);
+//! - in Cranelift code, `fence` (lowered to `mfence`) or `sequence_point`, which emits
+//!   nothing but is a barrier to Cranelift's alias analysis (no load merged or store
+//!   forwarded across it) and to code motion;
+//! - in baseline code, `mfence` or nothing (templates are emitted in program order; no
+//!   compiler reorders them).
+//!
+//! Plain guest loads and stores need nothing more: translated code uses ordinary `mov`s
+//! (single-copy atomic when aligned, which is what RVWMO asks), and a shared memory's
+//! loads and stores are relaxed host atomics.
+
+use std::sync::atomic::{Ordering, fence};
 
 use crate::fpu::{self, Arith, Cmp, box32, unbox32};
-use crate::{Cpu, Insn, MemFault, Memory, Op};
+use crate::{AmoOp, Cpu, Insn, MemFault, Memory, Op};
 use rustc_apfloat::ieee::{Double, Single};
 
 /// Why execution stopped and handed control back to the engine. `cpu.pc` always says
@@ -74,15 +146,6 @@ pub(crate) fn misaligned_fetch(pc: u64) -> Exit {
             kind: crate::AccessKind::Fetch,
         },
     }
-}
-
-/// Reads of `time` count 10 MHz ticks of the host's monotonic clock since the first read.
-fn time_ticks() -> u64 {
-    use std::sync::OnceLock;
-    use std::time::Instant;
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    let e = *EPOCH.get_or_init(Instant::now);
-    (e.elapsed().as_nanos() / 100) as u64
 }
 
 const CSR_FFLAGS: i64 = 0x001;
@@ -200,31 +263,30 @@ pub(crate) fn step<M: Memory>(
             cpu.fflags |= fl;
         }};
     }
+    // One `Memory::amo*` call: atomic when the memory is shared (see the module notes).
+    // A misaligned AMO faults (Write, at its address) before any access, as Linux
+    // delivers SIGBUS for it rather than emulating it.
     macro_rules! amo_w {
-        ($f:expr) => {{
+        ($op:expr) => {{
             if misaligned(a, 4) {
                 bail!(fault(MemFault {
                     addr: a,
                     kind: crate::AccessKind::Write,
                 }));
             }
-            let old = tri!(mem.load32(a));
-            let f: fn(u32, u32) -> u32 = $f;
-            tri!(mem.store32(a, f(old, b as u32)));
+            let old = tri!(mem.amo32(a, $op, b as u32));
             wrw!(old);
         }};
     }
     macro_rules! amo_d {
-        ($f:expr) => {{
+        ($op:expr) => {{
             if misaligned(a, 8) {
                 bail!(fault(MemFault {
                     addr: a,
                     kind: crate::AccessKind::Write,
                 }));
             }
-            let old = tri!(mem.load64(a));
-            let f: fn(u64, u64) -> u64 = $f;
-            tri!(mem.store64(a, f(old, b)));
+            let old = tri!(mem.amo64(a, $op, b));
             wr!(old);
         }};
     }
@@ -288,8 +350,14 @@ pub(crate) fn step<M: Memory>(
         Op::Sllw => wrw!((a as u32) << (b & 31)),
         Op::Srlw => wrw!((a as u32) >> (b & 31)),
         Op::Sraw => wrw!(((a as i32) >> (b & 31)) as u32),
-        // A single hart with a coherent memory model needs no ordering work.
-        Op::Fence => {}
+        // See the module notes: only a store -> load fence costs an instruction on x86.
+        Op::Fence => {
+            if i.fence_orders_store_to_load() {
+                fence(Ordering::SeqCst);
+            } else {
+                fence(Ordering::AcqRel);
+            }
+        }
         Op::Ecall => bail!(Exit::Ecall),
         Op::Ebreak => bail!(Exit::Ebreak),
         Op::FenceI => bail!(Exit::FenceI),
@@ -342,12 +410,21 @@ pub(crate) fn step<M: Memory>(
                     kind: crate::AccessKind::Read,
                 }));
             }
+            if i.rm & AQRL_RL != 0 {
+                // `.rl` orders earlier stores before this load: the one ordering TSO
+                // does not give.
+                fence(Ordering::SeqCst);
+            }
             let v = if size == 4 {
                 tri!(mem.load32(a)) as i32 as i64 as u64
             } else {
                 tri!(mem.load64(a))
             };
+            // `.aq`: no later access before the load; the hardware keeps that order, this
+            // keeps the Rust compiler from breaking it (no instruction).
+            fence(Ordering::Acquire);
             cpu.reservation = a;
+            cpu.reserved_value = v;
             wr!(v);
         }
         Op::ScW | Op::ScD => {
@@ -358,37 +435,36 @@ pub(crate) fn step<M: Memory>(
                     kind: crate::AccessKind::Write,
                 }));
             }
-            if cpu.reservation == a {
-                if size == 4 {
-                    tri!(mem.store32(a, b as u32));
+            // Value-based reservation (module notes): succeed only if the word still
+            // holds what `lr` read, compared and replaced in one atomic step. A fault
+            // leaves the reservation, as every exit leaves the state.
+            let stored = cpu.reservation == a
+                && if size == 4 {
+                    tri!(mem.cas32(a, cpu.reserved_value as u32, b as u32))
                 } else {
-                    tri!(mem.store64(a, b));
-                }
-                cpu.reservation = Cpu::NO_RESERVATION;
-                wr!(0);
-            } else {
-                cpu.reservation = Cpu::NO_RESERVATION;
-                wr!(1);
-            }
+                    tri!(mem.cas64(a, cpu.reserved_value, b))
+                };
+            cpu.reservation = Cpu::NO_RESERVATION;
+            wr!(if stored { 0 } else { 1 });
         }
-        Op::AmoswapW => amo_w!(|_, y| y),
-        Op::AmoaddW => amo_w!(|x, y| x.wrapping_add(y)),
-        Op::AmoxorW => amo_w!(|x, y| x ^ y),
-        Op::AmoandW => amo_w!(|x, y| x & y),
-        Op::AmoorW => amo_w!(|x, y| x | y),
-        Op::AmominW => amo_w!(|x, y| (x as i32).min(y as i32) as u32),
-        Op::AmomaxW => amo_w!(|x, y| (x as i32).max(y as i32) as u32),
-        Op::AmominuW => amo_w!(|x, y| x.min(y)),
-        Op::AmomaxuW => amo_w!(|x, y| x.max(y)),
-        Op::AmoswapD => amo_d!(|_, y| y),
-        Op::AmoaddD => amo_d!(|x, y| x.wrapping_add(y)),
-        Op::AmoxorD => amo_d!(|x, y| x ^ y),
-        Op::AmoandD => amo_d!(|x, y| x & y),
-        Op::AmoorD => amo_d!(|x, y| x | y),
-        Op::AmominD => amo_d!(|x, y| (x as i64).min(y as i64) as u64),
-        Op::AmomaxD => amo_d!(|x, y| (x as i64).max(y as i64) as u64),
-        Op::AmominuD => amo_d!(|x, y| x.min(y)),
-        Op::AmomaxuD => amo_d!(|x, y| x.max(y)),
+        Op::AmoswapW => amo_w!(AmoOp::Swap),
+        Op::AmoaddW => amo_w!(AmoOp::Add),
+        Op::AmoxorW => amo_w!(AmoOp::Xor),
+        Op::AmoandW => amo_w!(AmoOp::And),
+        Op::AmoorW => amo_w!(AmoOp::Or),
+        Op::AmominW => amo_w!(AmoOp::Min),
+        Op::AmomaxW => amo_w!(AmoOp::Max),
+        Op::AmominuW => amo_w!(AmoOp::Minu),
+        Op::AmomaxuW => amo_w!(AmoOp::Maxu),
+        Op::AmoswapD => amo_d!(AmoOp::Swap),
+        Op::AmoaddD => amo_d!(AmoOp::Add),
+        Op::AmoxorD => amo_d!(AmoOp::Xor),
+        Op::AmoandD => amo_d!(AmoOp::And),
+        Op::AmoorD => amo_d!(AmoOp::Or),
+        Op::AmominD => amo_d!(AmoOp::Min),
+        Op::AmomaxD => amo_d!(AmoOp::Max),
+        Op::AmominuD => amo_d!(AmoOp::Minu),
+        Op::AmomaxuD => amo_d!(AmoOp::Maxu),
         Op::Csrrw | Op::Csrrs | Op::Csrrc | Op::Csrrwi | Op::Csrrsi | Op::Csrrci => {
             let src = match i.op {
                 Op::Csrrw | Op::Csrrs | Op::Csrrc => a,
@@ -402,7 +478,7 @@ pub(crate) fn step<M: Memory>(
                 CSR_FCSR => (cpu.frm << 5 | cpu.fflags) as u64,
                 CSR_CYCLE | CSR_INSTRET | CSR_TIME if writes => bail!(illegal),
                 CSR_CYCLE | CSR_INSTRET => cpu.instret + retired,
-                CSR_TIME => time_ticks(),
+                CSR_TIME => crate::clock::time_ticks(),
                 _ => bail!(illegal),
             };
             if writes {
@@ -546,6 +622,9 @@ pub(crate) fn step<M: Memory>(
     cpu.x[0] = 0;
     next
 }
+
+/// The `rl` bit of an A instruction's `Insn::rm` (`aq` is bit 1).
+const AQRL_RL: u8 = 1;
 
 /// True when an atomic access of `size` bytes at `addr` is misaligned: AMOs and LR/SC
 /// are not emulated when misaligned (Linux delivers SIGBUS), so they fault.

@@ -170,6 +170,53 @@ impl Interpreter {
         Ok(())
     }
 
+    /// Retires exactly `count` instructions from `cpu.pc` ([`Exit::Budget`]) unless an
+    /// exit comes first; the last block may be left part way, with `cpu.pc` at the
+    /// first instruction not run. For an embedder that must stop where another
+    /// execution stopped (a crosscheck); [`Interpreter::run`] is the fast path.
+    pub fn run_exact<M: Memory>(&mut self, cpu: &mut Cpu, mem: &mut M, count: u64) -> Exit {
+        let end = cpu.instret.wrapping_add(count);
+        loop {
+            let left = end.wrapping_sub(cpu.instret);
+            if left == 0 {
+                return Exit::Budget;
+            }
+            let pc0 = cpu.pc;
+            let idx = match self.jump_cache.get(pc0) {
+                Some(idx) => idx,
+                None if pc0 & 1 != 0 => return misaligned_fetch(pc0),
+                None => match self.find_or_build(pc0, mem) {
+                    Ok(idx) => {
+                        self.jump_cache.set(pc0, idx);
+                        idx
+                    }
+                    Err(e) => return e,
+                },
+            };
+            self.blocks_executed += 1;
+            let block = &self.blocks[idx as usize];
+            let take = block
+                .insns
+                .len()
+                .min(usize::try_from(left).unwrap_or(usize::MAX));
+            let mut pc = pc0;
+            let mut exit = Exit::Budget;
+            for (k, insn) in block.insns[..take].iter().enumerate() {
+                let next = step(cpu, mem, insn, pc, k as u64, &mut exit);
+                if next == EXITED {
+                    let e = exit_in_block(cpu, pc, insn.len, k, exit);
+                    if e == Exit::FenceI {
+                        self.flush();
+                    }
+                    return e;
+                }
+                pc = next;
+            }
+            cpu.pc = pc;
+            cpu.instret += take as u64;
+        }
+    }
+
     #[cold]
     fn find_or_build<M: Memory>(&mut self, pc: u64, mem: &M) -> Result<u32, Exit> {
         if let Some(&idx) = self.index.get(&pc) {
@@ -226,6 +273,14 @@ impl Interpreter {
                 true
             }
             None => false,
+        }
+    }
+
+    /// Sets the mark of every decoded block to 0 (an embedder that lost track of which
+    /// marks are stale).
+    pub fn clear_marks(&mut self) {
+        for b in &mut self.blocks {
+            b.mark = 0;
         }
     }
 

@@ -34,14 +34,16 @@
 //!
 //! **Architecture invariants**
 //! - This crate has no `unsafe` and no I/O (except reading the monotonic clock for
-//!   `rdtime`). Guest memory is reached only through the [`Memory`] trait, which the
-//!   engine implements (with its sandbox checks).
+//!   `rdtime`, which [`clock`] can also record and replay). Guest memory is reached
+//!   only through the [`Memory`] trait, which the engine implements (with its sandbox
+//!   checks).
 //! - It knows nothing of Linux: `ecall` is reported as [`Exit::Ecall`] and the engine
 //!   performs the system call.
 //! - [`Cpu`] is `#[repr(C)]` so translated code can address its fields at fixed offsets.
 //! - Bad guest input never panics: undecodable bits become [`Exit::Illegal`], bad
 //!   addresses [`Exit::Fault`].
 
+pub mod clock;
 pub mod cpu;
 pub mod decode;
 pub mod disasm;
@@ -59,4 +61,4 @@ pub use disasm::DisplayAt;
 pub use exec::{Exit, execute};
 pub use insn::{Insn, Op};
 pub use interp::{Interpreter, JUMP_CACHE_ENTRIES, decode_block, fetch};
-pub use memory::{AccessKind, MemFault, Memory};
+pub use memory::{AccessKind, AmoOp, MemFault, Memory};

@@ -55,7 +55,7 @@ fn reserved_and_foreign_encodings_are_rejected() {
     let illegal = [
         (0x0000_0000, "all-zero parcel (c.addi4spn with imm 0)"),
         (0x0000_0004, "c.addi4spn imm 0, rd a1"),
-        (0x0000_6001, "c.lui rd=0 (spec HINT, rejected here)"),
+        (0x0000_6001, "c.lui rd=0 imm 0 (reserved)"),
         (0x0000_6081, "c.lui imm 0"),
         (0x0000_6101, "c.addi16sp imm 0"),
         (0x0000_2001, "c.addiw rd 0"),
@@ -118,6 +118,32 @@ fn hint_and_legal_oddities_decode() {
     assert_eq!(dec(0x9002).len, 2);
     // Shift amounts up to 63 are legal in RV64.
     assert_eq!(dec(0x03f5_1513).imm, 63, "slli a0,a0,63");
+}
+
+/// The RVC HINT table makes `c.lui` with rd = x0 and a non-zero immediate a HINT: it
+/// must run as a no-op (as on hardware and qemu-riscv64), not trap as illegal. Only a
+/// zero immediate is reserved.
+#[test]
+fn c_lui_with_rd_x0_is_a_hint_that_changes_nothing() {
+    for (raw, imm) in [(0x6005u32, 0x1000i64), (0x707d, -0x1000)] {
+        let i = dec(raw);
+        assert_eq!(
+            (i.op, i.rd, i.imm, i.len),
+            (Op::Lui, 0, imm, 2),
+            "{raw:#06x}"
+        );
+        let mut cpu = rv64::Cpu::new();
+        cpu.pc = 0x1000;
+        let before = cpu.clone();
+        let mut mem = rv64::testmem::FlatMemory::new(0x1000, 0x1000);
+        rv64::execute(&mut cpu, &mut mem, &i).expect("a HINT retires");
+        assert_eq!((cpu.pc, cpu.instret), (0x1002, 1));
+        assert_eq!(cpu.x, before.x, "a HINT writes no register");
+    }
+    assert!(
+        decode(0x6001).is_err(),
+        "c.lui with immediate 0 stays reserved"
+    );
 }
 
 /// Older binutils print immediate forms under the register form's name (`add sp,sp,-16`

@@ -230,3 +230,33 @@ fn interpreter_and_cpu_can_move_between_threads() {
     assert_send::<Interpreter>();
     assert_send::<Cpu>();
 }
+
+#[test]
+fn run_exact_stops_after_exactly_the_count_even_inside_a_block() {
+    let words = sum_loop();
+    let (mut whole, mut mw) = load(&words);
+    let mut it = Interpreter::new();
+    assert_eq!(it.run(&mut whole, &mut mw, u64::MAX), Exit::Ecall);
+    // Every prefix of the run, in uneven steps that split blocks, reaches the same state.
+    for step in [1, 2, 3, 7] {
+        let (mut cpu, mut mem) = load(&words);
+        let mut it = Interpreter::new();
+        let mut last = Exit::Budget;
+        while last == Exit::Budget {
+            let before = cpu.instret;
+            last = it.run_exact(&mut cpu, &mut mem, step);
+            if last == Exit::Budget {
+                assert_eq!(cpu.instret, before + step, "step {step}");
+            }
+        }
+        assert_eq!(last, Exit::Ecall, "step {step}");
+        assert_eq!(cpu, whole, "step {step}");
+    }
+    // A count of 0 runs nothing; one more than the run stops at the ecall, unretired.
+    let (mut cpu, mut mem) = load(&words);
+    let mut it = Interpreter::new();
+    assert_eq!(it.run_exact(&mut cpu, &mut mem, 0), Exit::Budget);
+    assert_eq!((cpu.pc, cpu.instret), (CODE, 0));
+    assert_eq!(it.run_exact(&mut cpu, &mut mem, 33), Exit::Ecall);
+    assert_eq!(cpu, whole);
+}

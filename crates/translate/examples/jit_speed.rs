@@ -69,10 +69,7 @@ fn main() {
     let mut imem = mem.clone();
     let t = Instant::now();
     {
-        let mut view = GuestView {
-            mem: &mut imem,
-            perms: &perms,
-        };
+        let mut view = GuestView::new(&mut imem, &perms);
         let mut interp = Interpreter::new();
         while icpu.pc == code_at {
             interp

@@ -859,8 +859,14 @@ impl Emit {
                 self.divrem(signed, rem, word);
                 self.store_x(i.rd, RAX);
             }
-            // One hart, coherent host memory: no ordering work.
-            Op::Fence => {}
+            // x86-TSO lacks only store -> load order: `mfence` for a fence that asks for
+            // it, nothing for any other (templates are emitted in program order, and no
+            // compiler reorders them; see `rv64::exec`'s notes on ordering).
+            Op::Fence => {
+                if i.fence_orders_store_to_load() {
+                    x64!(self.a; mfence);
+                }
+            }
             Op::FmvXW => {
                 x64!(self.a; movsxd rax, DWORD [rdi + foff(i.rs1)]);
                 self.store_x(i.rd, RAX);

@@ -35,6 +35,10 @@
 //!   the helpers do. Inline float arithmetic and compares never change `fflags` except
 //!   `fadd.d`/`fsub.d` setting NX exactly; whatever could raise another flag leaves with
 //!   `SLOW_PATH` before the instruction.
+//! - Guest memory accesses keep program order across every guest `fence`: one that
+//!   orders stores before loads is a Cranelift `fence` (`mfence`), any other a
+//!   `sequence_point` (no code; alias analysis and code motion stop at it). A helper call
+//!   (A instructions among others) is a call, which they stop at as well.
 //! - No symbol, libcall or absolute address is referenced.
 
 use std::collections::HashMap;
@@ -1439,8 +1443,17 @@ impl<'a, 'b> Emitter<'a, 'b> {
             Op::Divuw => rrw!(|a, b| self.divrem(a, b, I32, false, false)),
             Op::Remw => rrw!(|a, b| self.divrem(a, b, I32, true, true)),
             Op::Remuw => rrw!(|a, b| self.divrem(a, b, I32, false, true)),
-            // One hart, coherent host memory: no ordering work.
-            Op::Fence => {}
+            // x86-TSO lacks only store -> load order: `fence` (an `mfence`) for a fence
+            // that asks for it; for any other a `sequence_point`, which emits nothing
+            // but keeps Cranelift from merging, forwarding or moving memory accesses
+            // across it (see `rv64::exec`'s notes on ordering).
+            Op::Fence => {
+                if i.fence_orders_store_to_load() {
+                    self.b.ins().fence();
+                } else {
+                    self.b.ins().sequence_point();
+                }
+            }
             // Float moves and sign injection: bit operations, no flags, no rounding.
             Op::FmvXW => {
                 let f = self.fget(i.rs1);

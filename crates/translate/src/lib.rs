@@ -17,7 +17,11 @@
 //!   (with `rv64::fpu`'s exactness test) are inline; everything else (A, the rest of
 //!   F/D, Zicsr) runs through the embedder's `exec_one`
 //!   helper, which uses `rv64::execute`, so its semantics are the interpreter's by
-//!   construction. A memory access that fails the inline check (a fault, or the rare
+//!   construction; `helpers::GuestView` makes AMOs and `sc` host atomic
+//!   read-modify-writes, so they hold across host threads. `fence` is inline: an
+//!   `mfence` only for one that orders stores before loads (the one order x86-TSO does
+//!   not keep), otherwise nothing but a barrier to Cranelift's optimiser (see
+//!   `rv64::exec`'s notes on ordering). A memory access that fails the inline check (a fault, or the rare
 //!   access the permission table's fast bits do not cover) leaves the function with
 //!   [`status::SLOW_PATH`]: the embedder executes that instruction with its
 //!   interpreter and goes on.
@@ -32,7 +36,8 @@
 //!   executor's jump cache through `ctx` and tail-calls (`return_call_indirect`, Cranelift
 //!   `tail` convention) the next block while `ctx.chain_budget` lasts; otherwise it
 //!   returns. Chained blocks are entered through [`Translator::trampoline`].
-//! - `unsafe` lives only in [`helpers`] (raw context pointers to slices) and
+//! - `unsafe` lives only in [`helpers`] (guest memory through the context's raw
+//!   pointers, with host atomics, as other threads may share it) and
 //!   [`exec_mem`] (test-support executable mappings). Only code that owns executable
 //!   memory (the engine, tests) jumps into translated code.
 //!

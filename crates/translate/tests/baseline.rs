@@ -1,26 +1,40 @@
 //! The baseline tier against the interpreter: random blocks of the instructions it
-//! supports (compressed encodings, M edge values, loads and stores across the test page
-//! map, every exit kind) run from the same random state must leave the same registers,
-//! pc, instret, exit and memory, with each layout of the context it supports.
+//! supports (every compressed form, M edge values, loads and stores at page edges and
+//! across the test page map, self-loops, every exit kind), some in the jump cache and
+//! some with a tier-up counter, run from the same random state in each layout of the
+//! context it supports; registers, pc, instret, exit, memory, the chain budget left,
+//! jump-cache hits and the counter must agree with the interpreter's.
 //!
-//! `VMJIT_DIFF_SEED=<n>` replays one seed (printed by a failure); `VMJIT_DIFF_COUNT=<n>`
-//! changes how many seeds run.
+//! Default (CI): the regression seeds and a fixed slice. Long mode, 1 000 000 blocks
+//! per test on every core with a summary at the end:
+//!
+//! ```text
+//! VMJIT_DIFF_LONG=1 cargo test -p translate --release --test baseline -- --nocapture
+//! ```
+//!
+//! Replay one seed: `VMJIT_DIFF_SEED=<n> cargo test -p translate --release --test
+//! baseline <test name> -- --nocapture`. See `common/runner.rs` for `VMJIT_DIFF_COUNT`,
+//! `VMJIT_DIFF_FIRST` and `VMJIT_DIFF_THREADS`.
 
 mod common;
 
+use common::coverage::{Expect, exit_kind};
+use common::program::{Context, Entry, Run, Setup, compare, listing, reference, run_translated};
+use common::regressions;
+use common::runner::{Tally, Tier, assert_covers, run};
 use common::*;
-use rv64::{Cpu, Insn, Op};
+use rv64::{Cpu, Insn};
 use translate::exec_mem::ExecBuf;
 use translate::helpers::FLAT_HELPERS;
 use translate::{
     Baseline, BaselineConfig, JitContext, JumpCacheShape, OptLevel, TranslateError, Translator,
-    TranslatorConfig, status,
+    status,
 };
 
-const SHAPE: JumpCacheShape = JumpCacheShape { shift: 1, len: 64 };
+const SHAPE: JumpCacheShape = common::program::SHAPE;
 
 /// Bytes before guest memory where the layout with the table next to memory keeps it.
-const TABLE_BYTES: usize = 4096;
+const TABLE_BYTES: usize = common::program::TABLE_BYTES;
 
 fn count() -> u64 {
     std::env::var("VMJIT_DIFF_COUNT")
@@ -52,255 +66,206 @@ fn baseline(guest_size: Option<u64>, perms_offset: Option<i32>) -> Baseline {
 /// The trampoline of a chained translator for `SHAPE`, through which baseline code is
 /// entered (it uses the chained blocks' convention).
 fn chained_trampoline() -> ExecBuf {
-    let mut tr = Translator::with_config(TranslatorConfig {
-        opt: OptLevel::Quick,
-        chain: true,
-        jump_cache: Some(SHAPE),
-        guest_size: None,
-        perms_offset: None,
-    })
-    .expect("host");
+    let mut tr =
+        Translator::with_config(Setup::ChainedKnown.config(OptLevel::Quick)).expect("host");
     ExecBuf::new(&tr.trampoline().expect("trampoline").code).expect("map")
 }
+
+/// The four layouts baseline code is compiled for: the guest size read from `ctx` or
+/// compiled in, the permission table read through `ctx.perms` or found at its offset
+/// below memory.
+const LAYOUTS: [(Option<u64>, bool); 4] = [
+    (None, false),
+    (None, true),
+    (Some(GUEST_SIZE as u64), false),
+    (Some(GUEST_SIZE as u64), true),
+];
 
 /// A random block of instructions the baseline tier supports (the differential
 /// generator's, with the others drawn again).
 fn random_baseline_block(rng: &mut Rng, max_body: u64) -> Vec<(u64, Insn)> {
-    let n = 1 + rng.below(max_body);
-    let mut insns = Vec::new();
-    while insns.len() < n as usize {
-        let i = random_body_insn(rng);
-        if Baseline::supports(i.op) {
-            insns.push(i);
-        }
-    }
-    if let Some(t) = random_terminator(rng) {
-        insns.push(t);
-    }
-    layout(&insns)
+    random_block_at(rng, CODE_BASE, max_body, &|i| Baseline::supports(i.op))
 }
 
-/// Runs `block` as baseline code through a chained trampoline with an empty jump cache
-/// (so every block end returns), finishing a slow-path exit with the interpreter.
-fn run_baseline(
-    block: &[(u64, Insn)],
-    cpu: &Cpu,
-    mem: &[u8],
-    perms: &[u8],
-    guest_size: Option<u64>,
-    table_below: bool,
-) -> Outcome {
-    let mut bl = baseline(guest_size, table_below.then_some(-(TABLE_BYTES as i32)));
-    // With the table below memory, also with a tier-up counter far from zero (its
-    // entry code must change nothing else).
-    let counter = table_below.then_some(5);
-    let compiled = bl
-        .translate(block, counter)
-        .unwrap_or_else(|e| panic!("baseline translation failed: {e}"));
-    assert_eq!(compiled.guest_start, block[0].0);
-    assert_eq!(compiled.insns, block.len());
-    let code = ExecBuf::new(&compiled.code).expect("map code");
-    let tramp = chained_trampoline();
-    // [table | guest memory]; with `table_below` the code finds the table by offset.
-    let mut buf = vec![0u8; TABLE_BYTES + mem.len()];
-    buf[..perms.len()].copy_from_slice(perms);
-    buf[TABLE_BYTES..].copy_from_slice(mem);
-    // Every key empty (u64::MAX): four u64 words per 32-byte entry.
-    let jc: Vec<[u64; 4]> = vec![[u64::MAX, 0, 0, 0]; SHAPE.len];
-    let (table, guest) = buf.split_at_mut(TABLE_BYTES);
-    let mut c = cpu.clone();
-    c.pc = block[0].0;
-    let mut ctx = JitContext::new(
-        c,
-        guest.as_mut_ptr(),
-        table.as_ptr(),
-        guest.len() as u64,
-        &FLAT_HELPERS,
-    );
-    ctx.jump_cache = jc.as_ptr().cast();
-    ctx.jc_mask = SHAPE.len as u64 - 1;
-    ctx.jc_shift = u64::from(SHAPE.shift);
-    // A block that branches to its own start loops while the budget lasts; the
-    // reference runs one pass, so such blocks get none (the chaining tests cover loops).
-    let (last_pc, last) = block[block.len() - 1];
-    let loops = matches!(
-        last.op,
-        Op::Beq | Op::Bne | Op::Blt | Op::Bge | Op::Bltu | Op::Bgeu | Op::Jal
-    ) && last_pc.wrapping_add(last.imm as u64) == block[0].0;
-    let budget = if loops { 0 } else { 100 };
-    ctx.chain_budget = budget;
-    let mut counters = [1000u32; 8];
-    ctx.counters = counters.as_mut_ptr();
-    // SAFETY: `ctx` points at `guest` and `table` (adjacent halves of `buf`, as the
-    // compiled-in offset says when there is one) and at `jc` (a jump cache of SHAPE, all
-    // empty), all alive and not otherwise borrowed during the call; `tramp` is a chained
-    // trampoline and the block is baseline code, which uses the same convention.
-    let st = unsafe { tramp.call_trampoline(&mut ctx, code.ptr()) };
-    if counter.is_some() {
-        assert_eq!(counters[5], 999, "the counter counts one entry");
-    }
-    let mut mem = guest.to_vec();
-    if st == status::SLOW_PATH {
-        let (cpu, exit) = finish_block(block, ctx.cpu.clone(), &mut mem, perms);
-        return Outcome { cpu, exit, mem };
-    }
-    assert_eq!(ctx.chain_budget, budget, "an empty jump cache never chains");
-    let exit = ctx.exit_for(st);
-    assert!(
-        exit.is_some() || st == status::CONTINUE,
-        "unknown status {st}"
-    );
-    Outcome {
-        cpu: ctx.cpu,
-        exit,
-        mem,
-    }
+/// A random baseline block and state: in the jump cache one time in two (a `jalr` back
+/// to its start chains), with a tier-up counter one time in two (sometimes about to run
+/// out).
+struct Sequence {
+    blocks: Vec<Entry>,
+    cpu: Cpu,
+    mem: Vec<u8>,
+    perms: Vec<u8>,
+    budget: u64,
+    counter: Option<u32>,
+    counters: Vec<u32>,
 }
 
-fn check_seed(seed: u64, max_body: u64) {
+const COUNTER: u32 = 3;
+
+fn sequence(seed: u64, max_body: u64) -> Sequence {
     let mut rng = Rng::new(seed);
     let block = random_baseline_block(&mut rng, max_body);
     let cpu = random_cpu(&mut rng);
     let mem = random_mem(&mut rng);
-    let perms = test_perms();
-    let want = run_interp(&block, &cpu, &mem, &perms);
-    for guest_size in [None, Some(GUEST_SIZE as u64)] {
-        for table_below in [false, true] {
-            let got = run_baseline(&block, &cpu, &mem, &perms, guest_size, table_below);
-            let d = diff(&got, &want);
-            assert!(
-                d.is_empty(),
-                "seed {seed} (replay: VMJIT_DIFF_SEED={seed} cargo test -p translate --test \
-                 baseline), guest size {guest_size:?}, table below memory {table_below}: \
-                 baseline and interpreter differ\n{}{d}",
-                disasm(&block)
-            );
-        }
+    let perms = random_perms(&mut rng);
+    let budget = rng.pick(&[0, 0, 1, 2, 5, 100]);
+    let in_jc = rng.chance(50);
+    let counter = rng.chance(50).then_some(COUNTER);
+    let mut counters = vec![1000u32; 8];
+    if rng.chance(25) {
+        counters[COUNTER as usize] = 1 + rng.below(3) as u32;
+    }
+    Sequence {
+        blocks: vec![Entry { block, in_jc }],
+        cpu,
+        mem,
+        perms,
+        budget,
+        counter,
+        counters,
     }
 }
 
+impl Sequence {
+    fn reference(&self, tally: &mut Tally) -> (Outcome, common::program::Flow) {
+        let mut cpu = self.cpu.clone();
+        cpu.pc = self.blocks[0].start();
+        let want = reference(
+            &self.blocks,
+            true,
+            cpu,
+            self.mem.clone(),
+            &self.perms,
+            self.budget,
+            Some(&mut tally.cov),
+        );
+        tally.insns += want.0.cpu.instret.wrapping_sub(self.cpu.instret);
+        tally.exit(exit_kind(want.0.exit));
+        want
+    }
+}
+
+/// One baseline translator per layout (reused across seeds, as the engine does).
+fn translators() -> Vec<Baseline> {
+    LAYOUTS
+        .iter()
+        .map(|&(size, below)| baseline(size, below.then_some(-(TABLE_BYTES as i32))))
+        .collect()
+}
+
+fn check_seed(
+    bls: &mut [Baseline],
+    seed: u64,
+    max_body: u64,
+    tally: &mut Tally,
+) -> Result<(), String> {
+    let q = sequence(seed, max_body);
+    let want = q.reference(tally);
+    for (bl, layout) in bls.iter_mut().zip(LAYOUTS) {
+        let compiled = bl
+            .translate(&q.blocks[0].block, q.counter)
+            .map_err(|e| format!("baseline translation failed: {e}"))?;
+        assert_eq!(compiled.guest_start, q.blocks[0].start());
+        assert_eq!(compiled.insns, q.blocks[0].block.len());
+        let mut how = Context {
+            chained: true,
+            no_jump_cache: false,
+            budget: q.budget,
+            counters: q.counters.clone(),
+        };
+        let got: Run = run_translated(
+            &q.blocks,
+            std::slice::from_ref(&compiled.code),
+            0,
+            &mut how,
+            &q.cpu,
+            &q.mem,
+            &q.perms,
+        );
+        tally.event("slow path", u64::from(got.status == status::SLOW_PATH));
+        tally.event("hot", u64::from(got.status == status::HOT));
+        tally.event("runs", 1);
+        let mut d = compare(&got, &want);
+        // Without an early exit the counter counted every entry: the first and one per
+        // transfer back to the block (it is the program's only block).
+        if let Some(c) = q.counter
+            && got.status != status::SLOW_PATH
+            && got.status != status::HOT
+        {
+            let entries = 1 + (q.budget - want.1.budget);
+            let left = how.counters[c as usize];
+            let expect = q.counters[c as usize].wrapping_sub(entries as u32);
+            if left != expect {
+                d += &format!("counter: {left}, expected {expect} after {entries} entries\n");
+            }
+        }
+        if !d.is_empty() {
+            return Err(format!(
+                "guest size {:?}, table below memory {}, budget {}, counter {:?} from {:?}: \
+                 baseline and interpreter differ\n{}{d}",
+                layout.0,
+                layout.1,
+                q.budget,
+                q.counter,
+                q.counters,
+                listing(&q.blocks)
+            ));
+        }
+    }
+    Ok(())
+}
+
+const SHORT: Tier = Tier {
+    name: "baseline blocks (short)",
+    test: "baseline",
+    function: "random_short_blocks_match_the_interpreter",
+    first: 5_000_000,
+    count: 500,
+    regressions: regressions::BASELINE_SHORT,
+};
+
+const LONG: Tier = Tier {
+    name: "baseline blocks (long)",
+    test: "baseline",
+    function: "random_long_blocks_match_the_interpreter",
+    first: 6_000_000,
+    count: 500,
+    regressions: regressions::BASELINE_LONG,
+};
+
 #[test]
 fn random_short_blocks_match_the_interpreter() {
-    for seed in seeds(5_000_000) {
-        check_seed(seed, 8);
-    }
+    run(
+        &SHORT,
+        &Expect::baseline(),
+        translators,
+        |bls, seed, tally| check_seed(bls, seed, 8, tally),
+    );
 }
 
 #[test]
 fn random_long_blocks_match_the_interpreter() {
-    for seed in seeds(6_000_000) {
-        check_seed(seed, 40);
-    }
+    run(
+        &LONG,
+        &Expect::baseline(),
+        translators,
+        |bls, seed, tally| check_seed(bls, seed, 40, tally),
+    );
 }
 
-/// The generator must reach every instruction the tier supports, and completed
-/// accesses, or the tests above prove little.
+/// The generator must reach every instruction the tier supports, every compressed
+/// form, accesses at every kind of page edge and every exit kind, or the tests above
+/// prove little.
 #[test]
-fn random_baseline_blocks_cover_every_supported_operation() {
-    let mut seen = std::collections::HashSet::new();
-    let mut completed_mem = 0u64;
-    for seed in 5_000_000..5_000_000 + count().max(500) {
-        let mut rng = Rng::new(seed);
-        let block = random_baseline_block(&mut rng, 8);
-        let cpu = random_cpu(&mut rng);
-        let mem = random_mem(&mut rng);
-        let out = run_interp(&block, &cpu, &mem, &test_perms());
-        let executed = out.cpu.instret.wrapping_sub(cpu.instret) as usize;
-        for (k, (_, i)) in block.iter().enumerate() {
-            seen.insert(i.op);
-            let is_mem = format!("{:?}", i.op).starts_with(['L', 'S'])
-                && !matches!(
-                    i.op,
-                    Op::Lui | Op::Slti | Op::Sltiu | Op::Slli | Op::Srli | Op::Srai
-                );
-            completed_mem += u64::from(is_mem && k < executed);
+fn random_baseline_blocks_cover_every_supported_operation_and_page_edge() {
+    for (tier, max_body) in [(&SHORT, 8), (&LONG, 40)] {
+        let mut tally = Tally::default();
+        for seed in tier.first..tier.first + 20_000 {
+            sequence(seed, max_body).reference(&mut tally);
+            tally.sequences += 1;
         }
+        assert_covers(&tally, &Expect::baseline(), tier.name);
     }
-    let all = [
-        Op::Lui,
-        Op::Auipc,
-        Op::Jal,
-        Op::Jalr,
-        Op::Beq,
-        Op::Bne,
-        Op::Blt,
-        Op::Bge,
-        Op::Bltu,
-        Op::Bgeu,
-        Op::Lb,
-        Op::Lh,
-        Op::Lw,
-        Op::Ld,
-        Op::Lbu,
-        Op::Lhu,
-        Op::Lwu,
-        Op::Sb,
-        Op::Sh,
-        Op::Sw,
-        Op::Sd,
-        Op::Flw,
-        Op::Fld,
-        Op::Fsw,
-        Op::Fsd,
-        Op::Addi,
-        Op::Slti,
-        Op::Sltiu,
-        Op::Xori,
-        Op::Ori,
-        Op::Andi,
-        Op::Slli,
-        Op::Srli,
-        Op::Srai,
-        Op::Add,
-        Op::Sub,
-        Op::Sll,
-        Op::Slt,
-        Op::Sltu,
-        Op::Xor,
-        Op::Srl,
-        Op::Sra,
-        Op::Or,
-        Op::And,
-        Op::Addiw,
-        Op::Slliw,
-        Op::Srliw,
-        Op::Sraiw,
-        Op::Addw,
-        Op::Subw,
-        Op::Sllw,
-        Op::Srlw,
-        Op::Sraw,
-        Op::Mul,
-        Op::Mulh,
-        Op::Mulhsu,
-        Op::Mulhu,
-        Op::Div,
-        Op::Divu,
-        Op::Rem,
-        Op::Remu,
-        Op::Mulw,
-        Op::Divw,
-        Op::Divuw,
-        Op::Remw,
-        Op::Remuw,
-        Op::FmvXW,
-        Op::FmvXD,
-        Op::FmvWX,
-        Op::FmvDX,
-        Op::FsgnjD,
-        Op::FsgnjnD,
-        Op::FsgnjxD,
-        Op::Ecall,
-        Op::Ebreak,
-        Op::FenceI,
-        Op::Illegal,
-    ];
-    let missing: Vec<_> = all.iter().filter(|op| !seen.contains(op)).collect();
-    assert!(missing.is_empty(), "generator never produced {missing:?}");
-    assert!(
-        completed_mem > 500,
-        "only {completed_mem} loads/stores completed"
-    );
 }
 
 #[test]
@@ -372,10 +337,7 @@ fn a_loop_leaving_mid_iteration_stores_registers_written_in_earlier_iterations()
     want.pc = CODE_BASE;
     let mut want_mem = mem.clone();
     let want_exit = {
-        let mut view = translate::helpers::GuestView {
-            mem: &mut want_mem,
-            perms: &perms,
-        };
+        let mut view = translate::helpers::GuestView::new(&mut want_mem, &perms);
         loop {
             let &(_, insn) = block
                 .iter()

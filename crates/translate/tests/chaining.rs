@@ -1,5 +1,12 @@
 //! Chained blocks: a block that continues probes the jump cache in `ctx` and tail-calls
 //! the next block while the chain budget lasts; the result equals the interpreter's.
+//!
+//! These are hand-written programs. Random chained programs (a second block, Cranelift
+//! or baseline code, in the jump cache where the first continues) are
+//! `random_programs_compiled_for_chaining_match_interpreter` in `differential.rs`; its
+//! long mode and seed replay are described there:
+//! `VMJIT_DIFF_LONG=1 cargo test -p translate --release --test differential
+//! random_programs -- --nocapture`.
 
 mod common;
 
@@ -83,10 +90,7 @@ fn interpreted() -> Cpu {
     let mut mem = guest_memory();
     let perms = test_perms();
     let mut cpu = start_cpu();
-    let mut view = GuestView {
-        mem: &mut mem,
-        perms: &perms,
-    };
+    let mut view = GuestView::new(&mut mem, &perms);
     assert_eq!(
         Interpreter::new().run(&mut cpu, &mut view, u64::MAX),
         Exit::Ebreak

@@ -178,6 +178,16 @@ fn writes_to_x0_vanish_and_lui_auipc_use_the_block_pc() {
     assert_eq!(out.cpu.x[12], 0);
 }
 
+/// `c.lui x0, imm` is an RVC HINT (it used to decode as illegal): a no-op that retires.
+#[test]
+fn a_compressed_lui_hint_retires_and_writes_nothing() {
+    let cpu = cpu_with(&[(1, 7)]);
+    let out = run(&[0x6005, 0x707d, EBREAK], &cpu);
+    assert_eq!(out.exit, Some(Exit::Ebreak));
+    assert_eq!((out.cpu.pc, out.cpu.instret), (CODE_BASE + 4, 2));
+    assert_eq!(out.cpu.x, cpu.x);
+}
+
 #[test]
 fn loads_extend_and_stores_truncate_including_misaligned_and_page_crossing() {
     // x1 = 0x1ffd: an 8-byte access there crosses from page 1 into page 2 (both RW).

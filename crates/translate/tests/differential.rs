@@ -1,243 +1,401 @@
-//! Differential test: random blocks (every instruction class, compressed encodings, M
-//! edge values, loads/stores across the test page map, F/D, A and Zicsr through the
-//! helper) run through the JIT and through `rv64::execute` from the same random state;
-//! registers, pc, instret, fflags, reservation, exit and memory must agree.
+//! Differential test: random blocks (every instruction class, every compressed form, F/D
+//! with every rounding mode, A with LR/SC pairs, Zicsr, accesses at page edges and
+//! across the page map, self-loops) run as translated code and through `rv64::execute`
+//! from the same random state; registers, pc, instret, fflags, frm, reservation, exit,
+//! memory, the chain budget left and jump-cache hits must agree. Tier 1 (Quick) and
+//! tier 2 (Speed) blocks run in every context layout the engine and the tests use;
+//! chained programs put a second block, Cranelift or baseline code, in the jump cache
+//! where the first one continues.
 //!
-//! `VMJIT_DIFF_SEED=<n>` replays one seed (printed by a failure); `VMJIT_DIFF_COUNT=<n>`
-//! changes how many seeds each test runs.
+//! Default (CI): the regression seeds and a fixed slice of seeds per test. Long mode,
+//! 1 000 000 sequences per test on every core, a summary per tier at the end:
+//!
+//! ```text
+//! VMJIT_DIFF_LONG=1 cargo test -p translate --release --test differential -- --nocapture
+//! ```
+//!
+//! Replay one seed (printed by a failure): `VMJIT_DIFF_SEED=<n> cargo test -p translate
+//! --release --test differential <test name> -- --nocapture`. `VMJIT_DIFF_COUNT=<n>`
+//! sets the number of seeds, `VMJIT_DIFF_FIRST=<n>` where they start (after the test's
+//! first), `VMJIT_DIFF_THREADS=<n>` the long mode's threads. See `common/runner.rs`.
 
 mod common;
 
+use common::coverage::{ALL_OPS, Coverage, Expect, exit_kind};
+use common::program::{
+    self, Context, Entry, Run, Setup, Translators, compare, listing, reference, run_translated,
+};
+use common::regressions;
+use common::runner::{Tally, Tier, assert_covers, run};
 use common::*;
-use translate::OptLevel;
+use rv64::{Cpu, Op};
+use translate::{Baseline, OptLevel, status};
 
-fn count() -> u64 {
-    std::env::var("VMJIT_DIFF_COUNT")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(500)
+/// A random program with its initial state and how to run it.
+struct Sequence {
+    blocks: Vec<Entry>,
+    cpu: Cpu,
+    mem: Vec<u8>,
+    perms: Vec<u8>,
+    budget: u64,
+    setup: Setup,
+    /// Per block: translated by the baseline tier, with this tier-up counter index.
+    baseline: Vec<Option<Option<u32>>>,
+    counters: Vec<u32>,
+    no_jump_cache: bool,
 }
 
-fn seeds(first: u64) -> Vec<u64> {
-    match std::env::var("VMJIT_DIFF_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
-        Some(seed) => vec![seed],
-        None => (first..first + count()).collect(),
+impl Sequence {
+    /// The reference run, recording coverage.
+    fn reference(&self, cov: Option<&mut Coverage>) -> (Outcome, program::Flow) {
+        let mut cpu = self.cpu.clone();
+        cpu.pc = self.blocks[0].start();
+        reference(
+            &self.blocks,
+            self.setup.chained(),
+            cpu,
+            self.mem.clone(),
+            &self.perms,
+            self.budget,
+            cov,
+        )
     }
 }
 
-fn run_seed(tr: &mut translate::Translator, seed: u64, max_body: u64) {
+/// One random block, in the setup `seed % 4` names.
+fn block_sequence(seed: u64, max_body: u64) -> Sequence {
     let mut rng = Rng::new(seed);
     let block = random_block(&mut rng, max_body);
     let cpu = random_cpu(&mut rng);
     let mem = random_mem(&mut rng);
-    let perms = test_perms();
-    let what = format!(
-        "seed {seed} (replay: VMJIT_DIFF_SEED={seed} cargo test -p translate --test differential)"
-    );
-    check(tr, &block, &cpu, &mem, &perms, &what);
+    let perms = random_perms(&mut rng);
+    let budget = rng.pick(&[0, 0, 1, 2, 5, 100]);
+    let setup = Setup::ALL[(seed % 4) as usize];
+    // A chained block may find itself in the jump cache (a `jalr` back to its start), or
+    // find no jump cache at all when the shape is not compiled in.
+    let in_jc = setup.chained() && rng.chance(50);
+    let no_jump_cache = setup == Setup::Chained && !in_jc && rng.chance(50);
+    Sequence {
+        blocks: vec![Entry { block, in_jc }],
+        cpu,
+        mem,
+        perms,
+        budget,
+        setup,
+        baseline: vec![None],
+        counters: vec![],
+        no_jump_cache,
+    }
 }
+
+/// Block A and, where A continues, block B in the jump cache (when it does not overlap
+/// A), each Cranelift or, when it can be, baseline code; chained in one of the two
+/// chained setups.
+fn chained_sequence(seed: u64) -> Sequence {
+    let mut rng = Rng::new(seed);
+    let a = random_block(&mut rng, 16);
+    let cpu = random_cpu(&mut rng);
+    let mem = random_mem(&mut rng);
+    let perms = random_perms(&mut rng);
+    let budget = rng.pick(&[0, 1, 1, 2, 3, 8, 100]);
+    let setup = if seed.is_multiple_of(2) {
+        Setup::Chained
+    } else {
+        Setup::ChainedKnown
+    };
+    let mut blocks = vec![Entry {
+        block: a,
+        in_jc: rng.chance(50),
+    }];
+    let mut start = cpu.clone();
+    start.pc = blocks[0].start();
+    let (alone, _) = reference(&blocks, true, start, mem.clone(), &perms, 0, None);
+    let (a_start, a_end) = (blocks[0].start(), blocks[0].end());
+    let landing = match alone.exit {
+        None if alone.cpu.pc != a_start => Some(alone.cpu.pc),
+        // A loops: B where the loop falls out.
+        None => Some(a_end),
+        Some(_) => None,
+    };
+    if let Some(at) = landing.filter(|&p| p < u64::MAX - 0x1000) {
+        let b = random_block_at(&mut rng, at, 16, &|_| true);
+        let e = Entry {
+            block: b,
+            in_jc: true,
+        };
+        let overlaps = e.start() < a_end && a_start < e.end();
+        if !overlaps {
+            if blocks[0].in_jc && blocks[0].jc_index() == e.jc_index() {
+                blocks[0].in_jc = false;
+            }
+            blocks.push(e);
+        }
+    }
+    let mut counters = vec![1000u32; 4];
+    let baseline = blocks
+        .iter()
+        .enumerate()
+        .map(|(k, e)| {
+            let supported = e.block.iter().all(|(_, i)| Baseline::supports(i.op));
+            (supported && rng.chance(40)).then(|| {
+                let index = k as u32 + 1;
+                if rng.chance(25) {
+                    counters[index as usize] = 1 + rng.below(3) as u32;
+                }
+                rng.chance(50).then_some(index)
+            })
+        })
+        .collect();
+    Sequence {
+        blocks,
+        cpu,
+        mem,
+        perms,
+        budget,
+        setup,
+        baseline,
+        counters,
+        no_jump_cache: false,
+    }
+}
+
+/// Translates and runs `q` and compares with the reference, counting into `tally`.
+fn run_sequence(trs: &mut Translators, q: &Sequence, tally: &mut Tally) -> Result<(), String> {
+    let want = q.reference(Some(&mut tally.cov));
+    let mut codes = Vec::new();
+    for (e, how) in q.blocks.iter().zip(&q.baseline) {
+        let compiled = match how {
+            Some(counter) => trs.baseline(q.setup).translate(&e.block, *counter),
+            None => trs.get(q.setup).translate(&e.block),
+        }
+        .map_err(|err| format!("translation of {:#x} failed: {err}", e.start()))?;
+        codes.push(compiled.code);
+    }
+    let mut how = Context {
+        chained: q.setup.chained(),
+        no_jump_cache: q.no_jump_cache,
+        budget: q.budget,
+        counters: q.counters.clone(),
+    };
+    let got: Run = run_translated(&q.blocks, &codes, 0, &mut how, &q.cpu, &q.mem, &q.perms);
+    tally.insns += want.0.cpu.instret.wrapping_sub(q.cpu.instret);
+    tally.exit(exit_kind(want.0.exit));
+    tally.event("slow path", u64::from(got.status == status::SLOW_PATH));
+    tally.event("hot", u64::from(got.status == status::HOT));
+    let chained: u64 = want.1.hits.iter().sum();
+    tally.event("chained", chained);
+    tally.event("loop iterations", q.budget - want.1.budget - chained);
+    tally.event(
+        "baseline blocks",
+        q.baseline.iter().filter(|b| b.is_some()).count() as u64,
+    );
+    let d = compare(&got, &want);
+    if d.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "setup {:?}, budget {}, baseline {:?}, counters {:?}: translated code and \
+             reference differ\n{}{d}",
+            q.setup,
+            q.budget,
+            q.baseline,
+            q.counters,
+            listing(&q.blocks)
+        ))
+    }
+}
+
+const TIER1: Tier = Tier {
+    name: "tier 1 blocks (Quick)",
+    test: "differential",
+    function: "random_short_blocks_match_interpreter_at_tier1",
+    first: 0,
+    count: 500,
+    regressions: regressions::TIER1_BLOCKS,
+};
+
+const TIER2: Tier = Tier {
+    name: "tier 2 blocks (Speed)",
+    test: "differential",
+    function: "random_long_blocks_match_interpreter_at_tier2",
+    first: 1_000_000,
+    count: 300,
+    regressions: regressions::TIER2_BLOCKS,
+};
+
+const CHAINED: Tier = Tier {
+    name: "chained programs (Quick and baseline)",
+    test: "differential",
+    function: "random_programs_compiled_for_chaining_match_interpreter",
+    first: 2_000_000,
+    count: 500,
+    regressions: regressions::CHAINED,
+};
 
 #[test]
 fn random_short_blocks_match_interpreter_at_tier1() {
-    let mut tr = translator(OptLevel::Quick);
-    for seed in seeds(0) {
-        run_seed(&mut tr, seed, 8);
-    }
+    run(
+        &TIER1,
+        &Expect::everything(),
+        || Translators::new(OptLevel::Quick),
+        |trs, seed, tally| run_sequence(trs, &block_sequence(seed, 8), tally),
+    );
 }
 
 #[test]
 fn random_long_blocks_match_interpreter_at_tier2() {
-    let mut tr = translator(OptLevel::Speed);
-    for seed in seeds(1_000_000) {
-        run_seed(&mut tr, seed, 40);
-    }
+    run(
+        &TIER2,
+        &Expect::everything(),
+        || Translators::new(OptLevel::Speed),
+        |trs, seed, tally| run_sequence(trs, &block_sequence(seed, 40), tally),
+    );
 }
 
 #[test]
-fn random_blocks_compiled_for_chaining_match_interpreter() {
-    let mut tr = translate::Translator::with_config(translate::TranslatorConfig {
-        opt: OptLevel::Quick,
-        chain: true,
-        jump_cache: None,
-        // The bounds test with an immediate (the other tests load guest_size).
-        guest_size: Some(GUEST_SIZE as u64),
-        perms_offset: None,
-    })
-    .expect("host");
-    for seed in seeds(2_000_000) {
-        run_seed(&mut tr, seed, 16);
-    }
-}
-
-/// The generator is only as good as what it produces: every inline operation must occur,
-/// along with helper classes and every kind of exit, in the seeds a normal run uses.
-#[test]
-fn random_blocks_cover_every_inline_operation_and_exit_kind() {
-    use rv64::{Exit, Op};
-    use std::collections::{HashMap, HashSet};
-    let mut ops: HashMap<Op, u64> = HashMap::new();
-    let mut exits: HashMap<&'static str, u64> = HashMap::new();
-    let mut compressed = 0u64;
-    let mut mem_ok = 0u64;
-    for seed in 0..count() {
-        let mut rng = Rng::new(seed);
-        let block = random_block(&mut rng, 8);
-        let cpu = random_cpu(&mut rng);
-        let mem = random_mem(&mut rng);
-        let out = run_interp(&block, &cpu, &mem, &test_perms());
-        let executed = (out.cpu.instret.wrapping_sub(cpu.instret)) as usize;
-        for (k, (_, i)) in block.iter().enumerate() {
-            *ops.entry(i.op).or_default() += 1;
-            compressed += (i.len == 2) as u64;
-            let is_mem = matches!(
-                i.op,
-                Op::Lb
-                    | Op::Lh
-                    | Op::Lw
-                    | Op::Ld
-                    | Op::Lbu
-                    | Op::Lhu
-                    | Op::Lwu
-                    | Op::Sb
-                    | Op::Sh
-                    | Op::Sw
-                    | Op::Sd
-            );
-            mem_ok += (is_mem && k < executed) as u64;
+fn random_programs_compiled_for_chaining_match_interpreter() {
+    let tally = run(
+        &CHAINED,
+        &Expect::everything(),
+        || Translators::new(OptLevel::Quick),
+        |trs, seed, tally| run_sequence(trs, &chained_sequence(seed), tally),
+    );
+    if common::runner::Settings::from_env().seed.is_none() {
+        for e in ["chained", "loop iterations", "baseline blocks", "hot"] {
+            assert!(tally.events.contains_key(e), "no {e}: {:?}", tally.events);
         }
-        let kind = match out.exit {
-            None => "continue",
-            Some(Exit::Ecall) => "ecall",
-            Some(Exit::Ebreak) => "ebreak",
-            Some(Exit::FenceI) => "fence.i",
-            Some(Exit::Illegal { .. }) => "illegal",
-            Some(Exit::Fault { .. }) => "fault",
-            Some(_) => "other",
-        };
-        *exits.entry(kind).or_default() += 1;
     }
-    let inline = [
-        Op::Lui,
-        Op::Auipc,
-        Op::Jal,
-        Op::Jalr,
-        Op::Beq,
-        Op::Bne,
-        Op::Blt,
-        Op::Bge,
-        Op::Bltu,
-        Op::Bgeu,
-        Op::Lb,
-        Op::Lh,
-        Op::Lw,
-        Op::Ld,
-        Op::Lbu,
-        Op::Lhu,
-        Op::Lwu,
-        Op::Sb,
-        Op::Sh,
-        Op::Sw,
-        Op::Sd,
-        Op::Addi,
-        Op::Slti,
-        Op::Sltiu,
-        Op::Xori,
-        Op::Ori,
-        Op::Andi,
-        Op::Slli,
-        Op::Srli,
-        Op::Srai,
-        Op::Add,
-        Op::Sub,
-        Op::Sll,
-        Op::Slt,
-        Op::Sltu,
-        Op::Xor,
-        Op::Srl,
-        Op::Sra,
-        Op::Or,
-        Op::And,
-        Op::Addiw,
-        Op::Slliw,
-        Op::Srliw,
-        Op::Sraiw,
-        Op::Addw,
-        Op::Subw,
-        Op::Sllw,
-        Op::Srlw,
-        Op::Sraw,
-        Op::Ecall,
-        Op::Ebreak,
-        Op::FenceI,
-        Op::Mul,
-        Op::Mulh,
-        Op::Mulhsu,
-        Op::Mulhu,
-        Op::Div,
-        Op::Divu,
-        Op::Rem,
-        Op::Remu,
-        Op::Mulw,
-        Op::Divw,
-        Op::Divuw,
-        Op::Remw,
-        Op::Remuw,
-        Op::Illegal,
-        Op::Flw,
-        Op::Fld,
-        Op::Fsw,
-        Op::Fsd,
-        Op::FmvXW,
-        Op::FmvXD,
-        Op::FmvWX,
-        Op::FmvDX,
-        Op::FsgnjS,
-        Op::FsgnjnS,
-        Op::FsgnjxS,
-        Op::FsgnjD,
-        Op::FsgnjnD,
-        Op::FsgnjxD,
-    ];
-    eprintln!(
-        "ops: {} distinct; exits {exits:?}; compressed {compressed}; completed loads/stores {mem_ok}",
-        ops.len()
+}
+
+/// Seeds of the coverage tests: more than the default slice runs (generating and
+/// interpreting costs little next to compiling), all of them within the long mode's.
+const COVERAGE_SEEDS: u64 = 20_000;
+
+/// Runs the reference of `COVERAGE_SEEDS` sequences from `first`.
+fn reference_coverage(first: u64, make: impl Fn(u64) -> Sequence) -> Tally {
+    let mut tally = Tally::default();
+    for seed in first..first + COVERAGE_SEEDS {
+        let q = make(seed);
+        let (out, _) = q.reference(Some(&mut tally.cov));
+        tally.exit(exit_kind(out.exit));
+        tally.sequences += 1;
+    }
+    tally
+}
+
+/// The generator is only as good as what it produces: every operation (reached and
+/// retired), every rounding mode of every rounding operation (static and through
+/// `frm`), every compressed form, every CSR operation on every CSR, SC with and
+/// without a matching reservation, accesses at every kind of page edge, and every exit
+/// kind, in what the reference executes for the tests' seeds.
+#[test]
+fn random_blocks_cover_every_instruction_class_rounding_mode_and_page_edge() {
+    let want = Expect::everything();
+    let t = reference_coverage(TIER1.first, |s| block_sequence(s, 8));
+    assert_covers(&t, &want, "tier-1 blocks");
+    let t = reference_coverage(TIER2.first, |s| block_sequence(s, 40));
+    assert_covers(&t, &want, "tier-2 blocks");
+}
+
+#[test]
+fn chained_programs_cover_every_instruction_class_rounding_mode_and_page_edge() {
+    let t = reference_coverage(CHAINED.first, chained_sequence);
+    assert_covers(&t, &Expect::everything(), "chained programs");
+}
+
+/// Regression seeds run before the slice in both modes, and a replay runs its seed only.
+#[test]
+fn regression_seeds_run_first_in_every_mode() {
+    use common::runner::{LONG_COUNT, Settings, seeds};
+    let tier = Tier {
+        regressions: &[42, 7],
+        ..TIER1
+    };
+    let set = Settings {
+        long: false,
+        count: None,
+        first: 0,
+        seed: None,
+        threads: 1,
+    };
+    let default = seeds(&tier, &set);
+    assert_eq!(default[..3], [42, 7, TIER1.first]);
+    assert_eq!(default.len() as u64, 2 + TIER1.count);
+    let long = seeds(&tier, &Settings { long: true, ..set });
+    assert_eq!(long[..3], [42, 7, TIER1.first]);
+    assert_eq!(long.len() as u64, 2 + LONG_COUNT);
+    let more = seeds(
+        &tier,
+        &Settings {
+            count: Some(5),
+            first: 100,
+            ..set
+        },
     );
-    let missing: Vec<_> = inline.iter().filter(|op| !ops.contains_key(op)).collect();
-    assert!(missing.is_empty(), "generator never produced {missing:?}");
-    let helper_classes: HashSet<&str> = ops
-        .keys()
-        .filter_map(|op| {
-            let name = format!("{op:?}");
-            if name.starts_with("Amo") || name.starts_with("Lr") || name.starts_with("Sc") {
-                Some("A")
-            } else if name.starts_with("Csr") {
-                Some("Zicsr")
-            } else if name.starts_with('F') && name.ends_with('S') && !name.starts_with("Fence") {
-                Some("F")
-            } else if name.starts_with('F') && name.ends_with('D') {
-                Some("D")
-            } else {
-                None
-            }
-        })
-        .collect();
+    assert_eq!(more, [42, 7, 100, 101, 102, 103, 104]);
     assert_eq!(
-        helper_classes.len(),
-        4,
-        "helper classes produced: {helper_classes:?}"
+        seeds(
+            &tier,
+            &Settings {
+                seed: Some(9),
+                ..set
+            }
+        ),
+        [9]
     );
-    for kind in ["continue", "ecall", "ebreak", "fence.i", "illegal", "fault"] {
-        assert!(
-            exits.get(kind).copied().unwrap_or(0) > 0,
-            "no block ended with {kind}: {exits:?}"
-        );
+}
+
+/// The generator's tables agree with the decoder: each F/D form decodes to its op with
+/// every rounding field, each compressed form's words classify as it, the compressed
+/// branch encoders round-trip, and `ALL_OPS` lists every operation in order.
+#[test]
+fn generator_tables_match_the_decoder() {
+    for (k, &(op, word, free)) in FP_FORMS.iter().enumerate() {
+        for rm in [0u32, 1, 2, 3, 4, 7] {
+            let mut w = word | 3 << 7 | 4 << 15 | rm << 12;
+            if free & RS2 != 0 {
+                w |= 5 << 20;
+            }
+            if free & RS3 != 0 {
+                w |= 6 << 27;
+            }
+            let i = rv64::decode(w).unwrap_or_else(|e| panic!("FP_FORMS[{k}] {op:?}: {e}"));
+            assert_eq!(i.op, op, "FP_FORMS[{k}]");
+            if !rounds(op) {
+                break;
+            }
+        }
     }
-    assert!(
-        compressed > count() / 4,
-        "only {compressed} compressed instructions"
+    let mut seen = vec![0u32; CFORMS.len()];
+    for w in 0..=0xffffu32 {
+        if w & 3 == 3 {
+            continue;
+        }
+        if let Ok(i) = rv64::decode(w) {
+            let f = cform(w).unwrap_or_else(|| panic!("{w:#06x} ({}) has no form", i));
+            seen[f] += 1;
+        }
+    }
+    for (f, n) in seen.iter().enumerate() {
+        assert!(*n > 0, "{} never decodes", CFORMS[f].0);
+    }
+    for imm in (-2048..2048).step_by(2) {
+        assert_eq!(dec(c_j(imm)).imm, i64::from(imm), "c.j {imm}");
+        assert_eq!(dec(c_j(imm)).op, Op::Jal);
+    }
+    for imm in (-256..256).step_by(2) {
+        for bnez in [false, true] {
+            let i = dec(c_beqz(9, imm, bnez));
+            assert_eq!((i.imm, i.rs1), (i64::from(imm), 9), "c.beqz/bnez {imm}");
+            assert_eq!(i.op, if bnez { Op::Bne } else { Op::Beq });
+        }
+    }
+    for (k, &op) in ALL_OPS.iter().enumerate() {
+        assert_eq!(op as usize, k, "ALL_OPS[{k}] is {op:?}");
+    }
+    assert_eq!(
+        ALL_OPS.len(),
+        Op::FmvDX as usize + 1,
+        "ALL_OPS misses operations"
     );
-    assert!(mem_ok > count() / 2, "only {mem_ok} loads/stores completed");
 }

@@ -1,17 +1,38 @@
 //! Regions (tier 2): several blocks compiled as one function, with direct transfers
 //! between them kept inside it under the chain budget. Checked against a reference that
-//! runs the same blocks with `rv64::execute` and the same budget rule.
+//! runs the same blocks with `rv64::execute` and the same budget rule: hand-written
+//! regions, and random ones (the differential generator's instructions and snippets,
+//! counted back edges, self-loops, gaps between blocks) at Speed, and at Quick for even
+//! seeds, in every context layout of `common::program::Setup`.
+//!
+//! Default (CI): the regression seeds and a fixed slice. Long mode, 1 000 000 regions on
+//! every core with a summary at the end:
+//!
+//! ```text
+//! VMJIT_DIFF_LONG=1 cargo test -p translate --release --test regions -- --nocapture
+//! ```
+//!
+//! Replay one seed: `VMJIT_DIFF_SEED=<n> cargo test -p translate --release --test
+//! regions random_regions_match_the_reference_at_both_tiers -- --nocapture`. See
+//! `common/runner.rs` for `VMJIT_DIFF_COUNT`, `VMJIT_DIFF_FIRST`, `VMJIT_DIFF_THREADS`.
 
 mod common;
 
 use std::collections::HashMap;
 
+use common::arena::{self, Code, with_arena};
+use common::coverage::{Coverage, Expect, exit_kind};
+use common::program::{
+    Entry, SHAPE, Setup, TABLE_BYTES, Translators, listing, reference, with_trampoline,
+};
+use common::regressions;
+use common::runner::{Tally, Tier, assert_covers, run};
 use common::*;
 use rv64::{Cpu, Insn, Op};
 use translate::exec_mem::ExecBuf;
 use translate::helpers::{FLAT_HELPERS, GuestView};
 use translate::{
-    JitContext, JumpCacheShape, OptLevel, TranslateError, Translator, TranslatorConfig,
+    JitContext, JumpCacheShape, OptLevel, TranslateError, Translator, TranslatorConfig, status,
 };
 
 /// Reference: runs block by block; a direct transfer (branch, jal, fall-through) to a
@@ -38,18 +59,19 @@ fn run_region_from(
     perms: &[u8],
     budget: u64,
 ) -> (Outcome, u64) {
-    let (out, left, _) = run_region_counting(blocks, cpu, mem, perms, budget);
+    let (out, left, _) = run_region_counting(blocks, cpu, mem, perms, budget, None);
     (out, left)
 }
 
 /// [`run_region_from`], also returning how many internal transfers (forward edges and
-/// back edges) it made.
+/// back edges) it made, and recording what it executes in `cov`.
 fn run_region_counting(
     blocks: &[Vec<(u64, Insn)>],
     mut cpu: Cpu,
     mut mem: Vec<u8>,
     perms: &[u8],
     budget: u64,
+    mut cov: Option<&mut Coverage>,
 ) -> (Outcome, u64, u64) {
     let starts: HashMap<u64, usize> = blocks
         .iter()
@@ -64,13 +86,15 @@ fn run_region_counting(
     let mut budget = budget;
     let mut transfers = 0;
     let mut exit = None;
-    let mut view = GuestView {
-        mem: &mut mem,
-        perms,
-    };
+    let mut view = GuestView::new(&mut mem, perms);
     'run: loop {
         for (_, insn) in &blocks[cur][from..] {
-            if let Err(e) = rv64::execute(&mut cpu, &mut view, insn) {
+            let seen = cov.as_deref_mut().map(|c| c.before(&cpu, insn, perms));
+            let r = rv64::execute(&mut cpu, &mut view, insn);
+            if let (Some(c), Some(p)) = (cov.as_deref_mut(), seen) {
+                c.after(p, insn, &r);
+            }
+            if let Err(e) = r {
                 exit = Some(e);
                 break 'run;
             }
@@ -103,41 +127,181 @@ fn run_region_jit(
     perms: &[u8],
     budget: u64,
 ) -> (Outcome, u64) {
+    let r = run_region_translated(tr, blocks, None, cpu, mem, perms, budget, false);
+    (r.out, r.budget)
+}
+
+/// The reference from `cpu.pc`, in the region or in `landing` (a block in the jump
+/// cache, with chained code): the region's rules inside it; when the region leaves at
+/// the landing block's start with budget left, one unit and a jump-cache hit, and the
+/// landing block runs as a program of its own (`common::program::reference`). Returns
+/// the outcome, the budget left, the region's internal transfers and the hits.
+fn run_region_and_landing(
+    blocks: &[Vec<(u64, Insn)>],
+    landing: Option<&Entry>,
+    cpu: Cpu,
+    mem: Vec<u8>,
+    perms: &[u8],
+    budget: u64,
+    mut cov: Option<&mut Coverage>,
+) -> (Outcome, u64, u64, u64) {
+    if let Some(b) = landing
+        && b.block.iter().any(|&(pc, _)| pc == cpu.pc)
+    {
+        let (out, flow) = reference(std::slice::from_ref(b), true, cpu, mem, perms, budget, cov);
+        return (out, flow.budget, 0, flow.hits[0]);
+    }
+    let (out, left, moved) =
+        run_region_counting(blocks, cpu, mem, perms, budget, cov.as_deref_mut());
+    match landing {
+        Some(b) if out.exit.is_none() && out.cpu.pc == b.start() && left > 0 => {
+            let (out, flow) = reference(
+                std::slice::from_ref(b),
+                true,
+                out.cpu,
+                out.mem,
+                perms,
+                left - 1,
+                cov,
+            );
+            (out, flow.budget, moved, 1 + flow.hits[0])
+        }
+        _ => (out, left, moved, 0),
+    }
+}
+
+/// What a translated region did (finished by the reference after a slow-path exit).
+struct RegionRun {
+    out: Outcome,
+    budget: u64,
+    status: u64,
+    /// Jump-cache hits on the landing block.
+    hits: u64,
+}
+
+/// Translates and runs the region in the layout of `common::program` (the table right
+/// below memory), chained code through the trampoline with a jump cache holding only
+/// `landing` (translated by `tr` too), or none with `no_jump_cache` when the shape is
+/// not compiled in; a slow-path exit is finished by the reference.
+#[expect(clippy::too_many_arguments, reason = "the pieces of one test run")]
+fn run_region_translated(
+    tr: &mut Translator,
+    blocks: &[Vec<(u64, Insn)>],
+    landing: Option<&Entry>,
+    cpu: &Cpu,
+    mem: &[u8],
+    perms: &[u8],
+    budget: u64,
+    no_jump_cache: bool,
+) -> RegionRun {
     let refs: Vec<&[(u64, Insn)]> = blocks.iter().map(|b| b.as_slice()).collect();
     let compiled = tr
         .translate_region(&refs)
         .unwrap_or_else(|e| panic!("translation failed: {e}"));
     assert_eq!(compiled.entry, blocks[0][0].0);
     assert_eq!(compiled.ranges.len(), blocks.len());
-    let code = ExecBuf::new(&compiled.code).expect("map");
-    let mut mem = mem.to_vec();
-    let mut c = cpu.clone();
-    c.pc = blocks[0][0].0;
-    let mut ctx = JitContext::new(
-        c,
-        mem.as_mut_ptr(),
-        perms.as_ptr(),
-        mem.len() as u64,
-        &FLAT_HELPERS,
-    );
-    ctx.chain_budget = budget;
-    // SAFETY: ctx points at `mem` and `perms`, alive and unborrowed for the call; the code
-    // is an unchained region for this host.
-    let st = unsafe { code.call(&mut ctx) };
-    if st == translate::status::SLOW_PATH {
-        let cpu = ctx.cpu.clone();
-        let budget = ctx.chain_budget;
-        return run_region_from(blocks, cpu, mem, perms, budget);
+    let landed = landing.map(|b| {
+        tr.translate(&b.block)
+            .unwrap_or_else(|e| panic!("translation of the landing block failed: {e}"))
+    });
+    let config = tr.config();
+    with_arena(|arena| {
+        let code = arena.add(&compiled.code);
+        let landing = landing.zip(landed.as_ref().map(|c| arena.add(&c.code)));
+        let run = Run {
+            config,
+            blocks,
+            landing,
+            perms,
+            no_jump_cache,
+        };
+        run.go(code, cpu, mem, budget)
+    })
+}
+
+/// A translated region and what it runs with.
+struct Run<'a> {
+    config: TranslatorConfig,
+    blocks: &'a [Vec<(u64, Insn)>],
+    landing: Option<(&'a Entry, Code<'a>)>,
+    perms: &'a [u8],
+    no_jump_cache: bool,
+}
+
+impl Run<'_> {
+    fn go(&self, code: Code<'_>, cpu: &Cpu, mem: &[u8], budget: u64) -> RegionRun {
+        let perms = self.perms;
+        let mut buf = vec![0u8; TABLE_BYTES + mem.len()];
+        buf[..perms.len()].copy_from_slice(perms);
+        buf[TABLE_BYTES..].copy_from_slice(mem);
+        let mut jc: Vec<[u64; 4]> = vec![[u64::MAX, 0, 0, 0]; SHAPE.len];
+        if let Some((b, code)) = self.landing {
+            jc[b.jc_index()] = [b.start(), code.ptr() as u64, 0, 0];
+        }
+        let (table, guest) = buf.split_at_mut(TABLE_BYTES);
+        let mut c = cpu.clone();
+        c.pc = self.blocks[0][0].0;
+        let mut ctx = JitContext::new(
+            c,
+            guest.as_mut_ptr(),
+            table.as_ptr(),
+            guest.len() as u64,
+            &FLAT_HELPERS,
+        );
+        if self.config.jump_cache.is_some() || !self.no_jump_cache {
+            ctx.jump_cache = jc.as_ptr().cast();
+        }
+        ctx.jc_mask = SHAPE.len as u64 - 1;
+        ctx.jc_shift = u64::from(SHAPE.shift);
+        ctx.chain_budget = budget;
+        let st = if self.config.chain {
+            // SAFETY: a chained trampoline, and a region and landing block chained by the
+            // same translator (for `SHAPE` when the shape is compiled in), both in the
+            // arena, which `code` borrows; ctx points at `guest`, `table` (right below
+            // it, as a compiled-in offset says) and `jc`, alive and not otherwise
+            // borrowed for the call.
+            with_trampoline(|t| unsafe { t.call_trampoline(&mut ctx, code.ptr()) })
+        } else {
+            // SAFETY: as above; the region is unchained and reads no jump cache.
+            unsafe { arena::call(code, &mut ctx) }
+        };
+        let landing = self.landing.map(|(b, _)| b);
+        let hits = landing.map_or(0, |b| jc[b.jc_index()][2] >> 32);
+        let mem = guest.to_vec();
+        if st == status::SLOW_PATH {
+            let cpu = ctx.cpu.clone();
+            let (out, left, _, more) = run_region_and_landing(
+                self.blocks,
+                landing,
+                cpu,
+                mem,
+                perms,
+                ctx.chain_budget,
+                None,
+            );
+            return RegionRun {
+                out,
+                budget: left,
+                status: st,
+                hits: hits + more,
+            };
+        }
+        let exit = ctx.exit_for(st);
+        assert!(
+            exit.is_some() || st == status::CONTINUE,
+            "unknown status {st}"
+        );
+        RegionRun {
+            out: Outcome {
+                cpu: ctx.cpu,
+                exit,
+                mem,
+            },
+            budget: ctx.chain_budget,
+            status: st,
+            hits,
+        }
     }
-    let exit = ctx.exit_for(st);
-    (
-        Outcome {
-            cpu: ctx.cpu,
-            exit,
-            mem,
-        },
-        ctx.chain_budget,
-    )
 }
 
 fn check_region(
@@ -237,23 +401,24 @@ fn malformed_regions_are_typed_errors() {
 }
 
 /// A random region: up to four consecutive blocks whose bodies never write x5; a block
-/// ends with a counted back edge to an earlier (or its own) start, a random terminator,
-/// or nothing (falling into the next block).
+/// ends with a counted back edge to an earlier (or its own) start, a random terminator
+/// (a self-loop among them), or nothing (falling into the next block).
 fn random_region(rng: &mut Rng) -> Vec<Vec<(u64, Insn)>> {
     let n = 1 + rng.below(4) as usize;
     let mut blocks: Vec<Vec<(u64, Insn)>> = Vec::new();
     let mut pc = CODE_BASE;
+    let keep = |i: &Insn| i.rd != 5;
     for k in 0..n {
         let mut block = Vec::new();
-        for _ in 0..1 + rng.below(6) {
-            let insn = loop {
-                let i = random_body_insn(rng);
-                if i.rd != 5 {
-                    break i;
+        let body = 1 + rng.below(6) as usize;
+        while block.len() < body {
+            let more = random_body(rng);
+            if more.iter().all(keep) {
+                for insn in more {
+                    block.push((pc, insn));
+                    pc += u64::from(insn.len);
                 }
-            };
-            block.push((pc, insn));
-            pc += insn.len as u64;
+            }
         }
         let term = match rng.below(3) {
             0 => {
@@ -268,12 +433,18 @@ fn random_region(rng: &mut Rng) -> Vec<Vec<(u64, Insn)>> {
                 let cond = rng.pick(&[1u32, 0]); // bne or beq against x0
                 Some(dec(b(target.wrapping_sub(pc) as i32, 0, 5, cond)))
             }
-            1 => random_terminator(rng),
+            1 => loop {
+                let back = block[0].0 as i64 - pc as i64;
+                match random_terminator(rng, back) {
+                    Some(t) if !keep(&t) => continue,
+                    t => break t,
+                }
+            },
             _ => None,
         };
         if let Some(t) = term {
             block.push((pc, t));
-            pc += t.len as u64;
+            pc += u64::from(t.len);
         }
         let ends = block[block.len() - 1].1.op.ends_block();
         blocks.push(block);
@@ -285,50 +456,173 @@ fn random_region(rng: &mut Rng) -> Vec<Vec<(u64, Insn)>> {
     blocks
 }
 
+struct RegionSequence {
+    blocks: Vec<Vec<(u64, Insn)>>,
+    /// With chained code, often a block in the jump cache where the region leaves.
+    landing: Option<Entry>,
+    cpu: Cpu,
+    mem: Vec<u8>,
+    perms: Vec<u8>,
+    budget: u64,
+    setup: Setup,
+    no_jump_cache: bool,
+}
+
+fn region_sequence(seed: u64) -> RegionSequence {
+    let mut rng = Rng::new(seed);
+    let blocks = random_region(&mut rng);
+    let mut cpu = random_cpu(&mut rng);
+    cpu.x[5] = 1 + rng.below(6);
+    cpu.pc = blocks[0][0].0;
+    let mem = random_mem(&mut rng);
+    let perms = random_perms(&mut rng);
+    let budget = rng.pick(&[0, 1, 2, 5, 20, 200]);
+    let setup = Setup::ALL[((seed / 2) % 4) as usize];
+    let no_jump_cache = setup == Setup::Chained && rng.chance(50);
+    let mut landing = None;
+    if setup.chained() && !no_jump_cache && rng.chance(70) {
+        let (out, _, _) =
+            run_region_counting(&blocks, cpu.clone(), mem.clone(), &perms, budget, None);
+        if out.exit.is_none() && out.cpu.pc < u64::MAX - 0x1000 {
+            let b = Entry {
+                block: random_block_at(&mut rng, out.cpu.pc, 8, &|_| true),
+                in_jc: true,
+            };
+            let overlaps = blocks.iter().any(|r| {
+                let end = r[r.len() - 1].0 + u64::from(r[r.len() - 1].1.len);
+                r[0].0 < b.end() && b.start() < end
+            });
+            if !overlaps {
+                landing = Some(b);
+            }
+        }
+    }
+    RegionSequence {
+        blocks,
+        landing,
+        cpu,
+        mem,
+        perms,
+        budget,
+        setup,
+        no_jump_cache,
+    }
+}
+
+const REGIONS: Tier = Tier {
+    name: "tier 2 regions (Speed; Quick too for even seeds)",
+    test: "regions",
+    function: "random_regions_match_the_reference_at_both_tiers",
+    first: 3_000_000,
+    count: 250,
+    regressions: regressions::REGIONS,
+};
+
+/// The reference of `q`, recording coverage and the region's internal transfers.
+/// Returns the outcome, the budget left and the landing block's jump-cache hits.
+fn region_reference(q: &RegionSequence, tally: &mut Tally) -> (Outcome, u64, u64) {
+    let (out, left, moved, hits) = run_region_and_landing(
+        &q.blocks,
+        q.landing.as_ref(),
+        q.cpu.clone(),
+        q.mem.clone(),
+        &q.perms,
+        q.budget,
+        Some(&mut tally.cov),
+    );
+    tally.insns += out.cpu.instret.wrapping_sub(q.cpu.instret);
+    tally.exit(exit_kind(out.exit));
+    tally.event("internal transfers", moved);
+    tally.event("back edges", q.budget - left - hits);
+    tally.event("budget ran out", u64::from(q.budget > 0 && left == 0));
+    tally.event("landing blocks", u64::from(q.landing.is_some()));
+    tally.event("chained to the landing block", hits);
+    (out, left, hits)
+}
+
 #[test]
 fn random_regions_match_the_reference_at_both_tiers() {
-    let count: u64 = std::env::var("VMJIT_DIFF_COUNT")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(300);
-    let seeds: Vec<u64> = match std::env::var("VMJIT_DIFF_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-    {
-        Some(seed) => vec![seed],
-        None => (3_000_000..3_000_000 + count).collect(),
-    };
-    let mut trs = [translator(OptLevel::Quick), translator(OptLevel::Speed)];
-    let (mut transfers, mut back_edges, mut exhausted) = (0u64, 0u64, 0u64);
-    for seed in seeds {
-        let mut rng = Rng::new(seed);
-        let blocks = random_region(&mut rng);
-        let mut cpu = random_cpu(&mut rng);
-        cpu.x[5] = 1 + rng.below(6);
-        let mem = random_mem(&mut rng);
-        let budget = rng.pick(&[0, 1, 2, 5, 20, 200]);
-        let tr = &mut trs[(seed % 2) as usize];
-        let what = format!(
-            "seed {seed} budget {budget} (replay: VMJIT_DIFF_SEED={seed} cargo test -p translate --test regions)"
-        );
-        let perms = test_perms();
-        let mut start = cpu.clone();
-        start.pc = blocks[0][0].0;
-        let (_, left, moved) = run_region_counting(&blocks, start, mem.clone(), &perms, budget);
-        transfers += moved;
-        back_edges += budget - left;
-        exhausted += (budget > 0 && left == 0) as u64;
-        check_region(tr, &blocks, &cpu, &mem, budget, &what);
-    }
+    let tally = run(
+        &REGIONS,
+        &Expect::everything(),
+        || {
+            (
+                Translators::new(OptLevel::Speed),
+                Translators::new(OptLevel::Quick),
+            )
+        },
+        |(speed, quick), seed, tally| {
+            let q = region_sequence(seed);
+            let (want, want_budget, want_hits) = region_reference(&q, tally);
+            let mut trs = vec![(speed, "Speed")];
+            if seed.is_multiple_of(2) {
+                trs.push((quick, "Quick"));
+            }
+            for (tr, opt) in trs {
+                let tr = tr.get(q.setup);
+                let got = run_region_translated(
+                    tr,
+                    &q.blocks,
+                    q.landing.as_ref(),
+                    &q.cpu,
+                    &q.mem,
+                    &q.perms,
+                    q.budget,
+                    q.no_jump_cache,
+                );
+                tally.event(
+                    if opt == "Quick" {
+                        "Quick regions"
+                    } else {
+                        "Speed regions"
+                    },
+                    1,
+                );
+                tally.event("slow path", u64::from(got.status == status::SLOW_PATH));
+                let mut d = diff(&got.out, &want);
+                if got.budget != want_budget {
+                    d += &format!("budget left: jit {} reference {want_budget}\n", got.budget);
+                }
+                if got.hits != want_hits {
+                    d += &format!(
+                        "landing block hits: jit {} reference {want_hits}\n",
+                        got.hits
+                    );
+                }
+                if !d.is_empty() {
+                    let mut code: String = q.blocks.iter().map(|b| disasm(b) + "  --\n").collect();
+                    if let Some(b) = &q.landing {
+                        code += &listing(std::slice::from_ref(b));
+                    }
+                    return Err(format!(
+                        "{opt}, setup {:?}, budget {}: region and reference differ\n{code}{d}",
+                        q.setup, q.budget
+                    ));
+                }
+            }
+            Ok(())
+        },
+    );
     // The generator must really loop and really run out of budget.
-    if std::env::var("VMJIT_DIFF_SEED").is_err() {
-        assert!(transfers > count / 2, "only {transfers} internal transfers");
-        assert!(back_edges > count / 4, "only {back_edges} back edges");
-        assert!(
-            exhausted > count / 20,
-            "budget ran out only {exhausted} times"
-        );
+    if common::runner::Settings::from_env().seed.is_none() {
+        let n = tally.sequences;
+        let ev = |k: &str| tally.events.get(k).copied().unwrap_or(0);
+        assert!(ev("internal transfers") > n / 2, "{:?}", tally.events);
+        assert!(ev("back edges") > n / 4, "{:?}", tally.events);
+        assert!(ev("budget ran out") > n / 20, "{:?}", tally.events);
     }
+}
+
+/// The region generator covers what the block generators do (see `differential.rs`).
+#[test]
+fn random_regions_cover_every_instruction_class_rounding_mode_and_page_edge() {
+    let mut tally = Tally::default();
+    for seed in REGIONS.first..REGIONS.first + 20_000 {
+        let q = region_sequence(seed);
+        region_reference(&q, &mut tally);
+        tally.sequences += 1;
+    }
+    assert_covers(&tally, &Expect::everything(), "regions");
 }
 
 #[test]

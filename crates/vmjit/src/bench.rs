@@ -34,8 +34,30 @@ pub struct Options {
     pub reps: usize,
     pub only: Vec<String>,
     pub json: bool,
+    /// Thread counts of the scaling benchmark (empty: none).
+    pub threads: Vec<usize>,
     /// Extra options for the JIT runs (e.g. `--cache-size 64K`).
     pub jit_args: Vec<OsString>,
+}
+
+/// The thread-scaling guest: `parallel N` does the same work over N guest threads.
+pub const SCALING_GUEST: &str = "parallel";
+
+#[derive(Debug, Serialize)]
+struct ScalingRow {
+    threads: usize,
+    jit_s: Option<f64>,
+    qemu_s: Option<f64>,
+    native_s: Option<f64>,
+    /// Guest instructions per second of the median JIT run (all threads).
+    jit_instructions_per_s: Option<f64>,
+    jit_over_qemu: Option<f64>,
+    jit_over_native: Option<f64>,
+    /// Work per second relative to the 1-thread row of the same engine.
+    jit_speedup: Option<f64>,
+    qemu_speedup: Option<f64>,
+    native_speedup: Option<f64>,
+    wrong_exit: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -64,6 +86,8 @@ struct Report {
     geomean_jit_over_qemu: Option<f64>,
     geomean_jit_over_native: Option<f64>,
     geomean_jit_over_interp: Option<f64>,
+    /// `parallel` over each thread count (JIT, qemu-riscv64, native).
+    scaling: Vec<ScalingRow>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -134,8 +158,13 @@ pub fn run(opts: &Options) -> Result<(), String> {
     let names: Vec<&str> = if opts.only.is_empty() {
         GUESTS.to_vec()
     } else {
-        opts.only.iter().map(String::as_str).collect()
+        opts.only
+            .iter()
+            .map(String::as_str)
+            .filter(|n| *n != SCALING_GUEST)
+            .collect()
     };
+    let scaling_wanted = opts.only.is_empty() || opts.only.iter().any(|n| n == SCALING_GUEST);
     let mut results = Vec::new();
     for name in names {
         let bin = bin_dir.join(name);
@@ -249,6 +278,11 @@ pub fn run(opts: &Options) -> Result<(), String> {
             wrong_exit,
         });
     }
+    let scaling = if scaling_wanted && !opts.threads.is_empty() {
+        scaling(opts, &me, qemu.as_deref(), &stats_file)?
+    } else {
+        Vec::new()
+    };
     let report = Report {
         reps: opts.reps,
         jit_args: opts
@@ -260,6 +294,7 @@ pub fn run(opts: &Options) -> Result<(), String> {
         geomean_jit_over_native: geomean(results.iter().map(|r| r.jit_over_native)),
         geomean_jit_over_interp: geomean(results.iter().map(|r| r.jit_over_interp)),
         guests: results,
+        scaling,
     };
     if opts.json {
         let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
@@ -268,6 +303,112 @@ pub fn run(opts: &Options) -> Result<(), String> {
         print!("{}", table(&report, qemu.is_some()));
     }
     Ok(())
+}
+
+/// The thread-scaling benchmark: `parallel N` for each N of `opts.threads`, under the
+/// JIT, qemu-riscv64 and the native build, alternating within each repetition.
+fn scaling(
+    opts: &Options,
+    me: &Path,
+    qemu: Option<&Path>,
+    stats_file: &Path,
+) -> Result<Vec<ScalingRow>, String> {
+    let bin = opts.guests_dir.join("bin").join(SCALING_GUEST);
+    if !bin.is_file() {
+        return Ok(Vec::new());
+    }
+    let native = opts.guests_dir.join("build/native").join(SCALING_GUEST);
+    let jit: Vec<OsString> = {
+        let mut v: Vec<OsString> = vec![me.into(), "run".into()];
+        v.extend(opts.jit_args.iter().cloned());
+        v.push("--stats-json".into());
+        v.push(stats_file.into());
+        v.push(bin.clone().into());
+        v
+    };
+    let mut engines: Vec<(Engine, Vec<OsString>)> = vec![(Engine::Jit, jit)];
+    if let Some(q) = qemu {
+        engines.push((Engine::Qemu, vec![q.into(), bin.clone().into()]));
+    }
+    if native.is_file() {
+        engines.push((Engine::Native, vec![native.into()]));
+    }
+    let counts = &opts.threads;
+    // times[count][engine], and (seconds, instructions) of each JIT run.
+    let mut times = vec![vec![Vec::new(); engines.len()]; counts.len()];
+    let mut jit_runs: Vec<Vec<(f64, Option<f64>)>> = vec![Vec::new(); counts.len()];
+    let mut wrong: Vec<Vec<String>> = vec![Vec::new(); counts.len()];
+    let progress = !opts.json && std::io::stderr().is_terminal();
+    for rep in 0..opts.reps {
+        for (c, &n) in counts.iter().enumerate() {
+            for (k, (engine, cmd)) in engines.iter().enumerate() {
+                if progress {
+                    eprint!(
+                        "\r{SCALING_GUEST} x{n}: repetition {}/{} {engine:?}        ",
+                        rep + 1,
+                        opts.reps
+                    );
+                }
+                let (secs, code) = time_run(cmd, &[n.to_string().into()], Path::new("/dev/null"))?;
+                if code != 0 {
+                    wrong[c].push(format!("{engine:?} exited {code}"));
+                }
+                times[c][k].push(secs);
+                if *engine == Engine::Jit {
+                    let insns = std::fs::read_to_string(stats_file)
+                        .ok()
+                        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                        .and_then(|v| v["instructions"].as_f64());
+                    jit_runs[c].push((secs, insns));
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_file(stats_file);
+    if progress {
+        eprint!("\r{:60}\r", "");
+    }
+    let med = |c: usize, e: Engine| {
+        engines
+            .iter()
+            .position(|(x, _)| *x == e)
+            .and_then(|k| median(&mut times[c][k].clone()))
+    };
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+        _ => None,
+    };
+    let base = |e: Engine| counts.iter().position(|&n| n == 1).and_then(|c| med(c, e));
+    let rows = counts
+        .iter()
+        .enumerate()
+        .map(|(c, &n)| {
+            let (jit_s, qemu_s, native_s) = (
+                med(c, Engine::Jit),
+                med(c, Engine::Qemu),
+                med(c, Engine::Native),
+            );
+            let mut runs = jit_runs[c].clone();
+            runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let ips = runs
+                .get(runs.len() / 2)
+                .and_then(|&(s, i)| i.map(|i| i / s.max(1e-9)));
+            ScalingRow {
+                threads: n,
+                jit_s,
+                qemu_s,
+                native_s,
+                jit_instructions_per_s: ips,
+                jit_over_qemu: ratio(jit_s, qemu_s),
+                jit_over_native: ratio(jit_s, native_s),
+                jit_speedup: ratio(base(Engine::Jit), jit_s),
+                qemu_speedup: ratio(base(Engine::Qemu), qemu_s),
+                native_speedup: ratio(base(Engine::Native), native_s),
+                wrong_exit: std::mem::take(&mut wrong[c]),
+            }
+        })
+        .collect();
+    Ok(rows)
 }
 
 /// Compile share and hit rate from a JIT run's `--stats-json` file.
@@ -359,5 +500,47 @@ fn table(r: &Report, have_qemu: bool) -> String {
         f(r.geomean_jit_over_native, 10, 2),
         f(r.geomean_jit_over_interp, 10, 3)
     );
+    if !r.scaling.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nthread scaling: {SCALING_GUEST} (the same work over N guest threads), median of {} alternating runs (seconds)",
+            r.reps
+        );
+        let _ = writeln!(
+            s,
+            "{:<8} {:>8} {:>8} {:>8} {:>9} {:>10} {:>12} {:>12} {:>14} {:>12}",
+            "threads",
+            "jit",
+            "qemu",
+            "native",
+            "jit/qemu",
+            "jit/native",
+            "jit speedup",
+            "qemu speedup",
+            "native speedup",
+            "jit Minsn/s"
+        );
+        for row in &r.scaling {
+            let _ = writeln!(
+                s,
+                "{:<8} {} {} {} {} {} {} {} {} {}{}",
+                row.threads,
+                f(row.jit_s, 8, 3),
+                f(row.qemu_s, 8, 3),
+                f(row.native_s, 8, 3),
+                f(row.jit_over_qemu, 9, 2),
+                f(row.jit_over_native, 10, 2),
+                f(row.jit_speedup, 12, 2),
+                f(row.qemu_speedup, 12, 2),
+                f(row.native_speedup, 14, 2),
+                f(row.jit_instructions_per_s.map(|v| v / 1e6), 12, 1),
+                if row.wrong_exit.is_empty() {
+                    String::new()
+                } else {
+                    format!("  WRONG EXIT: {}", row.wrong_exit.join(", "))
+                }
+            );
+        }
+    }
     s
 }

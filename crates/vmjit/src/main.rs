@@ -3,8 +3,9 @@
 //!
 //! **Invariants.** Guest stdout/stderr go straight to fds 1/2 (the engine writes them);
 //! vmjit's own output is only on stderr: one-line errors (`vmjit: ...`), the guest's end
-//! when it is not a normal exit, and `--stats`. The exit status is the guest's (128+N for
-//! a signal). Bad input ends with exit status 1 and one line; nothing panics.
+//! when it is not a normal exit, a `--crosscheck` divergence report, and `--stats`. The
+//! exit status is the guest's (128+N for a signal; 70 after a crosscheck divergence).
+//! Bad input ends with exit status 1 and one line; nothing panics.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -23,7 +24,8 @@ use clap::{Parser, Subcommand, ValueEnum};
     after_help = "Examples:\n  \
         vmjit run guests/bin/hello a b c         run a guest with three arguments\n  \
         vmjit run --stats guests/bin/coremark    ... and report instructions, blocks, speed\n  \
-        vmjit run --trace --max-insns 50 prog    show the first 50 instructions executed\n\n\
+        vmjit run --trace --max-insns 50 prog    show the first 50 instructions executed\n  \
+        vmjit run --crosscheck guests/bin/intalg check the JIT against the interpreter\n\n\
         See `vmjit run --help` for every option."
 )]
 struct Cli {
@@ -38,7 +40,7 @@ enum Command {
     /// The guest gets PROGRAM and ARGS as its argv, vmjit's environment, and vmjit's
     /// standard input, output and error. vmjit exits with the guest's exit status (128+N
     /// when the guest is killed by signal N: 139 for a segmentation fault, 132 for an
-    /// illegal instruction).
+    /// illegal instruction; 70 when --crosscheck found a divergence).
     #[command(arg_required_else_help = true)]
     Run(RunArgs),
 
@@ -68,6 +70,17 @@ struct BenchArgs {
     /// recursion, strmalloc, float, largecode).
     #[arg(long, value_name = "NAMES", value_delimiter = ',')]
     only: Vec<String>,
+
+    /// Thread counts for the thread-scaling benchmark (`parallel`, the same work split
+    /// over N guest threads; run when its binary exists and `--only` does not leave it
+    /// out). Comma separated; `--threads=` (empty) skips it.
+    #[arg(
+        long,
+        value_name = "N,...",
+        value_delimiter = ',',
+        default_value = "1,2,4"
+    )]
+    threads: Vec<usize>,
 
     /// Extra options for the JIT runs, e.g. `--jit-args=--cache-size=64K`
     /// (comma separated).
@@ -169,6 +182,44 @@ struct RunArgs {
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     max_memory: Option<usize>,
 
+    /// Run the reference interpreter beside the engine as a shadow VM and compare the
+    /// two as they go: pc, instret, x and f registers, fcsr and the LR/SC reservation at
+    /// every return to the dispatcher; guest memory at every system call (the shadow
+    /// takes the call's results from the engine), every 4 Mi instructions
+    /// (--crosscheck-memory) and at the end. The first divergence ends the run with a
+    /// report on stderr (pc, the code and tier that ran, the registers and memory that
+    /// differ) and exit status 70. Slow (the interpreter runs everything once more);
+    /// every other option applies as usual.
+    #[arg(long, conflicts_with = "trace")]
+    crosscheck: bool,
+
+    /// --crosscheck: chained transfers translated code makes before it returns to the
+    /// dispatcher to be compared (without --crosscheck, 16384); 0 compares after every
+    /// translated block, with chaining off. With --engine interp, N+1 blocks run between
+    /// comparisons.
+    #[arg(long, value_name = "N", requires = "crosscheck",
+          default_value_t = engine::crosscheck::DEFAULT_INTERVAL)]
+    crosscheck_interval: u64,
+
+    /// --crosscheck: guest instructions between memory comparisons besides those at
+    /// system calls and at the end; 0 compares memory after every step, which locates
+    /// a stray store like a register divergence (slow).
+    #[arg(long, value_name = "N", requires = "crosscheck",
+          default_value_t = engine::crosscheck::MEMORY_PERIOD)]
+    crosscheck_memory: u64,
+
+    /// --crosscheck: list every register in the report, not only those that differ.
+    #[arg(long, requires = "crosscheck")]
+    crosscheck_all_regs: bool,
+
+    /// --crosscheck, for vmjit's own tests: break the primary's translated code entered
+    /// at the pc of the first entry that returns at or after instret AFTER; each time
+    /// it returns, `reg:N:MASK:AFTER` flips MASK in xN, `mem:ADDR:MASK:AFTER` sets MASK
+    /// in the 8 bytes at ADDR (a guest store).
+    #[arg(long, hide = true, value_name = "SPEC", requires = "crosscheck",
+          value_parser = parse_injection)]
+    crosscheck_inject: Option<engine::crosscheck::Injection>,
+
     /// The static riscv64 executable to run.
     #[arg(value_name = "PROGRAM")]
     program: PathBuf,
@@ -238,6 +289,38 @@ fn parse_size(s: &str) -> Result<usize, String> {
     Ok(bytes)
 }
 
+/// Parses `--crosscheck-inject` (`reg:N:MASK:AFTER` or `mem:ADDR:MASK:AFTER`; numbers
+/// decimal or 0x hexadecimal).
+fn parse_injection(s: &str) -> Result<engine::crosscheck::Injection, String> {
+    use engine::crosscheck::Injection;
+    let num = |t: &str| match t.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16),
+        None => t.parse(),
+    };
+    let bad = || format!("`{s}` is not reg:N:MASK:AFTER or mem:ADDR:MASK:AFTER");
+    let parts: Vec<&str> = s.split(':').collect();
+    let [kind, a, mask, after] = parts[..] else {
+        return Err(bad());
+    };
+    let (a, mask, after) = match (num(a), num(mask), num(after)) {
+        (Ok(a), Ok(m), Ok(t)) => (a, m, t),
+        _ => return Err(bad()),
+    };
+    match kind {
+        "reg" if (1..32).contains(&a) => Ok(Injection::Register {
+            after,
+            reg: a as u8,
+            mask,
+        }),
+        "mem" => Ok(Injection::Memory {
+            after,
+            addr: a,
+            mask,
+        }),
+        _ => Err(bad()),
+    }
+}
+
 mod bench;
 mod stats;
 
@@ -270,6 +353,7 @@ fn main() -> ExitCode {
                 guests_dir: b.guests,
                 reps: b.reps as usize,
                 only: b.only,
+                threads: b.threads,
                 json: b.json,
                 jit_args: b.jit_args,
             };
@@ -323,8 +407,20 @@ fn run(args: RunArgs, inherited: &[i32]) -> anyhow::Result<ExitCode> {
         };
         vm.enable_jit(config).context("cannot start the JIT")?;
     }
+    if args.crosscheck {
+        let config = engine::CrosscheckConfig {
+            interval: args.crosscheck_interval,
+            memory_period: args.crosscheck_memory,
+            all_registers: args.crosscheck_all_regs,
+            inject: args.crosscheck_inject,
+        };
+        vm.enable_crosscheck(config)
+            .context("cannot start the crosscheck")?;
+    }
     let out = vm.run();
-    if let Some(msg) = out.exit.message() {
+    if let Some(d) = vm.divergence() {
+        say(format_args!("{}", d.to_string().trim_end()));
+    } else if let Some(msg) = out.exit.message() {
         say(format_args!("{msg}"));
     }
     let report = vm.jit_report();
@@ -346,6 +442,10 @@ fn run(args: RunArgs, inherited: &[i32]) -> anyhow::Result<ExitCode> {
             out.instructions
         ));
         say(format_args!("vmjit: basic blocks executed: {}", out.blocks));
+        say(format_args!(
+            "vmjit: threads: {} created, at most {} at once",
+            out.threads.created, out.threads.peak_live
+        ));
         say(format_args!("vmjit: wall time: {secs:.3} s"));
         say(format_args!("vmjit: speed: {mips:.1} M instructions/s"));
         if let Some(r) = &report {

@@ -94,6 +94,7 @@ struct Json<'a> {
     instructions: u64,
     blocks: u64,
     wall_seconds: f64,
+    threads: engine::threads::ThreadStats,
     jit: Option<&'a JitReport>,
 }
 
@@ -105,6 +106,7 @@ pub fn json(out: &RunOutcome, report: Option<&JitReport>, engine: &str) -> Strin
         instructions: out.instructions,
         blocks: out.blocks,
         wall_seconds: out.wall.as_secs_f64(),
+        threads: out.threads,
         jit: report,
     };
     serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))

@@ -27,6 +27,10 @@ pub struct Trampoline {
 // depends on the thread that created it, so moving the owner to another thread is sound.
 unsafe impl Send for Trampoline {}
 
+// SAFETY: the mapping is never written after `new`, so any number of threads may run
+// the code in it at once (each with its own context).
+unsafe impl Sync for Trampoline {}
+
 /// Why the trampoline could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum TrampolineError {

@@ -38,6 +38,8 @@ mod enter;
 mod worker;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use codecache::{CacheConfig, CacheError, CacheStats, Executor, InsertMeta, UnifiedCodeCache};
 use rv64::{Cpu, Exit, Insn, Interpreter, Op};
@@ -273,6 +275,70 @@ struct Heat {
     translations: u8,
     /// The tier-up counter of the block's baseline code (`ctx.counters` index).
     counter: u32,
+    /// The tier of the block's last published translation.
+    tier: Option<CodeTier>,
+}
+
+/// Which translator produced a code-cache entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodeTier {
+    /// The baseline (template) translator.
+    Baseline,
+    /// Cranelift, one block (`opt_level=none`).
+    Tier1,
+    /// Cranelift, a region of blocks (`opt_level=speed`).
+    Tier2,
+}
+
+impl std::fmt::Display for CodeTier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CodeTier::Baseline => "baseline",
+            CodeTier::Tier1 => "tier 1",
+            CodeTier::Tier2 => "tier 2",
+        })
+    }
+}
+
+/// What [`Jit::run_observed`] tells its observer, for a crosscheck; the plain
+/// [`Jit::run`] observes nothing, at no cost (the calls compile away).
+pub(crate) trait Observer {
+    /// Return [`Exit::Budget`] after every dispatch step (one entry into translated
+    /// code, or one interpreted block) instead of running on to the budget.
+    const STEP: bool;
+    /// Translated code at `pc`, of `tier` when known, is entered with `instret`
+    /// instructions retired.
+    fn entered(&mut self, pc: u64, tier: Option<CodeTier>, instret: u64);
+    /// Translated code entered at `pc` returned to the dispatcher with `cpu` (a test
+    /// hook may change it or `mem`, as mistranslated code would).
+    fn returned(&mut self, pc: u64, cpu: &mut Cpu, mem: &GuestMemory);
+    /// Translated code left with `SLOW_PATH` at `pc`; the interpreter runs the rest of
+    /// the block.
+    fn slow_path(&mut self, pc: u64);
+    /// The interpreter runs the block at `pc`.
+    fn interpreted(&mut self, pc: u64);
+    /// False to run only the code the cache holds now: no translation is made or
+    /// published (a crosscheck replaying a step runs the code the step ran).
+    fn may_translate(&self) -> bool;
+}
+
+/// The observer of [`Jit::run`].
+struct Unobserved;
+
+impl Observer for Unobserved {
+    const STEP: bool = false;
+    #[inline(always)]
+    fn entered(&mut self, _: u64, _: Option<CodeTier>, _: u64) {}
+    #[inline(always)]
+    fn returned(&mut self, _: u64, _: &mut Cpu, _: &GuestMemory) {}
+    #[inline(always)]
+    fn slow_path(&mut self, _: u64) {}
+    #[inline(always)]
+    fn interpreted(&mut self, _: u64) {}
+    #[inline(always)]
+    fn may_translate(&self) -> bool {
+        true
+    }
 }
 
 impl Heat {
@@ -303,58 +369,247 @@ impl std::hash::Hasher for PcHasher {
 
 type PcMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<PcHasher>>;
 
-/// The JIT tier of one guest process (one executor).
-pub struct Jit {
+/// The JIT of one guest process, shared by all its threads: the code cache, the compile
+/// threads, the trampoline, the tier-up counters, and the heat and tier state behind one
+/// lock.
+pub struct JitShared {
     config: JitConfig,
     cache: UnifiedCodeCache,
-    exec: Executor,
-    /// Guest-thread translators (all compiles with 0 threads; fallback otherwise).
-    translators: Translators,
-    /// The baseline translator (with compile threads and a baseline threshold).
-    baseline: Option<translate::Baseline>,
-    /// Tier-up countdowns of baseline blocks (`ctx.counters`), and how many are in use.
-    counters: Box<[u32]>,
-    next_counter: u32,
     trampoline: enter::Trampoline,
     pool: Option<Pool>,
+    /// Tier-up countdowns of baseline blocks (`ctx.counters`): translated code in every
+    /// thread decrements them (a lost decrement when two threads race only delays a
+    /// tier-up by one run); Rust code stores them atomically.
+    counters: Box<[AtomicU32]>,
     /// Jobs submitted to the pool and not received back: the result channel is polled
     /// only while this is non-zero (polling costs more than a dispatch otherwise).
-    in_flight: usize,
-    /// Results received from the compile threads so far.
-    received: usize,
-    /// Pcs inserted into the code cache since the dispatch loop last cleared their
-    /// interpreter blocks' `MARK_ABSENT` (it does so before it next reads a mark).
-    /// A block marked absent skips the cache probe, and its runs are counted in its
-    /// mark, next to the decoded block the interpreter reads anyway; the heat map is
-    /// consulted once per period. Only this executor inserts (`publish*`, which record
-    /// the pc here), and evictions and invalidations only remove entries, so a mark is
-    /// never wrong when it is read.
-    published: Vec<u64>,
+    in_flight: AtomicUsize,
+    /// Translations published so far (the length of `JitState::published`, read
+    /// without the lock by threads checking for news).
+    published_count: AtomicU64,
+    state: Mutex<JitState>,
+    /// The counters of threads that ended.
+    ended: Mutex<ThreadCounters>,
+}
+
+/// What the JIT's threads decide together, behind `JitShared::state`.
+struct JitState {
     heat: PcMap<Heat>,
     /// Bumped by every code invalidation.
     generation: u64,
     stats: JitStats,
+    /// Translators for compiles on a guest thread (with 0 compile threads, or when the
+    /// pool cannot take a job).
+    translators: Translators,
+    /// The next tier-up counter to hand out (round robin).
+    next_counter: u32,
+    /// Results received from the compile threads so far.
+    received: usize,
+    /// The last `PUBLISHED_LOG` pcs inserted into the code cache, by any thread, in
+    /// order: entry `n % PUBLISHED_LOG` is the `n`th. Each thread clears its
+    /// interpreter blocks' `MARK_ABSENT` for the pcs it has not seen yet before it next
+    /// reads a mark: a block marked absent skips the cache probe (its runs are counted
+    /// in its mark, next to the decoded block the interpreter reads anyway), and
+    /// evictions and invalidations only remove entries, so a mark is never wrong when
+    /// it is read. A thread that fell further behind clears every mark.
+    published: Vec<u64>,
     warned_translate: bool,
     warned_insert: bool,
+    /// `/tmp/perf-<pid>.map` when `perf_map` is on (dropped after a write error).
+    perf_map: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+/// Entries kept in `JitState::published`.
+const PUBLISHED_LOG: usize = 1 << 14;
+
+/// Counters a guest thread keeps for itself (they change on every dispatch) and adds
+/// to the process's report when it ends or reports.
+#[derive(Clone, Copy, Debug, Default)]
+struct ThreadCounters {
+    entries: u64,
+    interpreted_blocks: u64,
+    slow_paths: u64,
+}
+
+impl ThreadCounters {
+    fn add(&mut self, o: &ThreadCounters) {
+        self.entries += o.entries;
+        self.interpreted_blocks += o.interpreted_blocks;
+        self.slow_paths += o.slow_paths;
+    }
+}
+
+/// The JIT tier of one guest thread: its executor (L1 jump cache, quiescent points),
+/// its baseline translator, and a handle on the process's [`JitShared`].
+pub struct Jit {
+    shared: Arc<JitShared>,
+    exec: Executor,
+    /// The baseline translator (with a baseline threshold): it runs on the guest thread.
+    baseline: Option<translate::Baseline>,
+    /// How many of `JitState::published` this thread has applied to its interpreter.
+    seen: u64,
     /// `instret` at the last look for tier-2 candidates.
     last_tier2_check: u64,
     /// Instructions from `last_tier2_check` to the next look.
     tier2_period: u64,
-    /// `/tmp/perf-<pid>.map` when `perf_map` is on (dropped after a write error).
-    perf_map: Option<std::io::BufWriter<std::fs::File>>,
+    /// Most chained transfers per entry into translated code (`CHAIN_BUDGET` unless a
+    /// crosscheck lowers it).
+    chain_limit: u64,
+    counters: ThreadCounters,
+    /// The guest thread's handle: dispatch returns to the engine when it asks for
+    /// attention (mail from another thread, the process's end).
+    attention: Option<Arc<crate::threads::ThreadHandle>>,
 }
 
 impl std::fmt::Debug for Jit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Jit")
-            .field("config", &self.config)
-            .field("stats", &self.stats)
+            .field("config", &self.shared.config)
             .finish_non_exhaustive()
     }
 }
 
+impl Drop for Jit {
+    fn drop(&mut self) {
+        crate::syscall::lock(&self.shared.ended).add(&self.counters);
+    }
+}
+
+/// What `consider` decided for a block, done after the state lock is released.
+enum Action {
+    None,
+    Baseline,
+    Request,
+}
+
+impl JitShared {
+    fn state(&self) -> MutexGuard<'_, JitState> {
+        crate::syscall::lock(&self.state)
+    }
+
+    /// Appends one line to the perf map, if one is being written.
+    fn write_perf_map(st: &mut JitState, addr: usize, size: usize, pc: u64, tier: u32) {
+        if let Some(map) = &mut st.perf_map {
+            use std::io::Write;
+            let line = writeln!(map, "{addr:x} {size:x} guest_{pc:x}_t{tier}");
+            if line.and_then(|()| map.flush()).is_err() {
+                st.perf_map = None;
+            }
+        }
+    }
+
+    /// Records that `pc` was inserted into the code cache (see `JitState::published`).
+    fn note_published(&self, st: &mut JitState, pc: u64) {
+        let n = self.published_count.load(Ordering::Relaxed);
+        let i = (n as usize) % PUBLISHED_LOG;
+        if i < st.published.len() {
+            st.published[i] = pc;
+        } else {
+            st.published.push(pc);
+        }
+        self.published_count.store(n + 1, Ordering::Release);
+    }
+
+    /// Publishes a finished translation (or records why not); true if inserted.
+    fn publish(&self, st: &mut JitState, exec: &mut Executor, done: Done) -> bool {
+        st.stats.compile_ns += done.cost_ns;
+        if done.tier == Tier::Region {
+            st.stats.tier2_compile_ns += done.cost_ns;
+        }
+        let generation = st.generation;
+        let heat = st.heat.entry(done.key).or_default();
+        if done.tier == Tier::Quick && heat.state == State::Queued {
+            heat.state = State::Cold;
+        }
+        if done.generation != generation {
+            st.stats.stale_results += 1;
+            if done.tier == Tier::Region {
+                heat.tier2 = false;
+            }
+            return false;
+        }
+        let compiled = match done.result {
+            Ok(c) => c,
+            Err(e) => {
+                st.stats.translate_failures += 1;
+                if done.tier == Tier::Quick {
+                    heat.state = State::Failed;
+                }
+                if !st.warned_translate {
+                    st.warned_translate = true;
+                    crate::host::write_stderr(
+                        format!(
+                            "vmjit: warning: cannot translate guest code at {:#x} ({e}); \
+                             interpreting it instead\n",
+                            done.key
+                        )
+                        .as_bytes(),
+                    );
+                }
+                return false;
+            }
+        };
+        let meta = InsertMeta {
+            guest_start: compiled.guest_start,
+            guest_end: compiled.guest_end,
+            compile_cost: done.cost_ns.max(1),
+        };
+        self.note_published(st, done.key);
+        match exec.insert_with(done.key, &compiled.code, meta) {
+            Ok(code) => {
+                let tier = match done.tier {
+                    Tier::Quick => 1,
+                    Tier::Region => 2,
+                };
+                let (addr, size) = (code.as_ptr() as usize, code.size());
+                Self::write_perf_map(st, addr, size, done.key, tier);
+                let heat = st.heat.entry(done.key).or_default();
+                match done.tier {
+                    Tier::Quick => {
+                        heat.tier = Some(CodeTier::Tier1);
+                        heat.tier2 = false;
+                        heat.translations = heat.translations.saturating_add(1);
+                        heat.runs = 0;
+                        st.stats.tier1_translations += 1;
+                    }
+                    Tier::Region => {
+                        heat.tier = Some(CodeTier::Tier2);
+                        st.stats.tier2_translations += 1;
+                        st.stats.tier2_blocks += compiled.ranges.len() as u64;
+                    }
+                }
+                true
+            }
+            Err(e) => {
+                st.stats.insert_failures += 1;
+                let permanent = !matches!(e, CacheError::ReclaimPending { .. });
+                let heat = st.heat.entry(done.key).or_default();
+                if permanent && done.tier == Tier::Quick {
+                    heat.state = State::Failed;
+                } else {
+                    // Retry once it is hot again, when space may have been reclaimed.
+                    heat.runs = 0;
+                }
+                if permanent && !st.warned_insert {
+                    st.warned_insert = true;
+                    crate::host::write_stderr(
+                        format!(
+                            "vmjit: warning: the code cache cannot hold the translation of \
+                             {:#x} ({e}); interpreting it instead\n",
+                            done.key
+                        )
+                        .as_bytes(),
+                    );
+                }
+                false
+            }
+        }
+    }
+}
+
 impl Jit {
-    /// Creates the cache, the translators, the trampoline and the compile threads.
+    /// Creates the cache, the translators, the trampoline and the compile threads: the
+    /// JIT of a process, with this handle for its first thread.
     pub fn new(config: JitConfig) -> Result<Self, JitError> {
         if config.hot_threshold == 0 {
             return Err(JitError::HotThreshold);
@@ -383,16 +638,6 @@ impl Jit {
             0 => None,
             n => Some(Pool::new(n, shape)?),
         };
-        let baseline = if config.baseline_threshold > 0 {
-            translate::Baseline::new(translate::BaselineConfig {
-                jump_cache: shape,
-                guest_size: Some(GUEST_SPACE),
-                perms_offset: Some(crate::memory::PERMS_OFFSET),
-            })
-            .ok()
-        } else {
-            None
-        };
         let perf_map = if config.perf_map {
             let path = format!("/tmp/perf-{}.map", std::process::id());
             match std::fs::OpenOptions::new()
@@ -419,38 +664,101 @@ impl Jit {
         } else {
             None
         };
-        Ok(Jit {
+        let shared = Arc::new(JitShared {
             config,
             cache,
-            exec,
-            translators,
-            baseline,
-            counters: vec![0; BASELINE_COUNTERS].into_boxed_slice(),
-            next_counter: 0,
             trampoline,
             pool,
-            in_flight: 0,
-            received: 0,
-            published: Vec::new(),
-            heat: PcMap::default(),
-            generation: 0,
-            stats: JitStats::default(),
-            warned_translate: false,
-            warned_insert: false,
+            counters: (0..BASELINE_COUNTERS).map(|_| AtomicU32::new(0)).collect(),
+            in_flight: AtomicUsize::new(0),
+            published_count: AtomicU64::new(0),
+            state: Mutex::new(JitState {
+                heat: PcMap::default(),
+                generation: 0,
+                stats: JitStats::default(),
+                translators,
+                next_counter: 0,
+                received: 0,
+                published: Vec::new(),
+                warned_translate: false,
+                warned_insert: false,
+                perf_map,
+            }),
+            ended: Mutex::new(ThreadCounters::default()),
+        });
+        Ok(Self::for_thread(shared, exec))
+    }
+
+    fn for_thread(shared: Arc<JitShared>, exec: Executor) -> Jit {
+        let layout = exec.jump_cache_layout();
+        let baseline = if shared.config.baseline_threshold > 0 {
+            translate::Baseline::new(translate::BaselineConfig {
+                jump_cache: JumpCacheShape {
+                    shift: layout.key_shift,
+                    len: layout.len,
+                },
+                guest_size: Some(GUEST_SPACE),
+                perms_offset: Some(crate::memory::PERMS_OFFSET),
+            })
+            .ok()
+        } else {
+            None
+        };
+        let seen = shared.published_count.load(Ordering::Acquire);
+        Jit {
+            shared,
+            exec,
+            baseline,
+            seen,
             last_tier2_check: 0,
             tier2_period: TIER2_PERIOD,
-            perf_map,
-        })
+            chain_limit: CHAIN_BUDGET,
+            counters: ThreadCounters::default(),
+            attention: None,
+        }
+    }
+
+    /// Makes dispatch return (`Exit::Budget`) whenever `handle` asks for attention.
+    pub(crate) fn set_attention(&mut self, handle: Arc<crate::threads::ThreadHandle>) {
+        self.attention = Some(handle);
+    }
+
+    /// The JIT handle of a new thread of the same process: its own executor (jump
+    /// cache, quiescent points) and baseline translator, everything else shared. Its
+    /// interpreter starts empty, so it owes no marks for what was published before.
+    pub fn new_thread(&self) -> Jit {
+        let exec = self.shared.cache.register_executor();
+        let mut j = Self::for_thread(Arc::clone(&self.shared), exec);
+        j.chain_limit = self.chain_limit;
+        j
     }
 
     /// The code cache (shared handle).
     pub fn cache(&self) -> &UnifiedCodeCache {
-        &self.cache
+        &self.shared.cache
     }
 
-    /// The JIT's counters so far.
-    pub fn stats(&self) -> &JitStats {
-        &self.stats
+    /// The JIT's counters so far, summed over every thread that ended and this one.
+    pub fn stats(&self) -> JitStats {
+        let mut s = self.shared.state().stats.clone();
+        let mut c = *crate::syscall::lock(&self.shared.ended);
+        c.add(&self.counters);
+        s.entries += c.entries;
+        s.interpreted_blocks += c.interpreted_blocks;
+        s.slow_paths += c.slow_paths;
+        s
+    }
+
+    /// Lowers the chained transfers translated code makes before it returns to the
+    /// dispatcher, from 16 384 (0: every translated block returns).
+    pub fn set_chain_limit(&mut self, transfers: u64) {
+        self.chain_limit = transfers.min(CHAIN_BUDGET);
+    }
+
+    /// Goes offline for reclamation: this thread holds no code reference and will not
+    /// run translated code until its next `run` (call it before blocking).
+    pub fn offline(&mut self) {
+        self.exec.offline();
     }
 
     /// Runs guest code from `cpu.pc` until an exit or until at least `budget`
@@ -458,9 +766,42 @@ impl Jit {
     pub fn run(
         &mut self,
         cpu: &mut Cpu,
-        mem: &mut GuestMemory,
+        mem: &GuestMemory,
         interp: &mut Interpreter,
         budget: u64,
+    ) -> Exit {
+        self.run_observed(cpu, mem, interp, budget, &mut Unobserved)
+    }
+
+    /// Clears `MARK_ABSENT` in `interp` for every pc some thread published since this
+    /// thread last looked.
+    #[inline]
+    fn apply_published(&mut self, interp: &mut Interpreter) {
+        let n = self.shared.published_count.load(Ordering::Acquire);
+        if n == self.seen {
+            return;
+        }
+        let st = self.shared.state();
+        let n = self.shared.published_count.load(Ordering::Acquire);
+        if n - self.seen > PUBLISHED_LOG as u64 {
+            interp.clear_marks();
+        } else {
+            for k in self.seen..n {
+                interp.set_mark(st.published[(k as usize) % PUBLISHED_LOG], 0);
+            }
+        }
+        self.seen = n;
+    }
+
+    /// [`Jit::run`], telling `obs` what runs (and, with `O::STEP`, returning after
+    /// each dispatch step).
+    pub(crate) fn run_observed<O: Observer>(
+        &mut self,
+        cpu: &mut Cpu,
+        mem: &GuestMemory,
+        interp: &mut Interpreter,
+        budget: u64,
+        obs: &mut O,
     ) -> Exit {
         let layout = self.exec.jump_cache_layout();
         let mut ctx = JitContext::new(
@@ -473,70 +814,63 @@ impl Jit {
         ctx.jump_cache = layout.base as *const core::ffi::c_void;
         ctx.jc_mask = (layout.len - 1) as u64;
         ctx.jc_shift = u64::from(layout.key_shift);
+        // Translated code writes the counters through this pointer (plain u32
+        // decrements: `AtomicU32` has the layout of `u32`); Rust code only ever uses
+        // the atomics.
+        ctx.counters = self.shared.counters.as_ptr().cast::<u32>().cast_mut();
+        let mut m = mem;
         let start = ctx.cpu.instret;
+        let mut stepped = false;
         let exit = loop {
             self.exec.quiescent();
-            self.poll_background();
+            if obs.may_translate() {
+                self.poll_background();
+            }
             let done = ctx.cpu.instret.wrapping_sub(start);
-            if done >= budget {
+            if done >= budget
+                || (O::STEP && stepped)
+                || self.attention.as_ref().is_some_and(|h| h.attention())
+            {
                 break Exit::Budget;
             }
-            for pc in self.published.drain(..) {
-                interp.set_mark(pc, 0);
-            }
+            stepped = true;
+            self.apply_published(interp);
             let pc = ctx.cpu.pc;
             let mark = interp.cached_mark(pc).filter(|m| m & MARK_ABSENT != 0);
             if mark.is_some() {
                 self.exec.count_miss();
             } else if let Some(code) = self.exec.lookup(pc) {
-                ctx.chain_budget = CHAIN_BUDGET.min((budget - done) / UNIT_INSNS as u64);
-                self.stats.entries += 1;
-                // Re-derived for every call: the Rust side writes the counters between
-                // calls.
-                ctx.counters = self.counters.as_mut_ptr();
+                ctx.chain_budget = self.chain_limit.min((budget - done) / UNIT_INSNS as u64);
+                self.counters.entries += 1;
+                if O::STEP {
+                    let tier = self.shared.state().heat.get(&pc).and_then(|h| h.tier);
+                    obs.entered(pc, tier, ctx.cpu.instret);
+                }
                 // SAFETY: `code` was looked up from this executor after its last
                 // quiescent point and its borrow spans the call; the block was
                 // translated with chaining by `Translators` (the trampoline's
                 // configuration); `ctx` holds the guest memory's base, permission table
                 // and GUEST_SPACE with FLAT_HELPERS (the layout `GuestMemory`
-                // documents) and this executor's jump cache; `mem` is not used until
-                // the call returns.
-                let st = unsafe { self.trampoline.call(&mut ctx, code.as_ptr()) };
+                // documents) and this executor's jump cache; Rust code of this thread
+                // does not touch guest memory until the call returns (other threads'
+                // accesses are atomic on the Rust side).
+                let st = unsafe { self.shared.trampoline.call(&mut ctx, code.as_ptr()) };
+                if O::STEP {
+                    obs.returned(pc, &mut ctx.cpu, mem);
+                }
                 if st == status::SLOW_PATH {
                     // The access at pc failed the inline check: the interpreter runs
                     // it (a precise fault, or an access the fast bits do not cover)
                     // and the rest of its block.
-                    self.stats.slow_paths += 1;
-                    if let Err(e) = interp.run_block(&mut ctx.cpu, mem) {
+                    self.counters.slow_paths += 1;
+                    obs.slow_path(ctx.cpu.pc);
+                    if let Err(e) = interp.run_block(&mut ctx.cpu, &mut m) {
                         break e;
                     }
                     continue;
                 }
                 if st == status::HOT {
-                    // A baseline block has run `baseline_runs` times: tier 1 next. Its
-                    // counter starts again, so a block still running baseline code
-                    // `baseline_runs` later, while its job waits behind others, moves
-                    // to the front of the queue (the queue is in the order blocks got
-                    // hot, and a program's early blocks are often done with by then).
-                    let pc = ctx.cpu.pc;
-                    let heat = self.heat.entry(pc).or_default();
-                    let counter = heat.counter as usize;
-                    match heat.state {
-                        // `translations` is 1 until tier 1 is published: baseline code
-                        // still looping inside itself after that asks for nothing.
-                        State::Cold if heat.translations <= 1 => {
-                            self.request(pc, Tier::Quick, mem);
-                        }
-                        State::Queued => {
-                            if let Some(pool) = &self.pool {
-                                pool.promote(pc);
-                            }
-                        }
-                        _ => {}
-                    }
-                    if let Some(c) = self.counters.get_mut(counter) {
-                        *c = self.config.baseline_runs.max(1);
-                    }
+                    self.hot(ctx.cpu.pc, mem, obs.may_translate());
                     continue;
                 }
                 if st != status::CONTINUE {
@@ -551,7 +885,9 @@ impl Jit {
                 }
                 // Chained code returns here only every CHAIN_BUDGET blocks, so the
                 // look for tier-2 candidates is paced by instructions, not entries.
-                if ctx.cpu.instret.wrapping_sub(self.last_tier2_check) >= self.tier2_period {
+                if ctx.cpu.instret.wrapping_sub(self.last_tier2_check) >= self.tier2_period
+                    && obs.may_translate()
+                {
                     self.last_tier2_check = ctx.cpu.instret;
                     self.tier2_period = if self.consider_tier2(mem) {
                         TIER2_PERIOD
@@ -564,16 +900,18 @@ impl Jit {
             // Count the run in the block's mark; the heat map (a hash lookup) is
             // consulted once per period. A block not yet marked (first run, or its
             // jump-cache entry was taken) is marked after it runs.
-            if let Some(m) = mark
-                && self.count_run(interp, pc, m, mem)
+            if let Some(mk) = mark
+                && obs.may_translate()
+                && self.count_run(interp, pc, mk, mem)
             {
                 continue;
             }
-            self.stats.interpreted_blocks += 1;
-            if let Err(e) = interp.run_block(&mut ctx.cpu, mem) {
+            self.counters.interpreted_blocks += 1;
+            obs.interpreted(pc);
+            if let Err(e) = interp.run_block(&mut ctx.cpu, &mut m) {
                 break e;
             }
-            if mark.is_none() {
+            if mark.is_none() && obs.may_translate() {
                 // The cache was probed for `pc` above and missed. The block may have
                 // been marked before it lost its jump-cache entry: its count goes on.
                 let before = interp.cached_mark(pc).unwrap_or(0);
@@ -582,6 +920,38 @@ impl Jit {
         };
         *cpu = ctx.cpu.clone();
         exit
+    }
+
+    /// A baseline block at `pc` has run `baseline_runs` times: tier 1 next. Its counter
+    /// starts again, so a block still running baseline code `baseline_runs` later, while
+    /// its job waits behind others, moves to the front of the queue (the queue is in
+    /// the order blocks got hot, and a program's early blocks are often done with by
+    /// then).
+    fn hot(&mut self, pc: u64, mem: &GuestMemory, may_translate: bool) {
+        let (counter, request) = {
+            let mut st = self.shared.state();
+            let heat = st.heat.entry(pc).or_default();
+            let counter = heat.counter as usize;
+            let request = match heat.state {
+                // `translations` is 1 until tier 1 is published: baseline code still
+                // looping inside itself after that asks for nothing.
+                State::Cold if heat.translations <= 1 && may_translate => true,
+                State::Queued => {
+                    if let Some(pool) = &self.shared.pool {
+                        pool.promote(pc);
+                    }
+                    false
+                }
+                _ => false,
+            };
+            (counter, request)
+        };
+        if request {
+            self.request(pc, Tier::Quick, mem);
+        }
+        if let Some(c) = self.shared.counters.get(counter) {
+            c.store(self.shared.config.baseline_runs.max(1), Ordering::Relaxed);
+        }
     }
 
     /// Counts one interpreted run of the block at `pc` (jump-cached in `interp`) whose
@@ -611,37 +981,52 @@ impl Jit {
     /// if that makes it hot. True when a translation was published now (so the
     /// dispatcher should look again).
     fn consider(&mut self, pc: u64, runs: u32, mem: &GuestMemory) -> bool {
-        let heat = self.heat.entry(pc).or_default();
-        heat.runs = heat.runs.saturating_add(runs);
-        if heat.state == State::Queued {
-            // Still running interpreted while it waits: compile it next.
-            if let Some(pool) = &self.pool {
-                pool.promote(pc);
+        let config = &self.shared.config;
+        let action = {
+            let mut st = self.shared.state();
+            let heat = st.heat.entry(pc).or_default();
+            heat.runs = heat.runs.saturating_add(runs);
+            if heat.state == State::Queued {
+                // Still running interpreted while it waits: compile it next.
+                if let Some(pool) = &self.shared.pool {
+                    pool.promote(pc);
+                }
+                Action::None
+            } else if heat.state == State::Cold {
+                // Only a block's first translation is a baseline one: a block seen
+                // again after an eviction has proven it recurs (and in a small cache
+                // baseline code would rarely live long enough to tier up).
+                let first = heat.translations == 0 && !heat.baseline_refused;
+                if first && self.baseline.is_some() {
+                    if heat.runs >= config.baseline_threshold {
+                        Action::Baseline
+                    } else {
+                        Action::None
+                    }
+                } else if heat.is_hot(config.hot_threshold) {
+                    Action::Request
+                } else {
+                    Action::None
+                }
+            } else {
+                Action::None
             }
-        } else if heat.state == State::Cold {
-            // Only a block's first translation is a baseline one: a block seen again
-            // after an eviction has proven it recurs (and in a small cache baseline
-            // code would rarely live long enough to tier up).
-            let first = heat.translations == 0 && !heat.baseline_refused;
-            if first && self.baseline.is_some() {
-                return heat.runs >= self.config.baseline_threshold
-                    && self.publish_baseline(pc, mem);
-            } else if heat.is_hot(self.config.hot_threshold) {
-                return self.request(pc, Tier::Quick, mem);
-            }
+        };
+        match action {
+            Action::None => false,
+            Action::Baseline => self.publish_baseline(pc, mem),
+            Action::Request => self.request(pc, Tier::Quick, mem),
         }
-        false
     }
 
     /// Interpreted runs of a block between two looks at its heat: the lowest threshold
     /// in use.
     fn count_period(&self) -> u32 {
+        let config = &self.shared.config;
         if self.baseline.is_some() {
-            self.config
-                .baseline_threshold
-                .min(self.config.hot_threshold)
+            config.baseline_threshold.min(config.hot_threshold)
         } else {
-            self.config.hot_threshold
+            config.hot_threshold
         }
     }
 
@@ -649,6 +1034,9 @@ impl Jit {
     /// compile thread. True when a translation was published now (so the dispatcher
     /// should look again).
     fn request(&mut self, pc: u64, tier: Tier, mem: &GuestMemory) -> bool {
+        // The generation before the bytes are read: an invalidation by any thread after
+        // this point makes the result stale.
+        let generation = self.shared.state().generation;
         let blocks = match tier {
             Tier::Quick => match decode_block(pc, mem) {
                 Some(b) => {
@@ -657,8 +1045,9 @@ impl Jit {
                         .filter(|(_, i)| translate::runs_in_helper(i.op))
                         .count();
                     if helpers * HELPER_SHARE >= b.len() {
-                        self.stats.helper_heavy_blocks += 1;
-                        self.heat.entry(pc).or_default().state = State::Failed;
+                        let mut st = self.shared.state();
+                        st.stats.helper_heavy_blocks += 1;
+                        st.heat.entry(pc).or_default().state = State::Failed;
                         return false;
                     }
                     vec![b]
@@ -674,24 +1063,31 @@ impl Jit {
             key: pc,
             tier,
             blocks,
-            generation: self.generation,
+            generation,
         };
-        let job = match &self.pool {
-            Some(pool) => match pool.submit(job) {
-                Ok(()) => {
-                    self.in_flight += 1;
-                    if tier == Tier::Quick {
-                        self.heat.entry(pc).or_default().state = State::Queued;
+        let job = match &self.shared.pool {
+            Some(pool) => {
+                // Queued state first: the result may come back (and be published by
+                // any thread) before `submit` returns.
+                let mut st = self.shared.state();
+                match pool.submit(job) {
+                    Ok(()) => {
+                        self.shared.in_flight.fetch_add(1, Ordering::AcqRel);
+                        if tier == Tier::Quick {
+                            st.heat.entry(pc).or_default().state = State::Queued;
+                        }
+                        return false;
                     }
-                    return false;
+                    Err(job) => job,
                 }
-                Err(job) => job,
-            },
+            }
             None => job,
         };
-        let done = self.translators.compile(job);
-        self.stats.guest_thread_compile_ns += done.cost_ns;
-        self.publish(done)
+        let shared = Arc::clone(&self.shared);
+        let mut st = shared.state();
+        let done = st.translators.compile(job);
+        st.stats.guest_thread_compile_ns += done.cost_ns;
+        shared.publish(&mut st, &mut self.exec, done)
     }
 
     /// Translates the block at `pc` (just warm) with the baseline translator and
@@ -699,6 +1095,13 @@ impl Jit {
     /// inserted. Blocks the baseline tier does not handle, and inserts the cache
     /// refuses, stay interpreted (tier 1 reports real failures).
     fn publish_baseline(&mut self, pc: u64, mem: &GuestMemory) -> bool {
+        let shared = Arc::clone(&self.shared);
+        let (generation, counter) = {
+            let mut st = shared.state();
+            let counter = st.next_counter;
+            st.next_counter = (counter + 1) % BASELINE_COUNTERS as u32;
+            (st.generation, counter)
+        };
         let Some(baseline) = &mut self.baseline else {
             return false;
         };
@@ -706,195 +1109,122 @@ impl Jit {
             return false;
         };
         let start = std::time::Instant::now();
-        let counter = self.next_counter;
         let result = baseline.translate(&block, Some(counter));
         let cost_ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.stats.baseline_compile_ns += cost_ns;
+        let mut st = shared.state();
+        st.stats.baseline_compile_ns += cost_ns;
         let compiled = match result {
             Ok(c) => c,
             Err(_) => {
-                self.stats.baseline_unsupported += 1;
-                self.heat.entry(pc).or_default().baseline_refused = true;
+                st.stats.baseline_unsupported += 1;
+                st.heat.entry(pc).or_default().baseline_refused = true;
                 return false;
             }
         };
+        if st.generation != generation {
+            // Another thread invalidated code while this one translated.
+            st.stats.stale_results += 1;
+            return false;
+        }
         let meta = InsertMeta {
             guest_start: compiled.guest_start,
             guest_end: compiled.guest_end,
             compile_cost: cost_ns.max(1),
         };
-        self.published.push(pc);
+        shared.note_published(&mut st, pc);
         match self.exec.insert_with(pc, &compiled.code, meta) {
             Ok(code) => {
                 let (addr, size) = (code.as_ptr() as usize, code.size());
-                let heat = self.heat.entry(pc).or_default();
+                let heat = st.heat.entry(pc).or_default();
                 heat.runs = 0;
                 // Later translations of this block (after an eviction) double their
                 // threshold, as after a tier-1 one.
                 heat.translations = heat.translations.saturating_add(1);
                 heat.counter = counter;
+                heat.tier = Some(CodeTier::Baseline);
                 // Handed out round robin: an index shared with an older block only
                 // moves when one of the two asks for tier 1.
-                self.counters[counter as usize] = self.config.baseline_runs.max(1);
-                self.next_counter = (counter + 1) % BASELINE_COUNTERS as u32;
-                self.stats.baseline_translations += 1;
-                self.write_perf_map(addr, size, pc, 0);
+                if let Some(c) = shared.counters.get(counter as usize) {
+                    c.store(shared.config.baseline_runs.max(1), Ordering::Relaxed);
+                }
+                st.stats.baseline_translations += 1;
+                JitShared::write_perf_map(&mut st, addr, size, pc, 0);
                 true
             }
             Err(_) => {
                 // Tier 1 tries next, and reports a cache that cannot hold it.
-                self.heat.entry(pc).or_default().baseline_refused = true;
+                st.heat.entry(pc).or_default().baseline_refused = true;
                 false
-            }
-        }
-    }
-
-    /// Appends one line to the perf map, if one is being written.
-    fn write_perf_map(&mut self, addr: usize, size: usize, pc: u64, tier: u32) {
-        if let Some(map) = &mut self.perf_map {
-            use std::io::Write;
-            let line = writeln!(map, "{addr:x} {size:x} guest_{pc:x}_t{tier}");
-            if line.and_then(|()| map.flush()).is_err() {
-                self.perf_map = None;
             }
         }
     }
 
     /// Inserts every finished background translation.
     fn poll_background(&mut self) {
-        while self.in_flight > 0
-            && let Some(done) = self.pool.as_ref().and_then(|p| p.try_done(self.received))
+        if self.shared.in_flight.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let Some(pool) = &self.shared.pool else {
+            return;
+        };
+        let shared = Arc::clone(&self.shared);
+        let mut st = shared.state();
+        while shared.in_flight.load(Ordering::Acquire) > 0
+            && let Some(done) = pool.try_done(st.received)
         {
-            self.in_flight -= 1;
-            self.received += 1;
-            self.publish(done);
+            shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+            st.received += 1;
+            shared.publish(&mut st, &mut self.exec, done);
         }
     }
 
     /// Publishes a finished translation (or records why not); true if inserted.
+    #[cfg(test)]
     fn publish(&mut self, done: Done) -> bool {
-        self.stats.compile_ns += done.cost_ns;
-        if done.tier == Tier::Region {
-            self.stats.tier2_compile_ns += done.cost_ns;
-        }
-        let heat = self.heat.entry(done.key).or_default();
-        if done.tier == Tier::Quick && heat.state == State::Queued {
-            heat.state = State::Cold;
-        }
-        if done.generation != self.generation {
-            self.stats.stale_results += 1;
-            if done.tier == Tier::Region {
-                heat.tier2 = false;
-            }
-            return false;
-        }
-        let compiled = match done.result {
-            Ok(c) => c,
-            Err(e) => {
-                self.stats.translate_failures += 1;
-                if done.tier == Tier::Quick {
-                    heat.state = State::Failed;
-                }
-                if !self.warned_translate {
-                    self.warned_translate = true;
-                    crate::host::write_stderr(
-                        format!(
-                            "vmjit: warning: cannot translate guest code at {:#x} ({e}); \
-                             interpreting it instead\n",
-                            done.key
-                        )
-                        .as_bytes(),
-                    );
-                }
-                return false;
-            }
-        };
-        let meta = InsertMeta {
-            guest_start: compiled.guest_start,
-            guest_end: compiled.guest_end,
-            compile_cost: done.cost_ns.max(1),
-        };
-        self.published.push(done.key);
-        match self.exec.insert_with(done.key, &compiled.code, meta) {
-            Ok(code) => {
-                let tier = match done.tier {
-                    Tier::Quick => 1,
-                    Tier::Region => 2,
-                };
-                let (addr, size) = (code.as_ptr() as usize, code.size());
-                self.write_perf_map(addr, size, done.key, tier);
-                let heat = self.heat.entry(done.key).or_default();
-                match done.tier {
-                    Tier::Quick => {
-                        self.stats.tier1_translations += 1;
-                        heat.tier2 = false;
-                        heat.translations = heat.translations.saturating_add(1);
-                        heat.runs = 0;
-                    }
-                    Tier::Region => {
-                        self.stats.tier2_translations += 1;
-                        self.stats.tier2_blocks += compiled.ranges.len() as u64;
-                    }
-                }
-                true
-            }
-            Err(e) => {
-                self.stats.insert_failures += 1;
-                let permanent = !matches!(e, CacheError::ReclaimPending { .. });
-                if permanent && done.tier == Tier::Quick {
-                    heat.state = State::Failed;
-                } else {
-                    // Retry once it is hot again, when space may have been reclaimed.
-                    heat.runs = 0;
-                }
-                if permanent && !self.warned_insert {
-                    self.warned_insert = true;
-                    crate::host::write_stderr(
-                        format!(
-                            "vmjit: warning: the code cache cannot hold the translation of \
-                             {:#x} ({e}); interpreting it instead\n",
-                            done.key
-                        )
-                        .as_bytes(),
-                    );
-                }
-                false
-            }
-        }
+        let shared = Arc::clone(&self.shared);
+        let mut st = shared.state();
+        shared.publish(&mut st, &mut self.exec, done)
     }
 
     /// Queues tier-2 regions for the hottest tier-1 entries; true if it queued any.
     fn consider_tier2(&mut self, mem: &GuestMemory) -> bool {
-        if self.config.tier2_threshold == 0 || self.config.cache.max_memory_bytes < TIER2_MIN_CACHE
-        {
+        let config = &self.shared.config;
+        if config.tier2_threshold == 0 || config.cache.max_memory_bytes < TIER2_MIN_CACHE {
             return false;
         }
         // For the same reason as TIER2_MIN_CACHE, no regions once the cache is half full.
-        let (in_use, pending) = self.cache.memory_use();
-        if in_use.saturating_add(pending) * 2 > self.config.cache.max_memory_bytes {
+        let (in_use, pending) = self.shared.cache.memory_use();
+        if in_use.saturating_add(pending) * 2 > config.cache.max_memory_bytes {
             return false;
         }
         self.exec.flush_hits();
-        let mut queued = false;
-        for e in self.cache.hottest(4) {
-            if e.access_count < self.config.tier2_threshold {
-                continue;
-            }
-            let heat = self.heat.entry(e.key).or_default();
-            if heat.tier2 {
-                continue;
-            }
-            heat.tier2 = true;
-            self.request(e.key, Tier::Region, mem);
-            queued = true;
+        let threshold = config.tier2_threshold;
+        let wanted: Vec<u64> = {
+            let hottest = self.shared.cache.hottest(4);
+            let mut st = self.shared.state();
+            hottest
+                .into_iter()
+                .filter(|e| e.access_count >= threshold)
+                .filter_map(|e| {
+                    let heat = st.heat.entry(e.key).or_default();
+                    (!heat.tier2).then(|| {
+                        heat.tier2 = true;
+                        e.key
+                    })
+                })
+                .collect()
+        };
+        for &key in &wanted {
+            self.request(key, Tier::Region, mem);
         }
-        queued
+        !wanted.is_empty()
     }
 
     /// The blocks of a tier-2 region entered at `pc`: the block there and the blocks
     /// reachable from it by direct branches, jumps and fall-through that are hot
     /// themselves (already past the tier-1 threshold), breadth first.
     fn form_region(&self, pc: u64, mem: &GuestMemory) -> Vec<Vec<(u64, Insn)>> {
+        let hot_threshold = self.shared.config.hot_threshold;
         let mut blocks: Vec<Vec<(u64, Insn)>> = Vec::new();
         let mut queue = std::collections::VecDeque::from([pc]);
         let mut insns = 0usize;
@@ -904,9 +1234,11 @@ impl Jit {
             }
             let hot = at == pc
                 || self
+                    .shared
+                    .state()
                     .heat
                     .get(&at)
-                    .is_some_and(|h| h.translations > 0 || h.runs >= self.config.hot_threshold);
+                    .is_some_and(|h| h.translations > 0 || h.runs >= hot_threshold);
             if !hot {
                 continue;
             }
@@ -934,25 +1266,33 @@ impl Jit {
     }
 
     /// Drops translations of guest bytes in `[lo, hi)` (munmap, mprotect,
-    /// riscv_flush_icache).
+    /// riscv_flush_icache), for every thread.
     pub fn invalidate_range(&mut self, lo: u64, hi: u64) {
-        self.generation += 1;
-        self.stats.invalidations += 1;
-        self.stats.invalidated_entries += self.cache.invalidate_range(lo, hi) as u64;
+        let mut st = self.shared.state();
+        st.generation += 1;
+        st.stats.invalidations += 1;
+        st.stats.invalidated_entries += self.shared.cache.invalidate_range(lo, hi) as u64;
     }
 
-    /// Drops every translation (fence.i).
+    /// Drops every translation (fence.i), for every thread.
     pub fn flush(&mut self) {
-        self.generation += 1;
-        self.stats.invalidations += 1;
-        self.cache.flush();
+        let mut st = self.shared.state();
+        st.generation += 1;
+        st.stats.invalidations += 1;
+        self.shared.cache.flush();
+    }
+
+    /// The invalidation generation (for tests).
+    #[cfg(test)]
+    fn generation(&self) -> u64 {
+        self.shared.state().generation
     }
 
     /// A report for `--stats`: the JIT's counters, the cache's, and the hottest
     /// entries with the disassembly of their first instruction.
     pub fn report(&mut self, mem: &GuestMemory) -> JitReport {
         self.exec.flush_hits();
-        let cache = self.cache.stats();
+        let cache = self.shared.cache.stats();
         let hottest = cache
             .hottest
             .iter()
@@ -970,7 +1310,7 @@ impl Jit {
             })
             .collect();
         JitReport {
-            jit: self.stats.clone(),
+            jit: self.stats(),
             cache,
             hottest,
         }
@@ -993,7 +1333,7 @@ mod tests {
     const LOOP: [u32; 2] = [0x0015_0513, 0xffdf_f06f];
 
     fn setup(config: JitConfig) -> (Jit, GuestMemory, Interpreter, Cpu) {
-        let mut mem = GuestMemory::new().expect("guest memory");
+        let mem = GuestMemory::new().expect("guest memory");
         mem.map(CODE, 0x1000, PERM_R | PERM_X).expect("map code");
         let bytes: Vec<u8> = LOOP.iter().flat_map(|w| w.to_le_bytes()).collect();
         mem.write_bytes_privileged(CODE, &bytes)
@@ -1013,8 +1353,8 @@ mod tests {
 
     #[test]
     fn a_hot_loop_is_translated_and_runs_with_exact_instret() {
-        let (mut jit, mut mem, mut interp, mut cpu) = setup(on_guest_thread());
-        let exit = jit.run(&mut cpu, &mut mem, &mut interp, 100_000);
+        let (mut jit, mem, mut interp, mut cpu) = setup(on_guest_thread());
+        let exit = jit.run(&mut cpu, &mem, &mut interp, 100_000);
         assert_eq!(exit, Exit::Budget);
         assert_eq!(jit.stats().tier1_translations, 1);
         assert!(jit.stats().entries > 0);
@@ -1025,8 +1365,8 @@ mod tests {
 
     #[test]
     fn invalidating_the_guest_range_drops_the_translated_entry() {
-        let (mut jit, mut mem, mut interp, mut cpu) = setup(on_guest_thread());
-        jit.run(&mut cpu, &mut mem, &mut interp, 10_000);
+        let (mut jit, mem, mut interp, mut cpu) = setup(on_guest_thread());
+        jit.run(&mut cpu, &mem, &mut interp, 10_000);
         let before = jit.cache().stats();
         assert_eq!(before.entries, 1);
         assert!(jit.cache().contains(CODE));
@@ -1041,7 +1381,7 @@ mod tests {
         assert_eq!(jit.stats().invalidated_entries, 1);
         // Still correct afterwards: the loop is interpreted, then translated again.
         let x = cpu.x[10];
-        jit.run(&mut cpu, &mut mem, &mut interp, 10_000);
+        jit.run(&mut cpu, &mem, &mut interp, 10_000);
         assert!(cpu.x[10] > x);
         assert_eq!(cpu.instret, 2 * cpu.x[10]);
         assert_eq!(jit.stats().tier1_translations, 2);
@@ -1049,17 +1389,18 @@ mod tests {
 
     #[test]
     fn flush_drops_every_entry_and_background_results_decoded_before_it() {
-        let (mut jit, mut mem, mut interp, mut cpu) = setup(on_guest_thread());
-        jit.run(&mut cpu, &mut mem, &mut interp, 10_000);
+        let (mut jit, mem, mut interp, mut cpu) = setup(on_guest_thread());
+        jit.run(&mut cpu, &mem, &mut interp, 10_000);
         assert_eq!(jit.cache().len(), 1);
         jit.flush();
         assert_eq!(jit.cache().len(), 0);
         // A result decoded before an invalidation is never published.
-        let stale = jit.translators.compile(Job {
+        let generation = jit.generation() - 1;
+        let stale = jit.shared.state().translators.compile(Job {
             key: CODE,
             tier: Tier::Quick,
             blocks: vec![decode_block(CODE, &mem).expect("decodes")],
-            generation: jit.generation - 1,
+            generation,
         });
         assert!(!jit.publish(stale));
         assert_eq!(jit.stats().stale_results, 1);
@@ -1070,11 +1411,8 @@ mod tests {
     fn a_cache_too_small_for_any_block_leaves_the_loop_interpreted() {
         let mut config = on_guest_thread();
         config.cache.max_memory_bytes = 64;
-        let (mut jit, mut mem, mut interp, mut cpu) = setup(config);
-        assert_eq!(
-            jit.run(&mut cpu, &mut mem, &mut interp, 10_000),
-            Exit::Budget
-        );
+        let (mut jit, mem, mut interp, mut cpu) = setup(config);
+        assert_eq!(jit.run(&mut cpu, &mem, &mut interp, 10_000), Exit::Budget);
         assert_eq!(jit.stats().tier1_translations, 0);
         assert_eq!(jit.stats().insert_failures, 1);
         assert_eq!(cpu.instret, 2 * cpu.x[10]);
@@ -1096,7 +1434,7 @@ mod tests {
         // other, so they take the same interpreter jump-cache entry (where a block's
         // mark is found) over in turn.
         let b = CODE + 2 * rv64::JUMP_CACHE_ENTRIES as u64;
-        let mut mem = GuestMemory::new().expect("guest memory");
+        let mem = GuestMemory::new().expect("guest memory");
         mem.map(CODE, b + 0x1000 - CODE, PERM_R | PERM_X)
             .expect("map code");
         let a_code = [0x0015_0513, jump((b - CODE - 4) as i32)]; // addi a0,a0,1
@@ -1115,7 +1453,7 @@ mod tests {
         };
         let mut jit = Jit::new(config).expect("jit");
         let mut interp = Interpreter::new();
-        assert_eq!(jit.run(&mut cpu, &mut mem, &mut interp, 4000), Exit::Budget);
+        assert_eq!(jit.run(&mut cpu, &mem, &mut interp, 4000), Exit::Budget);
         assert_eq!(jit.stats().tier1_translations, 2);
         // About ten interpreted runs each before their translation (never, when the
         // two reset each other's count, as a separate direct-mapped counter table
@@ -1132,16 +1470,16 @@ mod tests {
             compile_threads: 0,
             ..JitConfig::default()
         };
-        let (mut jit, mut mem, mut interp, mut cpu) = setup(config);
+        let (mut jit, mem, mut interp, mut cpu) = setup(config);
         // 3 interpreted runs, the 4th is translated; the loop is one block that jumps
         // to itself, so baseline code chains to itself through the jump cache and
         // leaves for tier 1 after 36 runs of its own.
-        assert_eq!(jit.run(&mut cpu, &mut mem, &mut interp, 60), Exit::Budget);
+        assert_eq!(jit.run(&mut cpu, &mem, &mut interp, 60), Exit::Budget);
         assert_eq!(jit.stats().baseline_translations, 1);
         assert_eq!(jit.stats().tier1_translations, 0);
         assert_eq!(jit.stats().interpreted_blocks, 3);
         assert_eq!(cpu.instret, 2 * cpu.x[10]);
-        assert_eq!(jit.run(&mut cpu, &mut mem, &mut interp, 100), Exit::Budget);
+        assert_eq!(jit.run(&mut cpu, &mem, &mut interp, 100), Exit::Budget);
         assert_eq!(jit.stats().tier1_translations, 1, "tier 1 after 40 runs");
         assert_eq!(jit.stats().interpreted_blocks, 3);
         assert_eq!(cpu.instret, 2 * cpu.x[10]);
@@ -1157,12 +1495,12 @@ mod tests {
             compile_threads: 0,
             ..JitConfig::default()
         };
-        let (mut jit, mut mem, mut interp, mut cpu) = setup(config);
-        jit.run(&mut cpu, &mut mem, &mut interp, 60);
+        let (mut jit, mem, mut interp, mut cpu) = setup(config);
+        jit.run(&mut cpu, &mem, &mut interp, 60);
         assert_eq!(jit.stats().baseline_translations, 1);
         jit.invalidate_range(CODE, CODE + 8);
         let before = jit.stats().interpreted_blocks;
-        jit.run(&mut cpu, &mut mem, &mut interp, 200);
+        jit.run(&mut cpu, &mem, &mut interp, 200);
         assert_eq!(jit.stats().baseline_translations, 1, "no second baseline");
         assert_eq!(jit.stats().tier1_translations, 1);
         // Threshold 10, doubled for the one earlier translation.
@@ -1178,8 +1516,8 @@ mod tests {
             compile_threads: 0,
             ..JitConfig::default()
         };
-        let (mut jit, mut mem, mut interp, mut cpu) = setup(config);
-        assert_eq!(jit.run(&mut cpu, &mut mem, &mut interp, 200), Exit::Budget);
+        let (mut jit, mem, mut interp, mut cpu) = setup(config);
+        assert_eq!(jit.run(&mut cpu, &mem, &mut interp, 200), Exit::Budget);
         assert_eq!(jit.stats().baseline_translations, 0);
         assert_eq!(jit.stats().tier1_translations, 1);
         assert_eq!(jit.stats().interpreted_blocks, 39);
@@ -1193,15 +1531,15 @@ mod tests {
             compile_threads: 2,
             ..JitConfig::default()
         };
-        let (mut jit, mut mem, mut interp, mut cpu) = setup(config);
+        let (mut jit, mem, mut interp, mut cpu) = setup(config);
         let mut rounds = 0;
         while jit.stats().tier1_translations == 0 {
-            jit.run(&mut cpu, &mut mem, &mut interp, 1000);
+            jit.run(&mut cpu, &mem, &mut interp, 1000);
             std::thread::yield_now();
             rounds += 1;
             assert!(rounds < 10_000_000, "never published");
         }
-        jit.run(&mut cpu, &mut mem, &mut interp, 10_000);
+        jit.run(&mut cpu, &mem, &mut interp, 10_000);
         assert!(jit.stats().entries > 0);
         assert_eq!(cpu.instret, 2 * cpu.x[10]);
     }

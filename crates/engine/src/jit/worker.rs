@@ -158,7 +158,9 @@ impl Shared {
 #[derive(Debug)]
 pub struct Pool {
     shared: Arc<Shared>,
-    done: Receiver<Done>,
+    /// Results, for whichever guest thread polls (behind a lock: a `Receiver` has one
+    /// consumer at a time).
+    done: Mutex<Receiver<Done>>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -194,7 +196,7 @@ impl Pool {
         }
         Ok(Pool {
             shared,
-            done: done_rx,
+            done: Mutex::new(done_rx),
             threads,
         })
     }
@@ -236,7 +238,11 @@ impl Pool {
         if self.shared.sent.load(Ordering::Acquire) == received {
             return None;
         }
-        self.done.try_recv().ok()
+        self.done
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .try_recv()
+            .ok()
     }
 }
 

@@ -79,9 +79,10 @@ impl Syscalls {
         let (host_dir, base): (Option<Arc<HostFd>>, Option<Vec<u8>>) = if absolute {
             (None, Some(Vec::new()))
         } else if dirfd == AT_FDCWD {
-            (None, self.cwd_virt.clone())
+            (None, self.proc.cwd_virt().clone())
         } else {
-            let slot = self.fds.get(dirfd)?;
+            let fds = self.proc.fds();
+            let slot = fds.get(dirfd)?;
             let base = match &slot.kind {
                 Kind::ProcDir(p) => Some(p.to_vec()),
                 Kind::FdDir { info, .. } => Some(
@@ -132,7 +133,7 @@ impl Syscalls {
                 })
             }
             ProcPath::NoSuchFd => Err(e(libc::ENOENT)),
-            ProcPath::Exe => host_abs(self.exe_path.clone()),
+            ProcPath::Exe => host_abs(self.proc.exe_path.clone()),
             ProcPath::Host { path, .. }
             | ProcPath::FdDir { path, .. }
             | ProcPath::Synthetic { path, .. }
@@ -141,12 +142,12 @@ impl Syscalls {
     }
 
     fn classify(&self, abs: &[u8]) -> ProcPath {
-        let pid = self.pid;
+        let pid = self.proc.pid;
         let is_own_thread = |t: &[u8]| {
             let p = [b"/proc/self/task/", t].concat();
             std::str::from_utf8(&p).is_ok_and(|p| std::path::Path::new(p).exists())
         };
-        let fds = &self.fds;
+        let fds = self.proc.fds();
         let host_fd = |g: i32| fds.host(g).ok().map(|h| h.raw());
         procfs::classify(
             abs,
@@ -162,10 +163,10 @@ impl Syscalls {
     /// resolved.
     pub(super) fn with_path(
         &self,
-        mem: &mut GuestMemory,
+        mem: &GuestMemory,
         dirfd: i32,
         addr: u64,
-        f: impl FnOnce(i32, &CStr, &mut GuestMemory) -> i64,
+        f: impl FnOnce(i32, &CStr, &GuestMemory) -> i64,
     ) -> i64 {
         match self.resolve(mem, dirfd, addr) {
             Ok(p) => f(p.dirfd, &p.path, mem),
@@ -216,7 +217,7 @@ impl Syscalls {
                 if fd < 0 {
                     return fd;
                 }
-                return self.fds.insert(fd as i32, cloexec, 0, Kind::Plain);
+                return self.proc.fds().insert(fd as i32, cloexec, 0, Kind::Plain);
             }
             ProcPath::FdDir { info, .. } => Kind::FdDir {
                 info: *info,
@@ -234,14 +235,14 @@ impl Syscalls {
         if let Err(r) = crate::sandbox::check_opened(fd as i32) {
             return r;
         }
-        self.fds.insert(fd as i32, cloexec, 0, kind)
+        self.proc.fds().insert(fd as i32, cloexec, 0, kind)
     }
 
     /// The contents of a synthesised `/proc/self` file.
     fn synthesize(&self, what: Synthetic, mem: &GuestMemory) -> Vec<u8> {
         match what {
-            Synthetic::Cmdline => self.cmdline.clone(),
-            Synthetic::Environ => self.environ.clone(),
+            Synthetic::Cmdline => self.proc.cmdline.clone(),
+            Synthetic::Environ => self.proc.environ.clone(),
             Synthetic::Maps => self.maps(mem),
         }
     }
@@ -251,14 +252,18 @@ impl Syscalls {
     fn maps(&self, mem: &GuestMemory) -> Vec<u8> {
         use std::io::Write;
         let stack_lo = layout::STACK_TOP - layout::STACK_SIZE;
-        let exe = String::from_utf8_lossy(&self.exe_path).into_owned();
+        let exe = String::from_utf8_lossy(&self.proc.exe_path).into_owned();
+        let (brk_start, brk_cur) = {
+            let mm = self.proc.mm();
+            (mm.brk_start, mm.brk_cur)
+        };
         let mut out = Vec::new();
         for (lo, hi, perm) in mem.mapped_runs() {
             let name = if lo >= stack_lo && hi <= layout::STACK_TOP {
                 "[stack]"
-            } else if lo >= self.brk_start && hi <= self.brk_cur.next_multiple_of(4096) {
+            } else if lo >= brk_start && hi <= brk_cur.next_multiple_of(4096) {
                 "[heap]"
-            } else if hi <= self.brk_start {
+            } else if hi <= brk_start {
                 exe.as_str()
             } else {
                 ""
@@ -301,7 +306,7 @@ impl Syscalls {
         };
         let r = host::chdir(&p.path);
         if r == 0 {
-            self.cwd_virt = match &p.proc {
+            *self.proc.cwd_virt() = match &p.proc {
                 ProcPath::Plain => p.virt,
                 ProcPath::Host { dir, .. } => Some(dir.clone()),
                 ProcPath::FdDir { info, .. } => Some(fd_dir_path(*info)),
@@ -313,7 +318,8 @@ impl Syscalls {
 
     /// `fchdir(fd)`.
     pub(super) fn fchdir(&mut self, fd: i32) -> i64 {
-        let (h, virt) = match self.fds.get(fd) {
+        let slot = self.proc.fds().get(fd).cloned();
+        let (h, virt) = match slot.as_ref() {
             Ok(s) => (
                 s.host.clone(),
                 match &s.kind {
@@ -322,11 +328,11 @@ impl Syscalls {
                     Kind::Plain => None,
                 },
             ),
-            Err(r) => return r,
+            Err(r) => return *r,
         };
         let r = host::int_call(libc::SYS_fchdir, [h.raw() as u64, 0, 0, 0, 0, 0]);
         if r == 0 {
-            self.cwd_virt = virt;
+            *self.proc.cwd_virt() = virt;
         }
         r
     }
@@ -337,7 +343,7 @@ impl Syscalls {
         path: u64,
         times: u64,
         flags: i32,
-        mem: &mut GuestMemory,
+        mem: &GuestMemory,
     ) -> i64 {
         let t = if times == 0 {
             None
@@ -353,7 +359,8 @@ impl Syscalls {
         };
         if path == 0 {
             // The descriptor itself is the file.
-            return match self.fds.host(fd) {
+            let h = self.proc.fds().host(fd);
+            return match h {
                 Ok(h) => host::utimensat(h.raw(), None, t, flags),
                 Err(r) => r,
             };
@@ -369,7 +376,7 @@ impl Syscalls {
         path: u64,
         buf: u64,
         size: u64,
-        mem: &mut GuestMemory,
+        mem: &GuestMemory,
     ) -> i64 {
         // `bufsiz` is an `int` in Linux: only the low 32 bits count.
         let size = size as i32;
@@ -382,8 +389,9 @@ impl Syscalls {
             Err(r) => return r,
         };
         if p.proc == ProcPath::Exe {
-            let n = self.exe_path.len().min(size as usize);
-            return match mem.write_bytes(buf, &self.exe_path[..n]) {
+            let exe = &self.proc.exe_path;
+            let n = exe.len().min(size as usize);
+            return match mem.write_bytes(buf, &exe[..n]) {
                 Ok(()) => n as i64,
                 Err(_) => EFAULT,
             };
@@ -401,10 +409,11 @@ impl Syscalls {
         fd: i32,
         buf: u64,
         len: u64,
-        mem: &mut GuestMemory,
+        mem: &GuestMemory,
     ) -> i64 {
-        let numbers = self.fds.numbers();
-        let Ok(slot) = self.fds.get_mut(fd) else {
+        let mut fds = self.proc.fds();
+        let numbers = fds.numbers();
+        let Ok(slot) = fds.get_mut(fd) else {
             return super::fdtable::EBADF;
         };
         let Kind::FdDir { info, pos } = &mut slot.kind else {

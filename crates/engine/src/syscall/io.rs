@@ -9,7 +9,9 @@
 use rv64::Memory;
 
 use super::abi::{open_flags_to_guest, open_flags_to_host, read_timespec, timespec};
-use super::fdtable::Kind;
+use std::sync::Arc;
+
+use super::fdtable::{HostFd, Kind};
 use super::{EFAULT, EINVAL, Syscalls, e};
 use crate::host;
 use crate::memory::{GuestMemory, PERM_R, PERM_W};
@@ -32,9 +34,10 @@ impl Syscalls {
     /// read, write, pread64, pwrite64. The whole buffer must be accessible (EFAULT
     /// otherwise), as qemu-user checks it; the guest's view of a partially mapped
     /// buffer is then the same under both.
-    pub(super) fn read_write(&self, n: u64, a: [u64; 6], mem: &mut GuestMemory) -> i64 {
+    pub(super) fn read_write(&self, n: u64, a: [u64; 6], mem: &GuestMemory) -> i64 {
         use super::nr;
-        let h = match self.fds.host(a[0] as i32) {
+        let h = self.proc.fds().host(a[0] as i32);
+        let h = match h {
             Ok(h) => h,
             Err(r) => return r,
         };
@@ -60,9 +63,10 @@ impl Syscalls {
         iov: u64,
         cnt: u64,
         off: Option<i64>,
-        mem: &mut GuestMemory,
+        mem: &GuestMemory,
     ) -> i64 {
-        match self.fds.host(fd) {
+        let h = self.proc.fds().host(fd);
+        match h {
             Ok(h) => rw_vec(write, h.raw(), iov, cnt, off, mem),
             Err(r) => r,
         }
@@ -71,7 +75,8 @@ impl Syscalls {
     /// A call whose only descriptor argument is `a[0]` and whose other arguments are
     /// plain integers (ftruncate, fsync, fchmod, flock...).
     pub(super) fn fd_int_call(&self, nr: libc::c_long, a: [u64; 6]) -> i64 {
-        match self.fds.host(a[0] as i32) {
+        let h = self.proc.fds().host(a[0] as i32);
+        match h {
             Ok(h) => {
                 let mut a = a;
                 a[0] = h.raw() as u64;
@@ -81,17 +86,18 @@ impl Syscalls {
         }
     }
 
-    /// `fstat`, `fstatfs` and the like: the host descriptor of `fd`.
-    pub(super) fn host_fd(&self, fd: i32) -> Result<i32, i64> {
-        self.fds.host(fd).map(|h| h.raw())
+    /// `fstat`, `fstatfs` and the like: the host descriptor of `fd` (the reference
+    /// keeps it open while the call uses it, whatever other threads do).
+    pub(super) fn host_fd(&self, fd: i32) -> Result<Arc<HostFd>, i64> {
+        self.proc.fds().host(fd)
     }
 
     pub(super) fn close(&mut self, fd: i32) -> i64 {
-        self.fds.close(fd)
+        self.proc.fds().close(fd)
     }
 
     pub(super) fn dup(&mut self, fd: i32) -> i64 {
-        self.fds.dup(fd, 0, false)
+        self.proc.fds().dup(fd, 0, false)
     }
 
     pub(super) fn dup3(&mut self, old: i32, new: i32, flags: u64) -> i64 {
@@ -99,16 +105,17 @@ impl Syscalls {
         if flags & !O_CLOEXEC != 0 {
             return EINVAL;
         }
-        self.fds.dup3(old, new, flags & O_CLOEXEC != 0)
+        self.proc.fds().dup3(old, new, flags & O_CLOEXEC != 0)
     }
 
     pub(super) fn close_range(&mut self, first: u64, last: u64, flags: u64) -> i64 {
         // Linux takes unsigned ints.
-        self.fds
+        self.proc
+            .fds()
             .close_range(u64::from(first as u32), u64::from(last as u32), flags)
     }
 
-    pub(super) fn pipe2(&mut self, addr: u64, flags: u64, mem: &mut GuestMemory) -> i64 {
+    pub(super) fn pipe2(&mut self, addr: u64, flags: u64, mem: &GuestMemory) -> i64 {
         if flags & !PIPE2_FLAGS != 0 {
             return EINVAL;
         }
@@ -122,14 +129,15 @@ impl Syscalls {
             Err(r) => return r,
         };
         let cloexec = flags & O_CLOEXEC != 0;
-        let r = self.fds.insert(r0, cloexec, 0, Kind::Plain);
+        let mut fds = self.proc.fds();
+        let r = fds.insert(r0, cloexec, 0, Kind::Plain);
         if r < 0 {
             host::close(w0);
             return r;
         }
-        let w = self.fds.insert(w0, cloexec, 0, Kind::Plain);
+        let w = fds.insert(w0, cloexec, 0, Kind::Plain);
         if w < 0 {
-            self.fds.close(r as i32);
+            fds.close(r as i32);
             return w;
         }
         let mut b = [0u8; 8];
@@ -138,14 +146,15 @@ impl Syscalls {
         if mem.write_bytes(addr, &b).is_ok() {
             0
         } else {
-            self.fds.close(r as i32);
-            self.fds.close(w as i32);
+            fds.close(r as i32);
+            fds.close(w as i32);
             EFAULT
         }
     }
 
     pub(super) fn lseek(&mut self, fd: i32, off: u64, whence: u64) -> i64 {
-        let slot = match self.fds.get_mut(fd) {
+        let mut fds = self.proc.fds();
+        let slot = match fds.get_mut(fd) {
             Ok(s) => s,
             Err(r) => return r,
         };
@@ -160,39 +169,41 @@ impl Syscalls {
                 _ => EINVAL,
             };
         }
-        let h = slot.host.raw();
-        host::int_call(libc::SYS_lseek, [h as u64, off, whence, 0, 0, 0])
+        let h = slot.host.clone();
+        drop(fds);
+        host::int_call(libc::SYS_lseek, [h.raw() as u64, off, whence, 0, 0, 0])
     }
 
-    pub(super) fn getdents64(&mut self, fd: i32, buf: u64, len: u64, mem: &mut GuestMemory) -> i64 {
-        let h = match self.fds.get(fd) {
-            Ok(s) if matches!(s.kind, Kind::FdDir { .. }) => {
-                return self.getdents_fd_dir(fd, buf, len, mem);
-            }
-            Ok(s) => s.host.raw(),
+    pub(super) fn getdents64(&mut self, fd: i32, buf: u64, len: u64, mem: &GuestMemory) -> i64 {
+        let h = match self.proc.fds().get(fd) {
+            Ok(s) if matches!(s.kind, Kind::FdDir { .. }) => None,
+            Ok(s) => Some(s.host.clone()),
             Err(r) => return r,
         };
+        let Some(h) = h else {
+            return self.getdents_fd_dir(fd, buf, len, mem);
+        };
         match mem.host_range(buf, len, PERM_W) {
-            Ok(b) => host::getdents64(h, b),
+            Ok(b) => host::getdents64(h.raw(), b),
             Err(_) => EFAULT,
         }
     }
 
-    pub(super) fn fcntl(&mut self, fd: i32, cmd: i32, arg: u64, mem: &mut GuestMemory) -> i64 {
+    pub(super) fn fcntl(&mut self, fd: i32, cmd: i32, arg: u64, mem: &GuestMemory) -> i64 {
         // The command numbers are asm-generic's, which x86-64 shares.
         match cmd {
             F_DUPFD | F_DUPFD_CLOEXEC => {
                 let min = i32::try_from(arg as i64).unwrap_or(i32::MAX);
-                return self.fds.dup(fd, min, cmd == F_DUPFD_CLOEXEC);
+                return self.proc.fds().dup(fd, min, cmd == F_DUPFD_CLOEXEC);
             }
             F_GETFD => {
-                return match self.fds.get(fd) {
+                return match self.proc.fds().get(fd) {
                     Ok(s) => i64::from(s.cloexec),
                     Err(r) => r,
                 };
             }
             F_SETFD => {
-                return match self.fds.get_mut(fd) {
+                return match self.proc.fds().get_mut(fd) {
                     Ok(s) => {
                         s.cloexec = arg & 1 != 0;
                         0
@@ -202,10 +213,11 @@ impl Syscalls {
             }
             _ => {}
         }
-        let fd = match self.host_fd(fd) {
+        let h = match self.host_fd(fd) {
             Ok(h) => h,
             Err(r) => return r,
         };
+        let fd = h.raw();
         match cmd {
             libc::F_GETFL => {
                 let r = host::fcntl_int(fd, cmd, 0);
@@ -228,11 +240,11 @@ impl Syscalls {
         }
     }
 
-    pub(super) fn ioctl(&mut self, fd: i32, req: u64, arg: u64, mem: &mut GuestMemory) -> i64 {
+    pub(super) fn ioctl(&mut self, fd: i32, req: u64, arg: u64, mem: &GuestMemory) -> i64 {
         // Only the low 32 bits are the request (an `unsigned int` in the kernel).
         let req = u64::from(req as u32);
         if req == FIOCLEX || req == FIONCLEX {
-            return match self.fds.get_mut(fd) {
+            return match self.proc.fds().get_mut(fd) {
                 Ok(s) => {
                     s.cloexec = req == FIOCLEX;
                     0
@@ -240,10 +252,11 @@ impl Syscalls {
                 Err(r) => r,
             };
         }
-        let fd = match self.host_fd(fd) {
+        let h = match self.host_fd(fd) {
             Ok(h) => h,
             Err(r) => return r,
         };
+        let fd = h.raw();
         let Some(size) = host::ioctl_out_size(req) else {
             return e(libc::ENOTTY);
         };
@@ -257,9 +270,9 @@ impl Syscalls {
     /// (one that is not open gets POLLNVAL, as in Linux; a negative one is ignored),
     /// and the results copied back. The signal mask argument is ignored: vmjit delivers
     /// no signals, so there is nothing for it to unblock during the wait.
-    pub(super) fn ppoll(&self, fds: u64, nfds: u64, tmo: u64, mem: &mut GuestMemory) -> i64 {
+    pub(super) fn ppoll(&self, fds: u64, nfds: u64, tmo: u64, mem: &GuestMemory) -> i64 {
         const POLLNVAL: u16 = 0x20;
-        if nfds > self.fds.limits().0.max(1 << 16) {
+        if nfds > self.proc.fds().limits().0.max(1 << 16) {
             return EINVAL;
         }
         let mut timeout = None;
@@ -277,20 +290,26 @@ impl Syscalls {
             return EFAULT;
         }
         let mut keep = Vec::with_capacity(nfds as usize);
+        // Entries that get POLLNVAL: decided once, as the guest's table was then.
+        let mut nval = Vec::with_capacity(nfds as usize);
         let mut invalid = 0i64;
+        let table = self.proc.fds();
         for entry in raw.chunks_exact_mut(8) {
             let g = i32::from_le_bytes([entry[0], entry[1], entry[2], entry[3]]);
             let h = if g < 0 {
+                nval.push(false);
                 -1
             } else {
-                match self.fds.host(g) {
+                match table.host(g) {
                     Ok(h) => {
                         let raw = h.raw();
                         keep.push(h);
+                        nval.push(false);
                         raw
                     }
                     Err(_) => {
                         invalid += 1;
+                        nval.push(true);
                         -1
                     }
                 }
@@ -298,6 +317,7 @@ impl Syscalls {
             entry[..4].copy_from_slice(&h.to_le_bytes());
             entry[6..8].copy_from_slice(&0u16.to_le_bytes());
         }
+        drop(table);
         if invalid > 0 {
             // Linux returns at once when an entry is invalid.
             timeout = Some((0, 0));
@@ -308,10 +328,9 @@ impl Syscalls {
             // open.
             let mut src = vec![0u8; len as usize];
             let _ = mem.read_bytes(fds, &mut src);
-            for (out, orig) in raw.chunks_exact_mut(8).zip(src.chunks_exact(8)) {
-                let g = i32::from_le_bytes([orig[0], orig[1], orig[2], orig[3]]);
+            for (k, (out, orig)) in raw.chunks_exact_mut(8).zip(src.chunks_exact(8)).enumerate() {
                 out[..4].copy_from_slice(&orig[..4]);
-                if g >= 0 && self.fds.host(g).is_err() {
+                if nval[k] {
                     out[6..8].copy_from_slice(&POLLNVAL.to_le_bytes());
                 }
             }
@@ -336,14 +355,7 @@ impl Syscalls {
 /// readv/writev/preadv/pwritev on host descriptor `fd`. As qemu-user does, a bad first
 /// buffer is EFAULT, while a bad later one ends the transfer there (a short count, as
 /// Linux gives when it faults part way through).
-fn rw_vec(
-    write: bool,
-    fd: i32,
-    iov: u64,
-    cnt: u64,
-    off: Option<i64>,
-    mem: &mut GuestMemory,
-) -> i64 {
+fn rw_vec(write: bool, fd: i32, iov: u64, cnt: u64, off: Option<i64>, mem: &GuestMemory) -> i64 {
     if cnt > 1024 {
         return EINVAL;
     }

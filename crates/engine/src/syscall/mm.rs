@@ -10,7 +10,7 @@
 
 use rv64::Memory;
 
-use super::{EFAULT, EINVAL, ENOMEM, PROT_VALID, Syscalls, e};
+use super::{EFAULT, EINVAL, ENOMEM, MmState, PROT_VALID, Syscalls, e};
 use crate::host;
 use crate::layout;
 use crate::memory::{
@@ -21,7 +21,7 @@ use crate::memory::{
 /// Any of PROT_READ, PROT_WRITE, PROT_EXEC.
 const PROT_ACCESS: u64 = 7;
 
-impl Syscalls {
+impl MmState {
     /// True when the guest's accessible memory, less `freed` bytes and plus `need`,
     /// stays within the bound.
     fn fits(&self, mem: &GuestMemory, freed: u64, need: u64) -> bool {
@@ -29,34 +29,6 @@ impl Syscalls {
             .saturating_sub(freed)
             .saturating_add(need)
             <= self.mem_limit
-    }
-
-    pub(super) fn sys_brk(&mut self, want: u64, mem: &mut GuestMemory) -> i64 {
-        if want < self.brk_start {
-            return self.brk_cur as i64;
-        }
-        let (Some(new_top), Some(old_top)) = (page_ceil(want), page_ceil(self.brk_cur)) else {
-            return self.brk_cur as i64;
-        };
-        if new_top > layout::MMAP_TOP {
-            return self.brk_cur as i64;
-        }
-        if new_top > old_top {
-            if !mem.is_free(old_top, new_top - old_top) || !self.fits(mem, 0, new_top - old_top) {
-                return self.brk_cur as i64;
-            }
-            if mem
-                .map(old_top, new_top - old_top, PERM_R | PERM_W)
-                .is_err()
-            {
-                return self.brk_cur as i64;
-            }
-        } else if new_top < old_top {
-            self.invalidate(mem, new_top, old_top - new_top);
-            let _ = mem.unmap(new_top, old_top - new_top);
-        }
-        self.brk_cur = want;
-        want as i64
     }
 
     pub(super) fn place(&mut self, len: u64, hint: u64, mem: &GuestMemory) -> Option<u64> {
@@ -84,8 +56,42 @@ impl Syscalls {
         self.mmap_cursor = self.mmap_cursor.min(at);
         Some(at)
     }
+}
 
-    pub(super) fn mmap(&mut self, a: [u64; 6], mem: &mut GuestMemory) -> i64 {
+impl Syscalls {
+    pub(super) fn sys_brk(&mut self, want: u64, mem: &GuestMemory) -> i64 {
+        let (proc, thread) = (&self.proc, &mut self.thread);
+        let mut mm = proc.mm();
+        if want < mm.brk_start {
+            return mm.brk_cur as i64;
+        }
+        let (Some(new_top), Some(old_top)) = (page_ceil(want), page_ceil(mm.brk_cur)) else {
+            return mm.brk_cur as i64;
+        };
+        if new_top > layout::MMAP_TOP {
+            return mm.brk_cur as i64;
+        }
+        if new_top > old_top {
+            if !mem.is_free(old_top, new_top - old_top) || !mm.fits(mem, 0, new_top - old_top) {
+                return mm.brk_cur as i64;
+            }
+            if mem
+                .map(old_top, new_top - old_top, PERM_R | PERM_W)
+                .is_err()
+            {
+                return mm.brk_cur as i64;
+            }
+        } else if new_top < old_top {
+            thread.invalidate(mem, new_top, old_top - new_top);
+            let _ = mem.unmap(new_top, old_top - new_top);
+        }
+        mm.brk_cur = want;
+        want as i64
+    }
+
+    pub(super) fn mmap(&mut self, a: [u64; 6], mem: &GuestMemory) -> i64 {
+        let (proc, thread) = (&self.proc, &mut self.thread);
+        let mut mm = proc.mm();
         const MAP_SHARED: u64 = 1;
         const MAP_PRIVATE: u64 = 2;
         const MAP_SHARED_VALIDATE: u64 = 3;
@@ -116,7 +122,7 @@ impl Syscalls {
         let host = if anon {
             None
         } else {
-            match self.fds.host(fd as i32) {
+            match proc.fds().host(fd as i32) {
                 Ok(h) => Some(h),
                 Err(r) => return r,
             }
@@ -156,7 +162,7 @@ impl Syscalls {
         } else {
             0
         };
-        if !self.fits(mem, freed, need) {
+        if !mm.fits(mem, freed, need) {
             return ENOMEM;
         }
         let at = if fixed {
@@ -172,13 +178,13 @@ impl Syscalls {
             if flags & MAP_FIXED_NOREPLACE != 0 && !mem.is_free(addr, len) {
                 return e(libc::EEXIST);
             }
-            self.invalidate(mem, addr, len);
+            thread.invalidate(mem, addr, len);
             if mem.unmap(addr, len).is_err() {
                 return EINVAL;
             }
             addr
         } else {
-            match self.place(len, addr, mem) {
+            match mm.place(len, addr, mem) {
                 Some(at) => at,
                 None => return ENOMEM,
             }
@@ -210,7 +216,10 @@ impl Syscalls {
         at as i64
     }
 
-    pub(super) fn munmap(&mut self, addr: u64, len: u64, mem: &mut GuestMemory) -> i64 {
+    pub(super) fn munmap(&mut self, addr: u64, len: u64, mem: &GuestMemory) -> i64 {
+        let (proc, thread) = (&self.proc, &mut self.thread);
+        // Held for the call: placement and MAP_FIXED see a stable address space.
+        let _mm = proc.mm();
         if !addr.is_multiple_of(PAGE_SIZE) || len == 0 {
             return EINVAL;
         }
@@ -225,20 +234,16 @@ impl Syscalls {
         if len == 0 {
             return 0;
         }
-        self.invalidate(mem, addr, len);
+        thread.invalidate(mem, addr, len);
         if mem.unmap(addr, len).is_err() {
             return EINVAL;
         }
         0
     }
 
-    pub(super) fn mprotect(
-        &mut self,
-        addr: u64,
-        len: u64,
-        prot: u64,
-        mem: &mut GuestMemory,
-    ) -> i64 {
+    pub(super) fn mprotect(&mut self, addr: u64, len: u64, prot: u64, mem: &GuestMemory) -> i64 {
+        let (proc, thread) = (&self.proc, &mut self.thread);
+        let mm = proc.mm();
         if !addr.is_multiple_of(PAGE_SIZE) || prot & !PROT_VALID != 0 {
             return EINVAL;
         }
@@ -252,19 +257,21 @@ impl Syscalls {
             return ENOMEM;
         }
         let need = if prot & PROT_ACCESS != 0 { len } else { 0 };
-        if !self.fits(mem, mem.accessible_in(addr, len), need) {
+        if !mm.fits(mem, mem.accessible_in(addr, len), need) {
             return ENOMEM;
         }
         // Hook for the JIT: code translated from these pages may be stale (W^X
         // toggling is how JIT-ing guests publish new code).
-        self.invalidate(mem, addr, len);
+        thread.invalidate(mem, addr, len);
         if mem.protect(addr, len, perm_from_prot(prot)).is_err() {
             return ENOMEM;
         }
         0
     }
 
-    pub(super) fn mremap(&mut self, a: [u64; 6], mem: &mut GuestMemory) -> i64 {
+    pub(super) fn mremap(&mut self, a: [u64; 6], mem: &GuestMemory) -> i64 {
+        let (proc, thread) = (&self.proc, &mut self.thread);
+        let mut mm = proc.mm();
         const MREMAP_MAYMOVE: u64 = 1;
         const MREMAP_FIXED: u64 = 2;
         let [old, old_len, new_len, flags, new_addr, _] = a;
@@ -299,7 +306,7 @@ impl Syscalls {
                 // In place or moved: either way `new_len - old_len` more, at most.
                 (0, new_len - old_len)
             };
-            if !self.fits(mem, freed, need) {
+            if !mm.fits(mem, freed, need) {
                 return ENOMEM;
             }
         }
@@ -315,14 +322,14 @@ impl Syscalls {
             if new_addr < old + old_len && old < new_addr + new_len {
                 return EINVAL;
             }
-            self.invalidate(mem, new_addr, new_len);
+            thread.invalidate(mem, new_addr, new_len);
             if mem.unmap(new_addr, new_len).is_err() {
                 return EINVAL;
             }
             Some(new_addr)
         } else if new_len <= old_len {
             if new_len < old_len {
-                self.invalidate(mem, old + new_len, old_len - new_len);
+                thread.invalidate(mem, old + new_len, old_len - new_len);
                 let _ = mem.unmap(old + new_len, old_len - new_len);
             }
             return old as i64;
@@ -334,7 +341,7 @@ impl Syscalls {
             let _ = mem.map(old + old_len, new_len - old_len, perm);
             return old as i64;
         } else if flags & MREMAP_MAYMOVE != 0 {
-            self.place(new_len, 0, mem)
+            mm.place(new_len, 0, mem)
         } else {
             None
         };
@@ -344,18 +351,15 @@ impl Syscalls {
         }
         let _ = mem.move_pages(old, to, old_len.min(new_len));
         let _ = mem.protect(to, new_len, perm);
-        self.invalidate(mem, old, old_len);
+        thread.invalidate(mem, old, old_len);
         let _ = mem.unmap(old, old_len);
         to as i64
     }
 
-    pub(super) fn madvise(
-        &mut self,
-        addr: u64,
-        len: u64,
-        advice: u64,
-        mem: &mut GuestMemory,
-    ) -> i64 {
+    pub(super) fn madvise(&mut self, addr: u64, len: u64, advice: u64, mem: &GuestMemory) -> i64 {
+        let (proc, thread) = (&self.proc, &mut self.thread);
+        // Held for the call: placement and MAP_FIXED see a stable address space.
+        let _mm = proc.mm();
         const MADV_DONTNEED: u64 = 4;
         if !addr.is_multiple_of(PAGE_SIZE) {
             return EINVAL;
@@ -374,7 +378,7 @@ impl Syscalls {
         // mapped again anyway).
         if advice == MADV_DONTNEED {
             let len = len.min(GUEST_SPACE.saturating_sub(addr));
-            self.invalidate(mem, addr, len);
+            thread.invalidate(mem, addr, len);
             mem.discard(addr, len);
         }
         if !mem.is_mapped(addr, len) {
@@ -386,12 +390,12 @@ impl Syscalls {
     /// process_vm_readv/writev with the guest itself as the other process: a copy
     /// between its own iovecs (`a`: pid, local iov, count, remote iov, count, flags).
     /// Any other process is EPERM: vmjit shows the guest no other process's memory.
-    pub(super) fn process_vm(&mut self, write: bool, a: [u64; 6], mem: &mut GuestMemory) -> i64 {
+    pub(super) fn process_vm(&mut self, write: bool, a: [u64; 6], mem: &GuestMemory) -> i64 {
         let [pid, liov, lcnt, riov, rcnt, flags] = a;
         if flags != 0 {
             return EINVAL;
         }
-        if pid as i64 != self.pid {
+        if pid as i64 != self.proc.pid {
             return e(libc::EPERM);
         }
         if lcnt > 1024 || rcnt > 1024 {

@@ -25,6 +25,7 @@
 //! - An unknown call returns `-ENOSYS` and warns once per number on stderr.
 
 use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rv64::Cpu;
 
@@ -32,6 +33,7 @@ use crate::host;
 use crate::layout;
 use crate::memory::{GuestMemory, PERM_W};
 use crate::sysnames;
+use crate::threads::{ThreadGroup, ThreadHandle};
 
 mod abi;
 mod fdtable;
@@ -41,10 +43,12 @@ mod mm;
 pub mod nr;
 mod process;
 mod procfs;
+mod thread;
 
 use abi::timespec;
 pub use abi::{open_flags_to_guest, open_flags_to_host, stat_to_guest};
 use fdtable::FdTable;
+pub use thread::CloneRequest;
 
 /// The default bound on guest memory: half the host's RAM, at least 1 GiB, at most the
 /// guest address space (16 GiB). On a 24 GiB host, 12 GiB: a guest can use most of the
@@ -64,6 +68,11 @@ pub enum SyscallExit {
     Signal(i32),
     /// A futex wait that no other thread could ever end.
     Deadlock { uaddr: u64 },
+    /// `exit`: this thread ends with this status; the process goes on if other
+    /// threads are alive.
+    ThreadExit(i32),
+    /// A new thread to start (the engine answers the call with its tid).
+    Clone(CloneRequest),
 }
 
 /// Code-memory changes the dispatch loop must apply before running more guest code.
@@ -75,32 +84,112 @@ pub enum Invalidation {
     All,
 }
 
-/// Per-process state of the system-call layer.
+/// The system-call layer of one guest thread: a handle on the process's state, shared
+/// by every thread of the process, and the thread's own.
 #[derive(Debug)]
 pub struct Syscalls {
-    brk_start: u64,
-    brk_cur: u64,
-    mmap_cursor: u64,
-    sigactions: Vec<[u8; 24]>,
+    proc: Arc<ProcessState>,
+    thread: ThreadState,
+}
+
+/// What a thread's parent hands it to build its [`Syscalls`].
+#[derive(Debug)]
+pub(crate) struct ThreadSeed {
+    proc: Arc<ProcessState>,
     sigmask: u64,
-    altstack: [u8; 24],
-    warned: HashSet<u64>,
+}
+
+/// Per-process state (one per guest process, shared by its threads). Each part has its
+/// own lock, held only for the bookkeeping of one call and never across a host call
+/// that can block.
+#[derive(Debug)]
+pub(crate) struct ProcessState {
+    mm: Mutex<MmState>,
+    /// Signal dispositions (`struct sigaction` as the guest wrote them), 1..=64.
+    sigactions: Mutex<Vec<[u8; 24]>>,
+    /// Unknown syscall numbers already warned about.
+    warned: Mutex<HashSet<u64>>,
     exe_path: Vec<u8>,
     /// `/proc/self/cmdline` and `environ` of the guest (NUL-terminated strings).
     cmdline: Vec<u8>,
     environ: Vec<u8>,
     pid: i64,
-    invalidations: Vec<Invalidation>,
     /// The guest's descriptors.
-    fds: FdTable,
+    fds: Mutex<FdTable>,
     /// Resource limits the guest set on itself (other than RLIMIT_NOFILE, which its
     /// table keeps).
-    rlimits: [Option<(u64, u64)>; 16],
-    /// Most bytes of guest memory mapped with some access (`--max-memory`).
-    mem_limit: u64,
+    rlimits: Mutex<[Option<(u64, u64)>; 16]>,
     /// The normalised working directory when it lies under `/proc` or `/dev` (where
     /// relative paths must be classified by `procfs`), else `None`.
-    cwd_virt: Option<Vec<u8>>,
+    cwd_virt: Mutex<Option<Vec<u8>>>,
+    /// The process's threads.
+    group: Arc<ThreadGroup>,
+}
+
+/// The address space's bookkeeping (the mappings themselves are in `GuestMemory`).
+#[derive(Debug)]
+pub(crate) struct MmState {
+    brk_start: u64,
+    brk_cur: u64,
+    mmap_cursor: u64,
+    /// Most bytes of guest memory mapped with some access (`--max-memory`).
+    mem_limit: u64,
+}
+
+/// Per-thread state.
+#[derive(Debug, Clone)]
+pub(crate) struct ThreadState {
+    /// The thread's id (the process id for the first thread, as in Linux).
+    pub(crate) tid: i64,
+    /// Blocked signals.
+    sigmask: u64,
+    /// `stack_t` of `sigaltstack`.
+    altstack: [u8; 24],
+    /// Code changes made by this thread's last call, applied by its dispatch loop.
+    invalidations: Vec<Invalidation>,
+    /// `set_tid_address` / `CLONE_CHILD_CLEARTID`: cleared and woken at thread exit.
+    pub(crate) clear_child_tid: u64,
+    /// `set_robust_list`: head and length, walked at thread exit.
+    pub(crate) robust_list: (u64, u64),
+    /// What the other threads see of this one.
+    pub(crate) handle: Arc<ThreadHandle>,
+}
+
+impl ThreadState {
+    /// Records that `[lo, lo+len)` changed; call before changing it. Only ranges
+    /// holding executable pages can have decoded or translated code.
+    pub(super) fn invalidate(&mut self, mem: &GuestMemory, lo: u64, len: u64) {
+        if mem.any_exec(lo, len) {
+            self.invalidations.push(Invalidation::Range {
+                lo,
+                hi: lo.saturating_add(len),
+            });
+        }
+    }
+}
+
+/// Locks `m`, recovering from poisoning (a panic elsewhere is reported as such; the
+/// state a panicking holder left is still the best there is).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl ProcessState {
+    pub(super) fn mm(&self) -> MutexGuard<'_, MmState> {
+        lock(&self.mm)
+    }
+    pub(super) fn fds(&self) -> MutexGuard<'_, FdTable> {
+        lock(&self.fds)
+    }
+    pub(super) fn sigactions(&self) -> MutexGuard<'_, Vec<[u8; 24]>> {
+        lock(&self.sigactions)
+    }
+    pub(super) fn rlimits(&self) -> MutexGuard<'_, [Option<(u64, u64)>; 16]> {
+        lock(&self.rlimits)
+    }
+    pub(super) fn cwd_virt(&self) -> MutexGuard<'_, Option<Vec<u8>>> {
+        lock(&self.cwd_virt)
+    }
 }
 
 pub(super) fn e(errno: i32) -> i64 {
@@ -123,23 +212,90 @@ impl Syscalls {
     pub fn new(brk: u64, exe_path: Vec<u8>) -> Self {
         let mut altstack = [0u8; 24];
         altstack[8..12].copy_from_slice(&2u32.to_le_bytes()); // SS_DISABLE
+        let pid = host::getpid();
+        let handle = ThreadHandle::new(pid);
+        let group = ThreadGroup::new(Arc::clone(&handle));
         Syscalls {
-            brk_start: brk,
-            brk_cur: brk,
-            mmap_cursor: layout::MMAP_TOP,
-            sigactions: vec![[0u8; 24]; 65],
-            sigmask: 0,
-            altstack,
-            warned: HashSet::new(),
-            exe_path,
-            cmdline: Vec::new(),
-            environ: Vec::new(),
-            pid: host::getpid(),
-            invalidations: Vec::new(),
-            fds: FdTable::with_stdio(),
-            rlimits: [None; 16],
-            cwd_virt: None,
-            mem_limit: default_max_memory(),
+            proc: Arc::new(ProcessState {
+                mm: Mutex::new(MmState {
+                    brk_start: brk,
+                    brk_cur: brk,
+                    mmap_cursor: layout::MMAP_TOP,
+                    mem_limit: default_max_memory(),
+                }),
+                sigactions: Mutex::new(vec![[0u8; 24]; 65]),
+                warned: Mutex::new(HashSet::new()),
+                exe_path,
+                cmdline: Vec::new(),
+                environ: Vec::new(),
+                pid,
+                fds: Mutex::new(FdTable::with_stdio()),
+                rlimits: Mutex::new([None; 16]),
+                cwd_virt: Mutex::new(None),
+                group,
+            }),
+            thread: ThreadState {
+                tid: pid,
+                sigmask: 0,
+                altstack,
+                invalidations: Vec::new(),
+                clear_child_tid: 0,
+                robust_list: (0, 0),
+                handle,
+            },
+        }
+    }
+
+    /// This thread's state (for the thread machinery: tid, clear-child-tid, robust
+    /// list).
+    pub(crate) fn thread(&mut self) -> &mut ThreadState {
+        &mut self.thread
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> i64 {
+        self.proc.pid
+    }
+
+    /// This thread's id.
+    pub fn tid(&self) -> i64 {
+        self.thread.tid
+    }
+
+    /// The process's threads.
+    pub(crate) fn group(&self) -> &Arc<ThreadGroup> {
+        &self.proc.group
+    }
+
+    /// What the other threads see of this one.
+    pub(crate) fn thread_handle(&self) -> &Arc<ThreadHandle> {
+        &self.thread.handle
+    }
+
+    /// What a new thread of this process needs to build its handle once it knows its
+    /// tid (on its own host thread): see [`Syscalls::from_seed`].
+    pub(crate) fn seed(&self) -> ThreadSeed {
+        ThreadSeed {
+            proc: Arc::clone(&self.proc),
+            sigmask: self.thread.sigmask,
+        }
+    }
+
+    /// The handle of a new thread with id `tid`, from its parent's [`ThreadSeed`].
+    pub(crate) fn from_seed(seed: ThreadSeed, tid: i64) -> Syscalls {
+        let mut altstack = [0u8; 24];
+        altstack[8..12].copy_from_slice(&2u32.to_le_bytes()); // SS_DISABLE
+        Syscalls {
+            proc: seed.proc,
+            thread: ThreadState {
+                tid,
+                sigmask: seed.sigmask,
+                altstack,
+                invalidations: Vec::new(),
+                clear_child_tid: 0,
+                robust_list: (0, 0),
+                handle: ThreadHandle::new(tid),
+            },
         }
     }
 
@@ -147,51 +303,59 @@ impl Syscalls {
     /// total at most `bytes`; past that, mmap, mremap and mprotect fail with ENOMEM and
     /// brk keeps the old break.
     pub fn set_memory_limit(&mut self, bytes: u64) {
-        self.mem_limit = bytes;
+        self.proc.mm().mem_limit = bytes;
     }
 
     /// The bound on guest memory.
     pub fn memory_limit(&self) -> u64 {
-        self.mem_limit
+        self.proc.mm().mem_limit
     }
 
     /// Gives the guest host descriptor `fd` under the same number (a descriptor vmjit
     /// was started with, as the guest would have inherited it). It must not be one
     /// vmjit uses itself; nothing happens when it is not open.
     pub fn inherit_fd(&mut self, fd: i32) {
-        self.fds.inherit(fd);
+        self.proc.fds().inherit(fd);
     }
 
     /// Sets what the guest's `/proc/self/cmdline` and `/proc/self/environ` show.
+    /// Only before the process has a second thread (ignored otherwise).
     pub fn set_process_strings(&mut self, argv: &[&[u8]], envp: &[&[u8]]) {
         let join = |v: &[&[u8]]| {
             v.iter()
                 .flat_map(|s| s.iter().copied().chain(std::iter::once(0)))
                 .collect()
         };
-        self.cmdline = join(argv);
-        self.environ = join(envp);
+        if let Some(p) = Arc::get_mut(&mut self.proc) {
+            p.cmdline = join(argv);
+            p.environ = join(envp);
+        }
     }
 
     /// Code-memory changes since the last call (see [`Invalidation`]).
     pub fn take_invalidations(&mut self) -> Vec<Invalidation> {
-        std::mem::take(&mut self.invalidations)
+        std::mem::take(&mut self.thread.invalidations)
+    }
+
+    /// Queues a code invalidation for this thread's dispatch loop to apply (fence.i).
+    pub(crate) fn push_invalidation(&mut self, inv: Invalidation) {
+        self.thread.invalidations.push(inv);
     }
 
     /// True when some invalidation is pending.
     pub fn has_invalidations(&self) -> bool {
-        !self.invalidations.is_empty()
+        !self.thread.invalidations.is_empty()
     }
 
     /// The current program break.
     pub fn brk(&self) -> u64 {
-        self.brk_cur
+        self.proc.mm().brk_cur
     }
 
     /// Performs the system call `cpu` is stopped at (`ecall` at `cpu.pc`): reads
     /// `a7`/`a0..a5`, writes the result to `a0` and advances pc past the ecall, unless
     /// the call ends the run.
-    pub fn handle(&mut self, cpu: &mut Cpu, mem: &mut GuestMemory) -> Option<SyscallExit> {
+    pub fn handle(&mut self, cpu: &mut Cpu, mem: &GuestMemory) -> Option<SyscallExit> {
         let n = cpu.x[17];
         let a = [
             cpu.x[10], cpu.x[11], cpu.x[12], cpu.x[13], cpu.x[14], cpu.x[15],
@@ -206,24 +370,8 @@ impl Syscalls {
         }
     }
 
-    /// Records that `[lo, lo+len)` changed; call before changing it. Only ranges
-    /// holding executable pages can have decoded or translated code.
-    pub(super) fn invalidate(&mut self, mem: &GuestMemory, lo: u64, len: u64) {
-        if mem.any_exec(lo, len) {
-            self.invalidations.push(Invalidation::Range {
-                lo,
-                hi: lo.saturating_add(len),
-            });
-        }
-    }
-
     /// Runs system call `n` with arguments `a`; `Ok(result)` continues the guest.
-    pub fn dispatch(
-        &mut self,
-        n: u64,
-        a: [u64; 6],
-        mem: &mut GuestMemory,
-    ) -> Result<i64, SyscallExit> {
+    pub fn dispatch(&mut self, n: u64, a: [u64; 6], mem: &GuestMemory) -> Result<i64, SyscallExit> {
         let fd = a[0] as i32;
         // The host descriptor of guest descriptor `$g`, or the call's result is EBADF.
         macro_rules! host_fd {
@@ -255,7 +403,7 @@ impl Syscalls {
             nr::UMASK => host::int_call(libc::SYS_umask, [a[0], 0, 0, 0, 0, 0]),
             nr::FCNTL => self.fcntl(fd, a[1] as i32, a[2], mem),
             nr::PIPE2 => self.pipe2(a[0], a[1], mem),
-            nr::FSTAT => match host::fstat(host_fd!(fd)) {
+            nr::FSTAT => match host::fstat(host_fd!(fd).raw()) {
                 Ok(st) => Self::put(mem, a[1], &stat_to_guest(&st)),
                 Err(r) => r,
             },
@@ -319,7 +467,7 @@ impl Syscalls {
             nr::FSTATFS => {
                 let h = host_fd!(fd);
                 match mem.host_range(a[1], size_of::<libc::statfs>() as u64, PERM_W) {
-                    Ok(b) => host::statfs(Err(h), b),
+                    Ok(b) => host::statfs(Err(h.raw()), b),
                     Err(_) => EFAULT,
                 }
             }
@@ -337,7 +485,10 @@ impl Syscalls {
                 let _ = host_fd!(fd);
                 0
             }
-            nr::EXIT | nr::EXIT_GROUP => return Err(SyscallExit::Exited((a[0] & 0xff) as i32)),
+            nr::EXIT => return Err(SyscallExit::ThreadExit((a[0] & 0xff) as i32)),
+            nr::EXIT_GROUP => return Err(SyscallExit::Exited((a[0] & 0xff) as i32)),
+            nr::CLONE => return self.clone_thread(a),
+            nr::CLONE3 => return self.clone3(a[0], a[1], mem),
             nr::CLOCK_GETTIME | nr::CLOCK_GETRES => {
                 match host::clock(n == nr::CLOCK_GETRES, a[0] as i32) {
                     // clock_getres may pass NULL just to validate the clock.
@@ -366,12 +517,23 @@ impl Syscalls {
                 Ok(b) => host::getrandom(b, a[2] as u32),
                 Err(_) => EFAULT,
             },
-            nr::SET_TID_ADDRESS => self.pid,
-            nr::SET_ROBUST_LIST => 0,
+            nr::SET_TID_ADDRESS => {
+                self.thread.clear_child_tid = a[0];
+                self.thread.tid
+            }
+            nr::SET_ROBUST_LIST => {
+                // struct robust_list_head: three words.
+                if a[1] != 24 {
+                    EINVAL
+                } else {
+                    self.thread.robust_list = (a[0], a[1]);
+                    0
+                }
+            }
             nr::RSEQ | nr::RISCV_HWPROBE => e(libc::ENOSYS),
             nr::PRLIMIT64 => {
                 // The guest is the only process it can see.
-                if a[0] != 0 && a[0] as i64 != self.pid {
+                if a[0] != 0 && a[0] as i64 != self.proc.pid {
                     e(libc::ESRCH)
                 } else {
                     self.prlimit(a[1], a[2], a[3], mem)
@@ -386,7 +548,8 @@ impl Syscalls {
             nr::RT_SIGACTION => self.rt_sigaction(a[0], a[1], a[2], a[3], mem),
             nr::RT_SIGPROCMASK => self.rt_sigprocmask(a[0], a[1], a[2], a[3], mem),
             nr::SIGALTSTACK => self.sigaltstack(a[0], a[1], mem),
-            nr::GETPID | nr::GETTID => self.pid,
+            nr::GETPID => self.proc.pid,
+            nr::GETTID => self.thread.tid,
             nr::GETPPID => host::int_call(libc::SYS_getppid, [0; 6]),
             nr::GETUID => host::int_call(libc::SYS_getuid, [0; 6]),
             nr::GETEUID => host::int_call(libc::SYS_geteuid, [0; 6]),
@@ -401,7 +564,7 @@ impl Syscalls {
                 let len = a[1];
                 if len < 8 || !len.is_multiple_of(8) {
                     EINVAL
-                } else if a[0] != 0 && a[0] as i64 != self.pid {
+                } else if a[0] != 0 && a[0] as i64 != self.proc.pid {
                     e(libc::ESRCH)
                 } else {
                     // One hart: the guest runs on one CPU.
@@ -414,25 +577,28 @@ impl Syscalls {
             nr::FUTEX => return self.futex(a, mem),
             nr::KILL => {
                 let pid = a[0] as i64;
-                if pid == self.pid || pid == 0 {
+                if pid == self.proc.pid || pid == 0 {
                     return self.signal_self(a[1] as i32);
                 }
                 e(libc::EPERM)
             }
+            // A signal to one of the process's threads acts on the whole process as
+            // vmjit delivers no signals yet (ignored, or the process ends as the
+            // default action would).
             nr::TKILL => {
-                if a[0] as i64 == self.pid {
+                if self.proc.group.has_thread(a[0] as i64) {
                     return self.signal_self(a[1] as i32);
                 }
                 e(libc::ESRCH)
             }
             nr::TGKILL => {
-                if a[0] as i64 == self.pid && a[1] as i64 == self.pid {
+                if a[0] as i64 == self.proc.pid && self.proc.group.has_thread(a[1] as i64) {
                     return self.signal_self(a[2] as i32);
                 }
                 e(libc::ESRCH)
             }
             nr::RISCV_FLUSH_ICACHE => {
-                self.invalidations.push(Invalidation::All);
+                self.thread.invalidations.push(Invalidation::All);
                 0
             }
             // Ways into another process's memory or descriptors, or vmjit's own:
@@ -457,8 +623,15 @@ impl Syscalls {
         Ok(r)
     }
 
+    /// Prints `msg` the first time `key` comes up.
+    pub(crate) fn warn_once(&mut self, key: u64, msg: &str) {
+        if lock(&self.proc.warned).insert(key) {
+            host::write_stderr(msg.as_bytes());
+        }
+    }
+
     fn warn_unimplemented(&mut self, n: u64) {
-        if self.warned.insert(n) {
+        if lock(&self.proc.warned).insert(n) {
             let name = sysnames::name(n).unwrap_or("unknown");
             host::write_stderr(
                 format!("vmjit: warning: unimplemented syscall {n} ({name})\n").as_bytes(),
@@ -466,7 +639,7 @@ impl Syscalls {
         }
     }
 
-    pub(super) fn put(mem: &mut GuestMemory, addr: u64, bytes: &[u8]) -> i64 {
+    pub(super) fn put(mem: &GuestMemory, addr: u64, bytes: &[u8]) -> i64 {
         if mem.write_bytes(addr, bytes).is_ok() {
             0
         } else {

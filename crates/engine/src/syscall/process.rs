@@ -17,7 +17,7 @@ pub(super) fn default_ignored(sig: i32) -> bool {
 impl Syscalls {
     /// nanosleep (`clk` CLOCK_MONOTONIC, `flags` 0, as Linux measures it) and
     /// clock_nanosleep. The host kernel validates the clock, flags and timespec.
-    pub(super) fn sleep(clk: i32, flags: u64, req: u64, rem: u64, mem: &mut GuestMemory) -> i64 {
+    pub(super) fn sleep(clk: i32, flags: u64, req: u64, rem: u64, mem: &GuestMemory) -> i64 {
         const TIMER_ABSTIME: u64 = 1;
         let Some((s, ns)) = read_timespec(mem, req) else {
             return EFAULT;
@@ -34,7 +34,7 @@ impl Syscalls {
         }
     }
 
-    pub(super) fn uname(&self, buf: u64, mem: &mut GuestMemory) -> i64 {
+    pub(super) fn uname(&self, buf: u64, mem: &GuestMemory) -> i64 {
         let u = match host::uname() {
             Ok(u) => u,
             Err(r) => return r,
@@ -67,13 +67,7 @@ impl Syscalls {
     /// and then what it set. Nothing is forwarded to the host: a limit the guest sets
     /// on itself must not limit vmjit (RLIMIT_AS would refuse its reservations,
     /// RLIMIT_CPU would kill it with a host signal).
-    pub(super) fn prlimit(
-        &mut self,
-        resource: u64,
-        new: u64,
-        old: u64,
-        mem: &mut GuestMemory,
-    ) -> i64 {
+    pub(super) fn prlimit(&mut self, resource: u64, new: u64, old: u64, mem: &GuestMemory) -> i64 {
         const RLIM_NLIMITS: u64 = 16;
         if resource >= RLIM_NLIMITS {
             return EINVAL;
@@ -86,9 +80,10 @@ impl Syscalls {
         } else {
             None
         };
+        let set = self.proc.rlimits()[resource as usize];
         let (cur, max) = if resource == libc::RLIMIT_NOFILE as u64 {
-            self.fds.limits()
-        } else if let Some(l) = self.rlimits[resource as usize] {
+            self.proc.fds().limits()
+        } else if let Some(l) = set {
             l
         } else if resource == libc::RLIMIT_STACK as u64 {
             (layout::STACK_SIZE, layout::STACK_SIZE)
@@ -103,12 +98,12 @@ impl Syscalls {
                 return EINVAL;
             }
             if resource == libc::RLIMIT_NOFILE as u64 {
-                let r = self.fds.set_limits(c, m);
+                let r = self.proc.fds().set_limits(c, m);
                 if r < 0 {
                     return r;
                 }
             } else {
-                self.rlimits[resource as usize] = Some((c, m));
+                self.proc.rlimits()[resource as usize] = Some((c, m));
             }
         }
         if old == 0 {
@@ -120,8 +115,8 @@ impl Syscalls {
         Self::put(mem, old, &b)
     }
 
-    pub(super) fn sigaltstack(&mut self, new: u64, old: u64, mem: &mut GuestMemory) -> i64 {
-        if old != 0 && mem.write_bytes(old, &self.altstack).is_err() {
+    pub(super) fn sigaltstack(&mut self, new: u64, old: u64, mem: &GuestMemory) -> i64 {
+        if old != 0 && mem.write_bytes(old, &self.thread.altstack).is_err() {
             return EFAULT;
         }
         if new != 0 {
@@ -129,7 +124,7 @@ impl Syscalls {
             if mem.read_bytes(new, &mut b).is_err() {
                 return EFAULT;
             }
-            self.altstack = b;
+            self.thread.altstack = b;
         }
         0
     }
@@ -140,7 +135,7 @@ impl Syscalls {
         act: u64,
         oact: u64,
         size: u64,
-        mem: &mut GuestMemory,
+        mem: &GuestMemory,
     ) -> i64 {
         if size != 8 || sig == 0 || sig > 64 {
             return EINVAL;
@@ -154,13 +149,13 @@ impl Syscalls {
         }
         if oact != 0
             && mem
-                .write_bytes(oact, &self.sigactions[sig as usize])
+                .write_bytes(oact, &self.proc.sigactions()[sig as usize])
                 .is_err()
         {
             return EFAULT;
         }
         if act != 0 {
-            self.sigactions[sig as usize] = new;
+            self.proc.sigactions()[sig as usize] = new;
         }
         0
     }
@@ -171,7 +166,7 @@ impl Syscalls {
         set: u64,
         oset: u64,
         size: u64,
-        mem: &mut GuestMemory,
+        mem: &GuestMemory,
     ) -> i64 {
         if size != 8 {
             return EINVAL;
@@ -187,17 +182,21 @@ impl Syscalls {
         if new.is_some() && how > 2 {
             return EINVAL;
         }
-        if oset != 0 && mem.write_bytes(oset, &self.sigmask.to_le_bytes()).is_err() {
+        if oset != 0
+            && mem
+                .write_bytes(oset, &self.thread.sigmask.to_le_bytes())
+                .is_err()
+        {
             return EFAULT;
         }
         if let Some(v) = new {
-            self.sigmask = match how {
-                0 => self.sigmask | v,
-                1 => self.sigmask & !v,
+            self.thread.sigmask = match how {
+                0 => self.thread.sigmask | v,
+                1 => self.thread.sigmask & !v,
                 _ => v,
             };
             // SIGKILL and SIGSTOP cannot be blocked.
-            self.sigmask &= !((1 << 8) | (1 << 18));
+            self.thread.sigmask &= !((1 << 8) | (1 << 18));
         }
         0
     }
@@ -210,11 +209,11 @@ impl Syscalls {
             return Ok(0);
         }
         let handler = u64::from_le_bytes(
-            self.sigactions[sig as usize][..8]
+            self.proc.sigactions()[sig as usize][..8]
                 .try_into()
                 .unwrap_or([0; 8]),
         );
-        let blocked = self.sigmask & (1 << (sig - 1)) != 0;
+        let blocked = self.thread.sigmask & (1 << (sig - 1)) != 0;
         if sig != 9 && (handler == 1 || blocked || (handler == 0 && default_ignored(sig))) {
             // Ignored or blocked: a blocked signal would stay pending forever, since
             // vmjit delivers no signals.
@@ -230,35 +229,5 @@ impl Syscalls {
             );
         }
         Err(SyscallExit::Signal(sig))
-    }
-
-    pub(super) fn futex(&mut self, a: [u64; 6], mem: &mut GuestMemory) -> Result<i64, SyscallExit> {
-        const WAIT: u64 = 0;
-        const WAKE: u64 = 1;
-        const REQUEUE: u64 = 3;
-        const CMP_REQUEUE: u64 = 4;
-        const WAKE_OP: u64 = 5;
-        const WAIT_BITSET: u64 = 9;
-        const WAKE_BITSET: u64 = 10;
-        let [uaddr, op, val, timeout, _, _] = a;
-        let cmd = op & !(128 | 256);
-        Ok(match cmd {
-            WAIT | WAIT_BITSET => {
-                if uaddr % 4 != 0 {
-                    return Ok(EINVAL);
-                }
-                match mem.load32(uaddr) {
-                    Err(_) => EFAULT,
-                    Ok(v) if v != val as u32 => e(libc::EAGAIN),
-                    // One thread: nobody can ever wake it. With a timeout the wait
-                    // would end in ETIMEDOUT, so answer that at once; without one the
-                    // guest would hang forever, so end the run instead.
-                    Ok(_) if timeout != 0 => e(libc::ETIMEDOUT),
-                    Ok(_) => return Err(SyscallExit::Deadlock { uaddr }),
-                }
-            }
-            WAKE | WAKE_BITSET | REQUEUE | CMP_REQUEUE | WAKE_OP => 0,
-            _ => e(libc::ENOSYS),
-        })
     }
 }

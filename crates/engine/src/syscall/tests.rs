@@ -10,7 +10,7 @@ use rv64::Memory;
 const HEAP: u64 = 0x100_0000;
 
 fn setup() -> (Syscalls, GuestMemory) {
-    let mut m = GuestMemory::new().unwrap();
+    let m = GuestMemory::new().unwrap();
     m.map(0x10000, 0x10000, PERM_R | PERM_W).unwrap();
     (Syscalls::new(HEAP, b"/bin/guest".to_vec()), m)
 }
@@ -124,7 +124,7 @@ fn write_to_a_closed_pipe_kills_the_guest_with_sigpipe() {
     gclose(&mut s, &mut m, r);
     let args = [w as u64, 0x10000, 1, 0, 0, 0];
     assert_eq!(
-        s.dispatch(nr::WRITE, args, &mut m),
+        s.dispatch(nr::WRITE, args, &m),
         Err(SyscallExit::Signal(libc::SIGPIPE))
     );
     gclose(&mut s, &mut m, w);
@@ -795,9 +795,9 @@ fn sigprocmask_blocks_and_reports_the_old_mask() {
 #[test]
 fn tgkill_of_self_with_sigabrt_ends_the_run_as_that_signal() {
     let (mut s, mut m) = setup();
-    let pid = s.pid as u64;
+    let pid = s.pid() as u64;
     assert_eq!(
-        s.dispatch(nr::TGKILL, [pid, pid, 6, 0, 0, 0], &mut m),
+        s.dispatch(nr::TGKILL, [pid, pid, 6, 0, 0, 0], &m),
         Err(SyscallExit::Signal(6))
     );
     // Signal 0 only checks, SIGCHLD is ignored by default, other processes are off limits.
@@ -820,16 +820,16 @@ fn futex_wait_single_threaded_never_blocks() {
         e(libc::ETIMEDOUT)
     );
     assert_eq!(
-        s.dispatch(nr::FUTEX, [0x10000, 128, 5, 0, 0, 0], &mut m),
+        s.dispatch(nr::FUTEX, [0x10000, 128, 5, 0, 0, 0], &m),
         Err(SyscallExit::Deadlock { uaddr: 0x10000 })
     );
 }
 
 #[test]
 fn exit_group_ends_the_run_with_the_low_byte_of_the_status() {
-    let (mut s, mut m) = setup();
+    let (mut s, m) = setup();
     assert_eq!(
-        s.dispatch(nr::EXIT_GROUP, [0x1_2a, 0, 0, 0, 0, 0], &mut m),
+        s.dispatch(nr::EXIT_GROUP, [0x1_2a, 0, 0, 0, 0, 0], &m),
         Err(SyscallExit::Exited(42))
     );
 }
@@ -900,7 +900,7 @@ fn random_arguments_to_memory_and_process_calls_never_panic() {
         u64::MAX - 0xfff,
         u64::MAX,
     ];
-    let (mut s, mut m) = setup();
+    let (mut s, m) = setup();
     let mut x = 0x853c_49e6_748f_ea9bu64;
     let mut next = || {
         x ^= x << 13;
@@ -945,7 +945,7 @@ fn random_arguments_to_memory_and_process_calls_never_panic() {
         if n == nr::PIPE2 {
             a[1] = 0x8000_0000; // an invalid flag: the host refuses, no fds leak
         }
-        let _ = s.dispatch(n, a, &mut m);
+        let _ = s.dispatch(n, a, &m);
         let _ = s.take_invalidations();
     }
     assert!(s.brk() >= HEAP);
@@ -956,7 +956,7 @@ fn unknown_syscall_returns_enosys() {
     let (mut s, mut m) = setup();
     assert_eq!(call(&mut s, &mut m, 4242, &[]), e(libc::ENOSYS));
     assert_eq!(call(&mut s, &mut m, 4242, &[]), e(libc::ENOSYS));
-    assert_eq!(s.warned.len(), 1, "warned once per number");
+    assert_eq!(lock(&s.proc.warned).len(), 1, "warned once per number");
 }
 
 #[test]
@@ -981,13 +981,13 @@ fn clock_gettime_writes_a_timespec() {
 
 #[test]
 fn handle_advances_pc_and_sets_a0() {
-    let (mut s, mut m) = setup();
+    let (mut s, m) = setup();
     let mut cpu = Cpu::new();
     cpu.pc = 0x10000;
     cpu.x[17] = nr::GETPID;
-    assert_eq!(s.handle(&mut cpu, &mut m), None);
+    assert_eq!(s.handle(&mut cpu, &m), None);
     assert_eq!(cpu.pc, 0x10004);
-    assert_eq!(cpu.x[10] as i64, s.pid);
+    assert_eq!(cpu.x[10] as i64, s.pid());
 }
 
 // --- The guest's descriptor table and what it may reach ---
@@ -1095,7 +1095,7 @@ fn proc_self_fd_shows_the_guests_descriptors_under_its_numbers() {
         (format!("/proc/self/fd/{f}"), Ok(name.to_string())),
         (format!("/dev/fd/{f}"), Ok(name.to_string())),
         (format!("/proc/self/fd/{hr}"), Err(e(libc::ENOENT))),
-        (format!("/proc/{}/fd/{hw}", s.pid), Err(e(libc::ENOENT))),
+        (format!("/proc/{}/fd/{hw}", s.pid()), Err(e(libc::ENOENT))),
     ] {
         put_str(&mut m, 0x1c000, &link);
         let n = call(
@@ -1146,7 +1146,7 @@ fn proc_self_fd_shows_the_guests_descriptors_under_its_numbers() {
     let want: Vec<String> = [".", ".."]
         .iter()
         .map(|s| s.to_string())
-        .chain(s.fds.numbers().iter().map(|n| n.to_string()))
+        .chain(s.proc.fds().numbers().iter().map(|n| n.to_string()))
         .collect();
     assert_eq!(names, want);
     assert!(!names.contains(&hr.to_string()));
@@ -1204,7 +1204,7 @@ fn vmjits_own_files_cannot_be_opened_by_any_path() {
 #[test]
 fn host_memory_and_mapping_files_are_refused() {
     let (mut s, mut m) = setup();
-    let pid = s.pid;
+    let pid = s.pid();
     for p in [
         "/proc/self/map_files".to_string(),
         "/proc/self/pagemap".to_string(),

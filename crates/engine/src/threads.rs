@@ -1,0 +1,332 @@
+//! Guest threads: one host thread per guest thread, all sharing the process's guest
+//! memory, system-call state, code cache and compile threads.
+//!
+//! A [`GuestThread`] is what one thread owns: its registers, its system-call handle
+//! (tid, signal mask, clear-child-tid...), its interpreter (decoded blocks) and its JIT
+//! handle (an executor of the shared code cache, with its own jump cache). The
+//! [`ThreadGroup`] is what the threads of a process share about each other: who is
+//! alive, how the process ends, and the mailboxes through which one thread's code
+//! invalidation reaches the others.
+//!
+//! **Invariants.**
+//! - *Invalidation reaches every thread before the call returns.* A thread that
+//!   changes code memory (munmap, mprotect, riscv_flush_icache, fence.i) applies the
+//!   change to the shared code cache, posts it to every other thread's mailbox, and
+//!   waits until each of them that is running guest code has taken it at a dispatch
+//!   point ([`ThreadGroup::broadcast`]); threads blocked in a host call are not waited
+//!   for, and take their mail before they run guest code again (an `online` store and
+//!   `attention` load on their side, an `attention` store and `online` load on the
+//!   poster's: a Dekker pair, all SeqCst).
+//! - *A thread in a host call is offline*, for this protocol and for the code cache's
+//!   reclamation, so neither ever waits for a blocked thread.
+//! - *The process ends once.* The first of exit_group, a fatal signal, a guest fault, or
+//!   the last thread's exit sets the outcome ([`ThreadGroup::set_exit`]); every other
+//!   thread stops at its next dispatch point or host call (threads blocked in one are
+//!   interrupted by a signal that has a no-op handler and no `SA_RESTART`, sent again
+//!   until they are all gone), and the thread that started the run returns only when
+//!   no other guest thread is left.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use rv64::{Cpu, Interpreter};
+
+use crate::host;
+use crate::jit::Jit;
+use crate::syscall::{Invalidation, Syscalls, lock};
+use crate::vm::GuestExit;
+
+/// What one guest thread owns.
+pub(crate) struct GuestThread {
+    pub(crate) cpu: Cpu,
+    pub(crate) sys: Syscalls,
+    pub(crate) interp: Interpreter,
+    /// The thread's JIT handle, when the JIT is enabled.
+    pub(crate) jit: Option<Box<Jit>>,
+    /// Blocks single-stepped (`--trace`, the end of a `--max-insns` run).
+    pub(crate) stepped_blocks: u64,
+    /// `--max-insns`: this thread's instruction limit.
+    pub(crate) max_insns: Option<u64>,
+    /// `--trace`.
+    pub(crate) trace: bool,
+    /// Run by a crosscheck (which compares one thread: `clone` is refused).
+    pub(crate) crosscheck: bool,
+    pub(crate) handle: Arc<ThreadHandle>,
+}
+
+/// What the other threads may see of a thread.
+#[derive(Debug)]
+pub(crate) struct ThreadHandle {
+    pub(crate) tid: i64,
+    /// The host thread running it (for the interrupting signal), 0 until it starts.
+    pthread: AtomicU64,
+    /// Running guest code (not blocked in a host call).
+    online: AtomicBool,
+    /// Mail is waiting, or the process is ending: look at the next dispatch point.
+    attention: AtomicBool,
+    inbox: Mutex<Vec<Invalidation>>,
+    /// The group's epoch when this thread last took its mail.
+    ack: AtomicU64,
+}
+
+impl ThreadHandle {
+    pub(crate) fn new(tid: i64) -> Arc<Self> {
+        Arc::new(ThreadHandle {
+            tid,
+            pthread: AtomicU64::new(0),
+            online: AtomicBool::new(true),
+            attention: AtomicBool::new(false),
+            inbox: Mutex::new(Vec::new()),
+            ack: AtomicU64::new(0),
+        })
+    }
+
+    /// Records the host thread that runs this guest thread (call on that thread).
+    pub(crate) fn bind_host_thread(&self) {
+        self.pthread.store(host::pthread_self(), Ordering::SeqCst);
+    }
+
+    /// True when this thread should stop at its dispatch point to look at its mail or
+    /// at the process's end (one relaxed load: the dispatch loop's check).
+    #[inline]
+    pub(crate) fn attention(&self) -> bool {
+        self.attention.load(Ordering::Relaxed)
+    }
+
+    /// Before a host call that may block: other threads stop waiting for this one.
+    pub(crate) fn go_offline(&self) {
+        self.online.store(false, Ordering::SeqCst);
+    }
+
+    /// Back from a host call: true when mail or the process's end is waiting (so the
+    /// caller looks before it runs guest code).
+    pub(crate) fn go_online(&self) -> bool {
+        self.online.store(true, Ordering::SeqCst);
+        self.attention.load(Ordering::SeqCst)
+    }
+
+    /// Takes this thread's mail and acknowledges the group's epoch.
+    pub(crate) fn take_mail(&self, group: &ThreadGroup) -> Vec<Invalidation> {
+        self.attention.store(false, Ordering::SeqCst);
+        let mail = std::mem::take(&mut *lock(&self.inbox));
+        self.ack
+            .store(group.epoch.load(Ordering::SeqCst), Ordering::SeqCst);
+        mail
+    }
+}
+
+/// The threads of one process.
+#[derive(Debug)]
+pub struct ThreadGroup {
+    state: Mutex<GroupState>,
+    changed: Condvar,
+    exiting: AtomicBool,
+    /// Bumped by every broadcast.
+    epoch: AtomicU64,
+    /// Instructions retired and blocks run by the threads that ended.
+    retired: AtomicU64,
+    blocks: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct GroupState {
+    threads: Vec<Arc<ThreadHandle>>,
+    exit: Option<GuestExit>,
+    created: u64,
+    peak: usize,
+}
+
+/// Threads created and the most alive at once, for `--stats`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ThreadStats {
+    /// Guest threads created over the run, the first one included.
+    pub created: u64,
+    /// The most guest threads alive at the same time.
+    pub peak_live: u64,
+}
+
+impl ThreadGroup {
+    /// A group holding the process's first thread.
+    pub(crate) fn new(first: Arc<ThreadHandle>) -> Arc<Self> {
+        host::install_kick_handler();
+        Arc::new(ThreadGroup {
+            state: Mutex::new(GroupState {
+                threads: vec![first],
+                exit: None,
+                created: 1,
+                peak: 1,
+            }),
+            changed: Condvar::new(),
+            exiting: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
+            retired: AtomicU64::new(0),
+            blocks: AtomicU64::new(0),
+        })
+    }
+
+    /// Adds a thread that is about to start; false when the process is ending (the
+    /// thread must not start).
+    pub(crate) fn register(&self, t: Arc<ThreadHandle>) -> bool {
+        let mut st = lock(&self.state);
+        if st.exit.is_some() {
+            return false;
+        }
+        st.threads.push(t);
+        st.created += 1;
+        st.peak = st.peak.max(st.threads.len());
+        true
+    }
+
+    /// Guest threads alive now.
+    pub(crate) fn live(&self) -> usize {
+        lock(&self.state).threads.len()
+    }
+
+    /// True when `tid` is one of the process's live threads.
+    pub(crate) fn has_thread(&self, tid: i64) -> bool {
+        lock(&self.state).threads.iter().any(|t| t.tid == tid)
+    }
+
+    /// Threads created and peak alive.
+    pub fn stats(&self) -> ThreadStats {
+        let st = lock(&self.state);
+        ThreadStats {
+            created: st.created,
+            peak_live: st.peak as u64,
+        }
+    }
+
+    /// Adds an ended thread's instructions and blocks to the process's totals.
+    pub(crate) fn add_counts(&self, instructions: u64, blocks: u64) {
+        self.retired.fetch_add(instructions, Ordering::Relaxed);
+        self.blocks.fetch_add(blocks, Ordering::Relaxed);
+    }
+
+    /// Instructions retired and blocks run by every thread that ended.
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        (
+            self.retired.load(Ordering::Relaxed),
+            self.blocks.load(Ordering::Relaxed),
+        )
+    }
+
+    /// True once the process is ending: every thread stops.
+    #[inline]
+    pub(crate) fn exiting(&self) -> bool {
+        self.exiting.load(Ordering::Relaxed)
+    }
+
+    /// How the process ended, once it has.
+    pub(crate) fn exit(&self) -> Option<GuestExit> {
+        lock(&self.state).exit
+    }
+
+    /// Ends the process with `exit` unless it already ended; tells every thread.
+    pub(crate) fn set_exit(&self, exit: GuestExit) {
+        let mut st = lock(&self.state);
+        if st.exit.is_none() {
+            st.exit = Some(exit);
+        }
+        self.exiting.store(true, Ordering::SeqCst);
+        // Under the lock: a thread leaves the list (`end_thread`) before its host
+        // thread ends, so every thread signalled here is still there to take it.
+        for t in &st.threads {
+            t.attention.store(true, Ordering::SeqCst);
+            kick(t);
+        }
+        drop(st);
+        self.changed.notify_all();
+    }
+
+    /// Removes thread `tid`, which has ended. When it was the last one and the process
+    /// has no outcome yet, the process exits with `code` (Linux's status for a process
+    /// whose last thread called `exit`).
+    pub(crate) fn end_thread(&self, tid: i64, code: i32) {
+        let mut st = lock(&self.state);
+        st.threads.retain(|t| t.tid != tid);
+        if st.threads.is_empty() && st.exit.is_none() {
+            st.exit = Some(GuestExit::Exited(code));
+        }
+        drop(st);
+        self.changed.notify_all();
+    }
+
+    /// Waits until no thread is left but the caller's own (`me`, which has ended its
+    /// guest code), interrupting blocked threads while the process is ending; returns
+    /// the outcome.
+    pub(crate) fn wait_for_the_rest(&self, me: i64) -> GuestExit {
+        let mut st = lock(&self.state);
+        loop {
+            let others: Vec<Arc<ThreadHandle>> =
+                st.threads.iter().filter(|t| t.tid != me).cloned().collect();
+            if others.is_empty() {
+                st.threads.retain(|t| t.tid != me);
+                return st.exit.unwrap_or(GuestExit::Exited(0));
+            }
+            let ending = st.exit.is_some();
+            if ending {
+                // A thread may have been about to block when it was told: tell again.
+                for t in &others {
+                    kick(t);
+                }
+            }
+            let wait = if ending {
+                Duration::from_millis(2)
+            } else {
+                Duration::from_millis(200)
+            };
+            st = match self.changed.wait_timeout(st, wait) {
+                Ok((g, _)) => g,
+                Err(p) => p.into_inner().0,
+            };
+        }
+    }
+
+    /// Posts code invalidations made by thread `from` to every other thread and waits
+    /// until each one running guest code has taken them (so that when the caller's
+    /// system call returns, no thread runs code translated from the old bytes).
+    pub(crate) fn broadcast(&self, from: i64, invs: &[Invalidation]) {
+        if invs.is_empty() {
+            return;
+        }
+        let others: Vec<Arc<ThreadHandle>> = lock(&self.state)
+            .threads
+            .iter()
+            .filter(|t| t.tid != from)
+            .cloned()
+            .collect();
+        if others.is_empty() {
+            return;
+        }
+        let target = self.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        for t in &others {
+            lock(&t.inbox).extend_from_slice(invs);
+            t.attention.store(true, Ordering::SeqCst);
+        }
+        let mut spins = 0u32;
+        for t in &others {
+            while t.online.load(Ordering::SeqCst)
+                && t.ack.load(Ordering::SeqCst) < target
+                && !self.exiting()
+            {
+                spins += 1;
+                if spins < 64 {
+                    std::hint::spin_loop();
+                } else if spins < 256 {
+                    std::thread::yield_now();
+                } else {
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+            }
+        }
+    }
+}
+
+/// Interrupts `t`'s blocking host call, if it is in one.
+fn kick(t: &ThreadHandle) {
+    let p = t.pthread.load(Ordering::SeqCst);
+    if p != 0 {
+        host::kick_thread(p);
+    }
+}
