@@ -259,8 +259,14 @@ fn run_one(seed: u64, calls: u64, config: &'static str) -> Run {
     let stdin_path = cwd.with_extension("stdin");
     std::fs::write(&stdin_path, b"sysfuzz standard input\n").expect("write stdin file");
     let stdin = std::fs::File::open(&stdin_path).expect("open stdin file");
+    // Written by vmjit once the guest has ended, before vmjit dies of the guest's
+    // fatal signal: its presence tells a guest's death from a crash of vmjit itself.
+    let stats_path = cwd.with_extension("json");
+    let _ = std::fs::remove_file(&stats_path);
     let mut cmd: Vec<OsString> = vec!["run".into()];
     cmd.extend(config_args(config).iter().map(OsString::from));
+    cmd.push("--stats-json".into());
+    cmd.push(stats_path.clone().into_os_string());
     cmd.push(sysfuzz_bin().into_os_string());
     cmd.push(seed.to_string().into());
     cmd.push(calls.to_string().into());
@@ -296,7 +302,10 @@ fn run_one(seed: u64, calls: u64, config: &'static str) -> Run {
     let _ = std::fs::remove_file(&stdin_path);
 
     let stderr_text = String::from_utf8_lossy(&stderr).into_owned();
-    let outcome = classify(status, &stdout, &stderr_text);
+    let guest_ended =
+        std::fs::read_to_string(&stats_path).is_ok_and(|j| j.contains("\"exit_code\""));
+    let _ = std::fs::remove_file(&stats_path);
+    let outcome = classify(status, guest_ended, &stdout, &stderr_text);
     let tail: Vec<&str> = stderr_text
         .lines()
         .filter(|l| !l.contains("unimplemented syscall"))
@@ -311,12 +320,23 @@ fn run_one(seed: u64, calls: u64, config: &'static str) -> Run {
     }
 }
 
-fn classify(status: Option<std::process::ExitStatus>, stdout: &[u8], stderr: &str) -> Outcome {
+fn classify(
+    status: Option<std::process::ExitStatus>,
+    guest_ended: bool,
+    stdout: &[u8],
+    stderr: &str,
+) -> Outcome {
     let Some(status) = status else {
         return Outcome::Hang;
     };
     if let Some(sig) = status.signal() {
-        return Outcome::HostSignal(sig);
+        // vmjit dies of the signal its guest died of, after writing its statistics; a
+        // signal without them is vmjit's own crash.
+        return if guest_ended {
+            Outcome::GuestSignal(sig)
+        } else {
+            Outcome::HostSignal(sig)
+        };
     }
     let code = status.code().unwrap_or(-1);
     // 101 is a Rust panic's exit status; the guest never exits with it. The message may
