@@ -324,6 +324,12 @@ impl Vm {
         self.main.trace = on;
     }
 
+    /// Print every system call of every thread, with its arguments and result, to
+    /// vmjit's stderr in qemu's `-strace` format (see `syscall::strace`).
+    pub fn set_strace(&mut self, on: bool) {
+        self.main.sys.set_strace(on);
+    }
+
     /// Runs hot guest code through the JIT (code cache + Cranelift) from now on.
     pub fn enable_jit(&mut self, config: JitConfig) -> Result<(), JitError> {
         let mut jit = Jit::new(config)?;

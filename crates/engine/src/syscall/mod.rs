@@ -10,7 +10,8 @@
 //!
 //! Modules, by concern: `fdtable` (the guest's descriptors), `io` (calls on
 //! descriptors), `fs` and `procfs` (paths), `mm` (the address space), `process`
-//! (signals, futex, clocks, limits), `abi` (structure and flag conversions), `nr`.
+//! (signals, futex, clocks, limits), `abi` (structure and flag conversions), `nr`,
+//! `strace` (`--strace`: each call and its result on vmjit's stderr).
 //!
 //! **Invariants.**
 //! - No guest pointer reaches the host kernel unchecked: buffers become
@@ -25,6 +26,7 @@
 //! - An unknown call returns `-ENOSYS` and warns once per number on stderr.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rv64::Cpu;
@@ -43,6 +45,7 @@ mod mm;
 pub mod nr;
 mod process;
 mod procfs;
+mod strace;
 mod thread;
 
 use abi::timespec;
@@ -124,6 +127,8 @@ pub(crate) struct ProcessState {
     cwd_virt: Mutex<Option<Vec<u8>>>,
     /// The process's threads.
     group: Arc<ThreadGroup>,
+    /// `--strace`: every call is printed (see `strace`).
+    strace: AtomicBool,
 }
 
 /// The address space's bookkeeping (the mappings themselves are in `GuestMemory`).
@@ -233,6 +238,7 @@ impl Syscalls {
                 rlimits: Mutex::new([None; 16]),
                 cwd_virt: Mutex::new(None),
                 group,
+                strace: AtomicBool::new(false),
             }),
             thread: ThreadState {
                 tid: pid,
@@ -360,7 +366,12 @@ impl Syscalls {
         let a = [
             cpu.x[10], cpu.x[11], cpu.x[12], cpu.x[13], cpu.x[14], cpu.x[15],
         ];
-        match self.dispatch(n, a, mem) {
+        let r = if self.proc.strace.load(Relaxed) {
+            self.dispatch_traced(n, a, mem)
+        } else {
+            self.dispatch(n, a, mem)
+        };
+        match r {
             Ok(v) => {
                 cpu.x[10] = v as u64;
                 cpu.pc = cpu.pc.wrapping_add(4);
