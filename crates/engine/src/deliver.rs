@@ -95,6 +95,7 @@ pub(crate) fn deliver_sync(t: &mut GuestThread, mem: &GuestMemory, info: SigInfo
     let sig = info.signo();
     let act = group.action(sig);
     let mask = t.handle.mask();
+    t.sys.strace_signal(&info);
     if act.handler == signals::SIG_DFL
         || act.handler == signals::SIG_IGN
         || mask & signals::bit(sig) != 0
@@ -131,7 +132,11 @@ pub(crate) fn deliver(
             continue;
         }
         if act.handler == signals::SIG_DFL || sig == signals::SIGKILL || sig == signals::SIGSTOP {
-            match signals::default_action(sig) {
+            let action = signals::default_action(sig);
+            if matches!(action, Default::Terminate | Default::Core) {
+                t.sys.strace_signal(&info);
+            }
+            match action {
                 Default::Ignore | Default::Continue => continue,
                 Default::Stop => {
                     crate::host::stop_self();
@@ -151,6 +156,7 @@ pub(crate) fn deliver(
                 t.cpu.x[10] = i.a0;
             }
         }
+        t.sys.strace_signal(&info);
         // The frame saves the mask from before the signal (and before sigsuspend).
         let saved = t.sys.thread().saved_mask.take().unwrap_or(mask);
         if !enter(t, mem, &info, &act, saved) {

@@ -227,6 +227,7 @@ fn handle_thread(
                     } else {
                         spawn(t, mem, req)
                     };
+                    t.sys.strace_clone_result(r);
                     t.cpu.x[10] = r as u64;
                     t.cpu.pc = t.cpu.pc.wrapping_add(4);
                     None

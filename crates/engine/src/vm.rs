@@ -155,7 +155,7 @@ impl GuestExit {
     }
 }
 
-fn signal_name(sig: i32) -> &'static str {
+pub(crate) fn signal_name(sig: i32) -> &'static str {
     const NAMES: [&str; 32] = [
         "0",
         "SIGHUP",
@@ -343,6 +343,12 @@ impl Vm {
     /// Print every executed instruction (pc, encoding, disassembly) to stderr.
     pub fn set_trace(&mut self, on: bool) {
         self.main.trace = on;
+    }
+
+    /// Print every system call of every thread, with its arguments and result, to
+    /// vmjit's stderr in qemu's `-strace` format (see `syscall::strace`).
+    pub fn set_strace(&mut self, on: bool) {
+        self.main.sys.set_strace(on);
     }
 
     /// Runs hot guest code through the JIT (code cache + Cranelift) from now on.

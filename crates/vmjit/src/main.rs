@@ -26,6 +26,7 @@ use clap::{Parser, Subcommand, ValueEnum};
         vmjit run guests/bin/hello a b c         run a guest with three arguments\n  \
         vmjit run --stats guests/bin/coremark    ... and report instructions, blocks, speed\n  \
         vmjit run --trace --max-insns 50 prog    show the first 50 instructions executed\n  \
+        vmjit run --strace guests/bin/fileio     show its system calls, as qemu -strace\n  \
         vmjit run --crosscheck guests/bin/intalg check the JIT against the interpreter\n\n\
         See `vmjit run --help` for every option."
 )]
@@ -172,6 +173,17 @@ struct RunArgs {
     /// before it runs. Slow: every instruction is decoded and executed one at a time.
     #[arg(long)]
     trace: bool,
+
+    /// Print every system call of every guest thread to stderr, one line each, as
+    /// qemu-riscv64 -strace does: thread id, name, decoded arguments (descriptors,
+    /// AT_FDCWD, quoted strings, flags by name, pointers in hex) and result (`-1 errno=N
+    /// (message)` for an error), e.g.
+    /// `4242 openat(AT_FDCWD,"out",O_WRONLY|O_CREAT|O_TRUNC,0644) = 3`. A line is
+    /// written when the call returns; a call that may block (futex wait, sleep, a read
+    /// of an empty pipe) also when it starts (`<unfinished ...>`, then
+    /// `<... read resumed> = 5`). The guest's output is unchanged.
+    #[arg(long)]
+    strace: bool,
 
     /// Stop the guest after N instructions (exit status 124, like timeout(1)).
     #[arg(long, value_name = "N")]
@@ -398,6 +410,7 @@ fn run(args: RunArgs, inherited: &[i32]) -> anyhow::Result<ExitCode> {
     }
     vm.set_max_insns(args.max_insns);
     vm.set_trace(args.trace);
+    vm.set_strace(args.strace);
     if args.engine == Engine::Jit {
         let config = engine::JitConfig {
             cache: engine::CacheConfig {

@@ -11,7 +11,8 @@
 //! Modules, by concern: `fdtable` (the guest's descriptors), `io` (calls on
 //! descriptors), `fs` and `procfs` (paths), `mm` (the address space), `signal`
 //! (dispositions, masks, sending, waiting, timers), `thread` (clone, futex),
-//! `process` (clocks, sleeps, limits), `abi` (structure and flag conversions), `nr`.
+//! `process` (clocks, sleeps, limits), `abi` (structure and flag conversions), `nr`,
+//! `strace` (`--strace`: each call and its result on vmjit's stderr).
 //!
 //! **Invariants.**
 //! - No guest pointer reaches the host kernel unchecked: buffers become
@@ -26,6 +27,7 @@
 //! - An unknown call returns `-ENOSYS` and warns once per number on stderr.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rv64::Cpu;
@@ -46,6 +48,7 @@ pub mod nr;
 mod process;
 mod procfs;
 mod signal;
+mod strace;
 mod thread;
 
 use abi::timespec;
@@ -126,6 +129,8 @@ pub(crate) struct ProcessState {
     cwd_virt: Mutex<Option<Vec<u8>>>,
     /// The process's threads.
     group: Arc<ThreadGroup>,
+    /// `--strace`: every call is printed (see `strace`).
+    strace: AtomicBool,
 }
 
 /// The address space's bookkeeping (the mappings themselves are in `GuestMemory`).
@@ -231,6 +236,7 @@ impl Syscalls {
                 rlimits: Mutex::new([None; 16]),
                 cwd_virt: Mutex::new(None),
                 group,
+                strace: AtomicBool::new(false),
             }),
             thread: ThreadState {
                 tid: pid,
@@ -364,10 +370,19 @@ impl Syscalls {
         ];
         if n == nr::RT_SIGRETURN {
             // Restores every register, pc and a0 included.
-            return self.rt_sigreturn(cpu, mem);
+            let r = self.rt_sigreturn(cpu, mem);
+            if self.proc.strace.load(Relaxed) {
+                self.strace_sigreturn(cpu.x[10] as i64);
+            }
+            return r;
         }
         self.thread.sp = cpu.x[2];
-        match self.dispatch(n, a, mem) {
+        let r = if self.proc.strace.load(Relaxed) {
+            self.dispatch_traced(n, a, mem)
+        } else {
+            self.dispatch(n, a, mem)
+        };
+        match r {
             Ok(v) => {
                 cpu.x[10] = v as u64;
                 cpu.pc = cpu.pc.wrapping_add(4);
