@@ -105,7 +105,8 @@ fn config_args(name: &str) -> &'static [&'static str] {
 enum Outcome {
     /// The guest printed its report; the part before `;` and its call count.
     Completed { line: String, calls: u64 },
-    /// vmjit exited with 128+N for a guest killed by signal N.
+    /// The guest was killed by signal N (vmjit died of it after writing its statistics,
+    /// or exited with 128+N).
     GuestSignal(i32),
     /// vmjit exited with another status (a guest-level end such as a deadlock report).
     GuestExit(i32),
