@@ -75,6 +75,8 @@ pub fn run(vm: &mut Vm) -> GuestExit {
         group.poke_service();
     }
     let end = run_thread(&mut vm.main, &vm.mem);
+    // A forked child comes back with a group (and tid) of its own.
+    let group = Arc::clone(vm.main.sys.group());
     let me = vm.main.handle.tid;
     if let ThreadEnd::Thread(code) = end {
         vm.main.sys.thread_exit_cleanup(&vm.mem);
@@ -91,7 +93,7 @@ pub fn run(vm: &mut Vm) -> GuestExit {
 
 /// Runs one thread's guest code until the thread or the process ends.
 pub(crate) fn run_thread(t: &mut GuestThread, mem: &Arc<GuestMemory>) -> ThreadEnd {
-    let group = Arc::clone(t.sys.group());
+    let mut group = Arc::clone(t.sys.group());
     let mut trace = TraceBuf::default();
     let end = loop {
         if t.handle.attention() {
@@ -121,6 +123,10 @@ pub(crate) fn run_thread(t: &mut GuestThread, mem: &Arc<GuestMemory>) -> ThreadE
         };
         if let Some(end) = handle_thread(t, mem, exit, &mut trace, None) {
             break end;
+        }
+        if !Arc::ptr_eq(&group, t.sys.group()) {
+            // A fork's child: its own process from here on.
+            group = Arc::clone(t.sys.group());
         }
     };
     trace.flush();
@@ -160,10 +166,12 @@ pub(crate) fn handle_with(
     trace: &mut TraceBuf,
     shadow: Option<&mut rv64::Interpreter>,
 ) -> Option<GuestExit> {
-    let group = Arc::clone(vm.main.sys.group());
-    handle_thread(&mut vm.main, &vm.mem, exit, trace, shadow).map(|end| match end {
-        ThreadEnd::Thread(code) => GuestExit::Exited(code),
-        ThreadEnd::Process => group.exit().unwrap_or(GuestExit::Exited(0)),
+    handle_thread(&mut vm.main, &vm.mem, exit, trace, shadow).map(|end| {
+        let group = Arc::clone(vm.main.sys.group());
+        match end {
+            ThreadEnd::Thread(code) => GuestExit::Exited(code),
+            ThreadEnd::Process => group.exit().unwrap_or(GuestExit::Exited(0)),
+        }
     })
 }
 
@@ -221,6 +229,13 @@ fn handle_thread(
                 Some(SyscallExit::Signal(signo)) => end(GuestExit::Signal { signo }),
                 Some(SyscallExit::Deadlock { uaddr }) => end(GuestExit::Deadlock { pc, uaddr }),
                 Some(SyscallExit::ThreadExit(code)) => Some(ThreadEnd::Thread(code)),
+                Some(SyscallExit::Fork(req)) => {
+                    let r = crate::fork::fork(t, mem, req);
+                    t.sys.strace_clone_result(r);
+                    t.cpu.x[10] = r as u64;
+                    t.cpu.pc = t.cpu.pc.wrapping_add(4);
+                    None
+                }
                 Some(SyscallExit::Clone(req)) => {
                     let r = if group_refuses_threads(t, trace) {
                         -i64::from(libc::ENOSYS)

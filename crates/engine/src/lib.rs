@@ -29,7 +29,9 @@
 pub mod crosscheck;
 pub mod deliver;
 pub mod dispatch;
+mod fork;
 pub mod host;
+pub mod hostproc;
 pub mod jit;
 pub mod layout;
 pub mod loader;
@@ -51,4 +53,5 @@ pub use jit::{
 pub use loader::ElfError;
 pub use memory::{GuestMemory, MemoryError};
 pub use stack::StackError;
+pub use syscall::ExecConfig;
 pub use vm::{GuestExit, LoadError, RunOutcome, Vm, host_environment};

@@ -45,6 +45,12 @@ static LAYOUT: OnceLock<Layout> = OnceLock::new();
 /// Device and inode of every file that backs vmjit's own state.
 static INTERNAL: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
 
+/// The registry of vmjit's own files, if it is free now (held across `fork`, so
+/// that the child can register its own code-cache file).
+pub(crate) fn try_lock_for_fork() -> Option<std::sync::MutexGuard<'static, Vec<(u64, u64)>>> {
+    crate::memory::try_lock(&INTERNAL)
+}
+
 fn layout() -> Layout {
     *LAYOUT.get_or_init(|| {
         let (soft, hard) = host::getrlimit(libc::RLIMIT_NOFILE).unwrap_or((1024, 4096));

@@ -241,6 +241,16 @@ impl ThreadGroup {
         old
     }
 
+    /// Every disposition (index 0 unused), for a forked child.
+    pub(crate) fn actions_snapshot(&self) -> [SigAction; 65] {
+        *lock(&self.actions)
+    }
+
+    /// Sets every disposition (a forked child's, from its parent).
+    pub(crate) fn set_actions(&self, actions: &[SigAction; 65]) {
+        *lock(&self.actions) = *actions;
+    }
+
     /// True when some signal has a guest handler (a lone thread's endless wait may
     /// then still end).
     pub(crate) fn any_handler(&self) -> bool {

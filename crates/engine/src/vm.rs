@@ -263,6 +263,17 @@ impl Vm {
     /// given followed by `args`; its environment is `env` (`KEY=VALUE` strings; pass
     /// [`host_environment`] for qemu-user's behaviour).
     pub fn load(path: &Path, args: &[OsString], env: &[OsString]) -> Result<Vm, LoadError> {
+        Self::load_with_argv0(path, None, args, env)
+    }
+
+    /// [`Vm::load`] with `argv0` as the guest's `argv[0]` instead of the path (what
+    /// execve passes on, and qemu-user's `-0`).
+    pub fn load_with_argv0(
+        path: &Path,
+        argv0: Option<&std::ffi::OsStr>,
+        args: &[OsString],
+        env: &[OsString],
+    ) -> Result<Vm, LoadError> {
         let data = read_program(path)?;
         let mut mem = GuestMemory::new()?;
         let img = loader::load(&data, &mut mem)?;
@@ -288,7 +299,7 @@ impl Vm {
             random,
         };
         let name = path.as_os_str().as_bytes();
-        let mut argv: Vec<&[u8]> = vec![name];
+        let mut argv: Vec<&[u8]> = vec![argv0.map_or(name, |a| a.as_bytes())];
         argv.extend(args.iter().map(|a| a.as_bytes()));
         let envp: Vec<&[u8]> = env.iter().map(|e| e.as_bytes()).collect();
         let st = stack::build(&mut mem, layout::STACK_TOP, &argv, &envp, name, &aux)?;
@@ -326,6 +337,44 @@ impl Vm {
     pub fn inherit_fds(&mut self, fds: &[i32]) {
         for &fd in fds {
             self.main.sys.inherit_fd(fd);
+        }
+    }
+
+    /// Lets the guest's execve run riscv64 programs under vmjit with `config`.
+    pub fn set_exec_config(&mut self, config: crate::syscall::ExecConfig) {
+        self.main.sys.set_exec_config(config);
+    }
+
+    /// Marks this process as one vmjit forked (or a program such a process exec'd):
+    /// see [`Vm::is_forked_child`].
+    pub fn set_forked_child(&mut self) {
+        self.main.sys.set_forked_child();
+    }
+
+    /// True in a process vmjit forked for its guest, or in what such a process
+    /// exec'd: statistics are then not reported (they are the first process's).
+    pub fn is_forked_child(&self) -> bool {
+        self.main.sys.is_forked_child()
+    }
+
+    /// The signal state the guest starts with, as a process inherits it across exec:
+    /// `mask` blocked, the signals in `ignored` ignored (bit `n-1` is signal `n`).
+    pub fn set_initial_signals(&mut self, mask: u64, ignored: u64) {
+        let group = std::sync::Arc::clone(self.main.sys.group());
+        group.set_mask(&self.main.handle, mask);
+        for sig in 1..=64 {
+            if ignored & (1 << (sig - 1)) != 0
+                && sig != crate::signals::SIGKILL
+                && sig != crate::signals::SIGSTOP
+            {
+                group.set_action(
+                    sig,
+                    crate::signals::SigAction {
+                        handler: crate::signals::SIG_IGN,
+                        ..Default::default()
+                    },
+                );
+            }
         }
     }
 

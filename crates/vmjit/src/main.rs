@@ -235,6 +235,16 @@ struct RunArgs {
           value_parser = parse_injection)]
     crosscheck_inject: Option<engine::crosscheck::Injection>,
 
+    /// The guest's argv[0] instead of PROGRAM as given (qemu-user's -0). A guest's
+    /// execve of a riscv64 program runs vmjit again with the same options and this.
+    #[arg(long, value_name = "NAME")]
+    argv0: Option<OsString>,
+
+    /// Internal: this vmjit runs what a forked guest process exec'd, so it reports no
+    /// statistics (--stats and --stats-json are the first process's).
+    #[arg(long, hide = true)]
+    forked_child: bool,
+
     /// The static riscv64 executable to run.
     #[arg(value_name = "PROGRAM")]
     program: PathBuf,
@@ -359,6 +369,12 @@ fn main() -> ExitCode {
     // Before anything opens a descriptor: what vmjit was started with is the guest's
     // to inherit, and vmjit's own descriptors go above the guest's range from here on.
     let inherited = engine::host::open_fds();
+    // Also inherited, as across an exec: the blocked signals and the ignored ones
+    // (but SIGPIPE, which the Rust runtime ignores before `main`).
+    let signals = (
+        engine::hostproc::thread_mask(),
+        engine::hostproc::ignored_signals() & !(1 << (engine::signals::SIGPIPE - 1)),
+    );
     engine::sandbox::init();
     let cli = Cli::parse();
     if matches!(cli.command, Command::Run(_)) {
@@ -367,7 +383,7 @@ fn main() -> ExitCode {
         engine::host::forward_host_signals();
     }
     let result = match cli.command {
-        Command::Run(args) => run(args, &inherited),
+        Command::Run(args) => run(args, &inherited, signals),
         Command::Bench(b) => {
             let opts = bench::Options {
                 guests_dir: b.guests,
@@ -399,12 +415,47 @@ fn say(line: std::fmt::Arguments<'_>) {
     engine::host::write_stderr(format!("{line}\n").as_bytes());
 }
 
+/// The options of this `vmjit run` (what lies between `run` and the program, without
+/// those that describe one program: `--argv0`, `--forked-child`), for the runs of the
+/// riscv64 programs the guest executes. `guest_args` is how many arguments follow the
+/// program.
+fn exec_options(guest_args: usize) -> Vec<OsString> {
+    let raw: Vec<OsString> = std::env::args_os().collect();
+    let Some(run) = raw.iter().position(|a| a == "run") else {
+        return Vec::new();
+    };
+    let end = raw.len().saturating_sub(guest_args + 1).max(run + 1);
+    let mut out = Vec::new();
+    let mut it = raw[run + 1..end].iter();
+    while let Some(a) = it.next() {
+        if a == "--argv0" {
+            it.next();
+        } else if a == "--forked-child" || a == "--" || a.to_string_lossy().starts_with("--argv0=")
+        {
+        } else {
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
 /// Runs the guest; `Err` is a problem before the guest started (one line, status 1).
-fn run(args: RunArgs, inherited: &[i32]) -> anyhow::Result<ExitCode> {
+fn run(args: RunArgs, inherited: &[i32], signals: (u64, u64)) -> anyhow::Result<ExitCode> {
     let env = engine::host_environment();
-    let mut vm = engine::Vm::load(&args.program, &args.args, &env)
-        .with_context(|| args.program.display().to_string())?;
+    let mut vm =
+        engine::Vm::load_with_argv0(&args.program, args.argv0.as_deref(), &args.args, &env)
+            .with_context(|| args.program.display().to_string())?;
     vm.inherit_fds(inherited);
+    vm.set_initial_signals(signals.0, signals.1);
+    if args.forked_child {
+        vm.set_forked_child();
+    }
+    if let Ok(vmjit) = std::env::current_exe() {
+        vm.set_exec_config(engine::ExecConfig {
+            vmjit,
+            options: exec_options(args.args.len()),
+        });
+    }
     if let Some(bytes) = args.max_memory {
         vm.set_max_memory(bytes as u64);
     }
@@ -445,13 +496,14 @@ fn run(args: RunArgs, inherited: &[i32]) -> anyhow::Result<ExitCode> {
         say(format_args!("{msg}"));
     }
     let report = vm.jit_report();
-    if let Some(path) = &args.stats_json {
+    let report_stats = !vm.is_forked_child();
+    if let Some(path) = args.stats_json.as_ref().filter(|_| report_stats) {
         let json = stats::json(&out, report.as_ref(), engine_name(args.engine));
         if let Err(e) = std::fs::write(path, json) {
             say(format_args!("vmjit: cannot write {}: {e}", path.display()));
         }
     }
-    if args.stats {
+    if args.stats && report_stats {
         let secs = out.wall.as_secs_f64();
         let mips = if secs > 0.0 {
             out.instructions as f64 / secs / 1e6

@@ -1331,6 +1331,11 @@ impl Jit {
 
     /// A report for `--stats`: the JIT's counters, the cache's, and the hottest
     /// entries with the disassembly of their first instruction.
+    /// The configuration this JIT was made with.
+    pub fn config(&self) -> &JitConfig {
+        &self.shared.config
+    }
+
     pub fn report(&mut self, mem: &GuestMemory) -> JitReport {
         self.exec.flush_hits();
         let cache = self.shared.cache.stats();

@@ -148,7 +148,7 @@ impl HostRange<'_> {
 
 /// What the mapping lock guards.
 #[derive(Debug, Default)]
-struct MapState {
+pub(crate) struct MapState {
     /// Changes made outside guest code, while a log is on
     /// ([`GuestMemory::start_change_log`]).
     log: Option<Box<ChangeLog>>,
@@ -431,6 +431,12 @@ impl GuestMemory {
     #[inline]
     fn perm_at(&self, page: usize) -> u8 {
         self.perms().get(page).map_or(0, |p| p.load(Relaxed))
+    }
+
+    /// The mapping lock if it is free now (`fork` takes it with the other locks a
+    /// child uses, without waiting, to avoid lock-order deadlocks).
+    pub(crate) fn try_lock_for_fork(&self) -> Option<MutexGuard<'_, MapState>> {
+        try_lock(&self.state)
     }
 
     fn lock(&self) -> MutexGuard<'_, MapState> {
@@ -1094,3 +1100,13 @@ pub use changelog::{MemChange, MemDifference};
 
 #[cfg(test)]
 mod tests;
+
+/// Locks `m` if it is free (a poisoned lock counts as free: its state is still the
+/// best there is).
+pub(crate) fn try_lock<T>(m: &Mutex<T>) -> Option<MutexGuard<'_, T>> {
+    match m.try_lock() {
+        Ok(g) => Some(g),
+        Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(std::sync::TryLockError::WouldBlock) => None,
+    }
+}

@@ -95,6 +95,59 @@ impl FdTable {
         }
     }
 
+    /// The table of a forked child: the same host numbers (the child inherited them),
+    /// each under a new [`HostFd`] the child owns, so that the child's close really
+    /// closes its copy (the parent's table, left behind in the child's memory, is never
+    /// dropped). Slots that shared one host descriptor still do.
+    pub(crate) fn fork_copy(&self) -> Self {
+        let mut made: Vec<(*const HostFd, Arc<HostFd>)> = Vec::new();
+        let slots = self
+            .slots
+            .iter()
+            .map(|s| {
+                s.as_ref().map(|s| {
+                    let key = Arc::as_ptr(&s.host);
+                    let host = match made.iter().find(|(k, _)| *k == key) {
+                        Some((_, h)) => Arc::clone(h),
+                        None => {
+                            let h = Arc::new(HostFd {
+                                raw: s.host.raw,
+                                close_on_drop: AtomicBool::new(
+                                    s.host.close_on_drop.load(Ordering::Relaxed),
+                                ),
+                            });
+                            made.push((key, Arc::clone(&h)));
+                            h
+                        }
+                    };
+                    Slot {
+                        host,
+                        cloexec: s.cloexec,
+                        kind: s.kind.clone(),
+                    }
+                })
+            })
+            .collect();
+        FdTable {
+            slots,
+            soft: self.soft,
+            hard: self.hard,
+        }
+    }
+
+    /// The guest descriptors an exec keeps (not close-on-exec): guest number and host
+    /// descriptor.
+    pub(crate) fn kept_across_exec(&self) -> Vec<(i32, i32)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(g, s)| {
+                let s = s.as_ref()?;
+                (!s.cloexec).then_some((g as i32, s.host.raw))
+            })
+            .collect()
+    }
+
     /// A table holding the host's stdio descriptors that are open, at their numbers.
     pub(crate) fn with_stdio() -> Self {
         let mut t = Self::new();

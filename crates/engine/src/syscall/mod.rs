@@ -40,7 +40,9 @@ use crate::sysnames;
 use crate::threads::{ThreadGroup, ThreadHandle};
 
 mod abi;
+mod exec;
 mod fdtable;
+mod fork;
 mod fs;
 mod io;
 mod mm;
@@ -53,6 +55,7 @@ mod thread;
 
 use abi::timespec;
 pub use abi::{open_flags_to_guest, open_flags_to_host, stat_to_guest};
+pub use exec::ExecConfig;
 use fdtable::FdTable;
 pub use thread::CloneRequest;
 
@@ -80,6 +83,9 @@ pub enum SyscallExit {
     ThreadExit(i32),
     /// A new thread to start (the engine answers the call with its tid).
     Clone(CloneRequest),
+    /// A new process: fork, vfork, or clone without `CLONE_VM` (the engine forks and
+    /// answers with the child's pid, 0 in the child).
+    Fork(CloneRequest),
 }
 
 /// Code-memory changes the dispatch loop must apply before running more guest code.
@@ -131,10 +137,14 @@ pub(crate) struct ProcessState {
     group: Arc<ThreadGroup>,
     /// `--strace`: every call is printed (see `strace`).
     strace: AtomicBool,
+    /// How execve runs a riscv64 program (none: it is ENOEXEC).
+    exec: Option<Arc<ExecConfig>>,
+    /// A process vmjit forked for its guest (or a program such a process exec'd).
+    forked: AtomicBool,
 }
 
 /// The address space's bookkeeping (the mappings themselves are in `GuestMemory`).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct MmState {
     brk_start: u64,
     brk_cur: u64,
@@ -237,6 +247,8 @@ impl Syscalls {
                 cwd_virt: Mutex::new(None),
                 group,
                 strace: AtomicBool::new(false),
+                exec: None,
+                forked: AtomicBool::new(false),
             }),
             thread: ThreadState {
                 tid: pid,
@@ -324,6 +336,14 @@ impl Syscalls {
     /// vmjit uses itself; nothing happens when it is not open.
     pub fn inherit_fd(&mut self, fd: i32) {
         self.proc.fds().inherit(fd);
+    }
+
+    /// Lets execve run riscv64 programs with `config` (only before the process has a
+    /// second thread; ignored otherwise).
+    pub fn set_exec_config(&mut self, config: ExecConfig) {
+        if let Some(p) = Arc::get_mut(&mut self.proc) {
+            p.exec = Some(Arc::new(config));
+        }
     }
 
     /// Sets what the guest's `/proc/self/cmdline` and `/proc/self/environ` show.
@@ -509,6 +529,10 @@ impl Syscalls {
             }
             nr::EXIT => return Err(SyscallExit::ThreadExit((a[0] & 0xff) as i32)),
             nr::EXIT_GROUP => return Err(SyscallExit::Exited((a[0] & 0xff) as i32)),
+            nr::EXECVE => return self.execve(a, mem),
+            nr::EXECVEAT => return self.execveat(a, mem),
+            nr::WAIT4 => self.wait4(a, mem),
+            nr::WAITID => self.waitid(a, mem),
             nr::CLONE => return self.clone_thread(a),
             nr::CLONE3 => return self.clone3(a[0], a[1], mem),
             nr::CLOCK_GETTIME | nr::CLOCK_GETRES => {

@@ -109,3 +109,7 @@ pub const CLONE3: u64 = 435;
 pub const CLOSE_RANGE: u64 = 436;
 pub const PIDFD_GETFD: u64 = 438;
 pub const FACCESSAT2: u64 = 439;
+pub const WAITID: u64 = 95;
+pub const WAIT4: u64 = 260;
+pub const EXECVE: u64 = 221;
+pub const EXECVEAT: u64 = 281;

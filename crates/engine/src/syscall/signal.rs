@@ -105,6 +105,14 @@ impl Syscalls {
         if let Some(mut n) = new {
             n.mask &= !signals::UNBLOCKABLE;
             group.set_action(sig, n);
+            if sig == signals::SIGCHLD && host::forwarding() {
+                // Only the host kernel can reap children at once, as ignoring SIGCHLD
+                // or SA_NOCLDWAIT asks.
+                crate::hostproc::set_sigchld(
+                    n.handler == signals::SIG_IGN,
+                    n.flags & signals::SA_NOCLDWAIT != 0,
+                );
+            }
         }
         if oact != 0 && mem.write_bytes(oact, &old.to_bytes()).is_err() {
             return EFAULT;

@@ -116,7 +116,7 @@ impl Syscalls {
                 }
             }
             // The thread starts in the dispatch loop, which then gives the result.
-            Err(SyscallExit::Clone(_)) => {
+            Err(SyscallExit::Clone(_) | SyscallExit::Fork(_)) => {
                 let _ = PENDING_CLONE.try_with(|p| *p.borrow_mut() = Some(call));
             }
             // exit, exit_group, a fatal signal, a deadlock: the call never returns

@@ -6,9 +6,10 @@
 //! - Only the flag sets a thread library uses are accepted (`CLONE_VM`, `CLONE_FS`,
 //!   `CLONE_FILES`, `CLONE_SIGHAND`, `CLONE_THREAD` together, with any of
 //!   `CLONE_SYSVSEM`, `CLONE_SETTLS`, `CLONE_PARENT_SETTID`, `CLONE_CHILD_SETTID`,
-//!   `CLONE_CHILD_CLEARTID`, `CLONE_DETACHED`); every other combination is EINVAL
-//!   (what Linux says of inconsistent sets) or ENOSYS (a new process: fork, vfork,
-//!   posix_spawn), with one warning, never a silently different behaviour.
+//!   `CLONE_CHILD_CLEARTID`, `CLONE_DETACHED`). A clone without `CLONE_THREAD` is a new
+//!   process (fork, vfork, posix_spawn), which the engine forks (`crate::fork`). Every
+//!   other combination is EINVAL (what Linux says of inconsistent sets) or ENOSYS, with
+//!   one warning, never a silently different behaviour.
 //! - A futex is the host futex on the guest word itself (guest memory is host memory),
 //!   so waiters and wakers in any thread, tier or host call meet on one kernel queue;
 //!   the word must be aligned and mapped, as Linux requires, or the call is EINVAL or
@@ -20,6 +21,8 @@ use super::{EFAULT, EINVAL, SyscallExit, Syscalls, e};
 use crate::host;
 use crate::memory::{GuestMemory, PERM_R, PERM_W};
 
+/// The exit signal of a new process (clone's low byte).
+const CSIGNAL: u64 = 0xff;
 const CLONE_VM: u64 = 0x100;
 const CLONE_FS: u64 = 0x200;
 const CLONE_FILES: u64 = 0x400;
@@ -72,6 +75,10 @@ impl CloneRequest {
     pub fn child_cleartid(&self) -> bool {
         self.flags & CLONE_CHILD_CLEARTID != 0
     }
+    /// The parent waits until the child has exec'd or ended.
+    pub fn vfork(&self) -> bool {
+        self.flags & CLONE_VFORK != 0
+    }
 }
 
 // Futex commands and flags (the same on every Linux architecture).
@@ -108,10 +115,7 @@ impl Syscalls {
             tls: a[3],
             child_tid: a[4],
         };
-        match self.check_clone(req) {
-            Ok(()) => Err(SyscallExit::Clone(req)),
-            Err(r) => Ok(r),
-        }
+        self.check_clone(req)
     }
 
     /// `clone3(args, size)`.
@@ -148,9 +152,15 @@ impl Syscalls {
             set_tid_size,
             cgroup,
         ] = w;
-        if exit_signal != 0 || set_tid != 0 || set_tid_size != 0 || cgroup != 0 {
-            return Ok(self.unsupported_clone("clone3 with an exit signal, set_tid or a cgroup"));
+        if set_tid != 0 || set_tid_size != 0 || cgroup != 0 {
+            return Ok(self.unsupported_clone("clone3 with set_tid or a cgroup"));
         }
+        // clone's CSIGNAL byte is clone3's exit_signal.
+        if exit_signal > 64 || flags & CSIGNAL != 0 || exit_signal != 0 && flags & CLONE_THREAD != 0
+        {
+            return Ok(EINVAL);
+        }
+        let flags = flags | exit_signal;
         if (stack == 0) != (stack_size == 0) {
             return Ok(EINVAL);
         }
@@ -161,28 +171,49 @@ impl Syscalls {
             tls,
             child_tid,
         };
-        match self.check_clone(req) {
-            Ok(()) => Err(SyscallExit::Clone(req)),
-            Err(r) => Ok(r),
-        }
+        self.check_clone(req)
     }
 
-    /// Refuses what is not a thread clone: EINVAL for sets Linux rejects, ENOSYS
-    /// (one warning) for new processes and options vmjit does not implement.
-    fn check_clone(&mut self, req: CloneRequest) -> Result<(), i64> {
-        let f = req.flags;
+    /// Sorts a clone into a thread or a process, or refuses it: EINVAL for sets Linux
+    /// rejects, ENOSYS (one warning) for options vmjit does not implement.
+    fn check_clone(&mut self, req: CloneRequest) -> Result<i64, SyscallExit> {
+        let f = req.flags & !CSIGNAL;
         // Linux's own consistency rules.
         if f & CLONE_THREAD != 0 && f & CLONE_SIGHAND == 0
             || f & CLONE_SIGHAND != 0 && f & CLONE_VM == 0
         {
-            return Err(EINVAL);
+            return Ok(EINVAL);
         }
-        if f & CLONE_VM == 0 || f & CLONE_VFORK != 0 || f & CLONE_THREAD == 0 {
-            // A new process (fork, vfork, posix_spawn): not yet.
-            return Err(self.unsupported_clone(
-                "a new process (fork, vfork or posix_spawn); vmjit runs threads only",
-            ));
+        if f & CLONE_THREAD == 0 {
+            // A new process: fork (no CLONE_VM), vfork or posix_spawn (CLONE_VFORK,
+            // with CLONE_VM or not; run as a fork whose parent waits, as qemu-user
+            // does). Sharing descriptors, dispositions or the filesystem context with
+            // another process has no host counterpart here.
+            let shared = CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_PIDFD | CLONE_SYSVSEM;
+            let allowed = CLONE_VM
+                | CLONE_VFORK
+                | CLONE_SETTLS
+                | CLONE_PARENT_SETTID
+                | CLONE_CHILD_SETTID
+                | CLONE_CHILD_CLEARTID
+                | CLONE_DETACHED;
+            if f & CLONE_VM != 0 && f & CLONE_VFORK == 0 {
+                return Ok(self.unsupported_clone(
+                    "a process sharing its parent's memory without CLONE_VFORK",
+                ));
+            }
+            if f & shared != 0 || f & !allowed != 0 {
+                self.warn_once(
+                    0x1_0000_0000 | f,
+                    &format!(
+                        "vmjit: warning: clone flags {f:#x} for a new process are not supported; EINVAL\n"
+                    ),
+                );
+                return Ok(EINVAL);
+            }
+            return Err(SyscallExit::Fork(req));
         }
+        // A thread's exit signal is ignored, as in Linux.
         if f & THREAD_FLAGS != THREAD_FLAGS
             || f & !(THREAD_FLAGS | THREAD_OPTIONAL) != 0
             || f & CLONE_PIDFD != 0
@@ -191,9 +222,9 @@ impl Syscalls {
                 0x1_0000_0000 | f,
                 &format!("vmjit: warning: clone flags {f:#x} are not supported; EINVAL\n"),
             );
-            return Err(EINVAL);
+            return Ok(EINVAL);
         }
-        Ok(())
+        Err(SyscallExit::Clone(req))
     }
 
     fn unsupported_clone(&mut self, what: &str) -> i64 {
