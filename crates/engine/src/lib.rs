@@ -37,6 +37,7 @@ pub mod sandbox;
 pub mod stack;
 pub mod syscall;
 pub mod sysnames;
+pub mod sysroot;
 pub mod threads;
 pub mod vm;
 

@@ -14,8 +14,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
-/// Run static riscv64 Linux programs (RV64GC, `riscv64-linux-gnu-gcc -static`) on this
-/// host, as qemu-riscv64 does, with a JIT backed by a unified code cache.
+/// Run riscv64 Linux programs (RV64GC; static, or dynamically linked with a riscv64
+/// sysroot) on this host, as qemu-riscv64 does, with a JIT backed by a unified code cache.
 #[derive(Parser, Debug)]
 #[command(
     name = "vmjit",
@@ -23,6 +23,7 @@ use clap::{Parser, Subcommand, ValueEnum};
     propagate_version = true,
     after_help = "Examples:\n  \
         vmjit run guests/bin/hello a b c         run a guest with three arguments\n  \
+        vmjit run -L /usr/riscv64-linux-gnu prog run a dynamically linked program\n  \
         vmjit run --stats guests/bin/coremark    ... and report instructions, blocks, speed\n  \
         vmjit run --trace --max-insns 50 prog    show the first 50 instructions executed\n  \
         vmjit run --crosscheck guests/bin/intalg check the JIT against the interpreter\n\n\
@@ -35,7 +36,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run a static riscv64 Linux executable.
+    /// Run a riscv64 Linux executable.
     ///
     /// The guest gets PROGRAM and ARGS as its argv, vmjit's environment, and vmjit's
     /// standard input, output and error. vmjit exits with the guest's exit status (128+N
@@ -220,7 +221,16 @@ struct RunArgs {
           value_parser = parse_injection)]
     crosscheck_inject: Option<engine::crosscheck::Injection>,
 
-    /// The static riscv64 executable to run.
+    /// The sysroot of a riscv64 system (as qemu-riscv64's -L): a dynamically linked
+    /// program's ELF interpreter (e.g. /lib/ld-linux-riscv64-lp64d.so.1) and shared
+    /// libraries are loaded from it, and every absolute path the guest names is looked
+    /// up under DIR first (used when it exists there; never for /proc and /dev).
+    /// Default: $VMJIT_LD_PREFIX, else $QEMU_LD_PREFIX, else /usr/riscv64-linux-gnu
+    /// when it exists (Debian's libc6-riscv64-cross). `-L /` turns the sysroot off.
+    #[arg(short = 'L', long = "sysroot", value_name = "DIR")]
+    sysroot: Option<PathBuf>,
+
+    /// The riscv64 executable to run (static, static-pie or dynamically linked).
     #[arg(value_name = "PROGRAM")]
     program: PathBuf,
 
@@ -382,7 +392,8 @@ fn say(line: std::fmt::Arguments<'_>) {
 /// Runs the guest; `Err` is a problem before the guest started (one line, status 1).
 fn run(args: RunArgs, inherited: &[i32]) -> anyhow::Result<ExitCode> {
     let env = engine::host_environment();
-    let mut vm = engine::Vm::load(&args.program, &args.args, &env)
+    let sysroot = engine::sysroot::Sysroot::from_environment(args.sysroot.as_deref())?;
+    let mut vm = engine::Vm::load_with_sysroot(&args.program, &args.args, &env, sysroot)
         .with_context(|| args.program.display().to_string())?;
     vm.inherit_fds(inherited);
     if let Some(bytes) = args.max_memory {

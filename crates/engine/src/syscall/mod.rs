@@ -124,6 +124,8 @@ pub(crate) struct ProcessState {
     cwd_virt: Mutex<Option<Vec<u8>>>,
     /// The process's threads.
     group: Arc<ThreadGroup>,
+    /// Where absolute guest paths are looked up first (`fs`, `crate::sysroot`).
+    sysroot: Option<crate::sysroot::Sysroot>,
 }
 
 /// The address space's bookkeeping (the mappings themselves are in `GuestMemory`).
@@ -233,6 +235,7 @@ impl Syscalls {
                 rlimits: Mutex::new([None; 16]),
                 cwd_virt: Mutex::new(None),
                 group,
+                sysroot: None,
             }),
             thread: ThreadState {
                 tid: pid,
@@ -329,6 +332,14 @@ impl Syscalls {
         if let Some(p) = Arc::get_mut(&mut self.proc) {
             p.cmdline = join(argv);
             p.environ = join(envp);
+        }
+    }
+
+    /// Looks the guest's absolute paths up in `sysroot` first (see [`crate::sysroot`]).
+    /// Only before the process has a second thread (ignored otherwise).
+    pub fn set_sysroot(&mut self, sysroot: Option<crate::sysroot::Sysroot>) {
+        if let Some(p) = Arc::get_mut(&mut self.proc) {
+            p.sysroot = sysroot;
         }
     }
 
