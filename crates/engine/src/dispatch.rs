@@ -27,8 +27,10 @@ use std::sync::Arc;
 
 use rv64::{Exit, Insn, Memory, insn_len};
 
+use crate::deliver;
 use crate::host;
 use crate::memory::GuestMemory;
+use crate::signals::{self, SigInfo};
 use crate::syscall::{CloneRequest, Invalidation, SyscallExit, Syscalls};
 use crate::threads::{GuestThread, ThreadGroup};
 use crate::vm::{GuestExit, Vm};
@@ -42,7 +44,7 @@ const _: () = assert!(rv64::interp::MAX_BLOCK_INSNS as u64 <= SLACK);
 
 /// Largest budget given to guest code at once: between budgets the loop looks at the
 /// thread's mail and at the process's end (the JIT also looks at every dispatch).
-pub(crate) const CHUNK: u64 = 1 << 22;
+pub(crate) const CHUNK: u64 = 1 << 20;
 
 /// Host stack of a guest thread's host thread (guest code does not run on it: the
 /// engine's own frames, a Cranelift compile when there are no compile threads).
@@ -68,6 +70,10 @@ pub(crate) enum ThreadEnd {
 pub fn run(vm: &mut Vm) -> GuestExit {
     let group = Arc::clone(vm.main.sys.group());
     vm.main.handle.bind_host_thread();
+    if host::forwarding() {
+        // Host signals forwarded to the guest are taken by the service thread.
+        group.poke_service();
+    }
     let end = run_thread(&mut vm.main, &vm.mem);
     let me = vm.main.handle.tid;
     if let ThreadEnd::Thread(code) = end {
@@ -78,7 +84,9 @@ pub fn run(vm: &mut Vm) -> GuestExit {
         vm.main.cpu.instret,
         vm.main.interp.blocks_executed() + vm.main.stepped_blocks,
     );
-    group.wait_for_the_rest(me)
+    let exit = group.wait_for_the_rest(me);
+    group.stop_service();
+    exit
 }
 
 /// Runs one thread's guest code until the thread or the process ends.
@@ -88,6 +96,9 @@ pub(crate) fn run_thread(t: &mut GuestThread, mem: &Arc<GuestMemory>) -> ThreadE
     let end = loop {
         if t.handle.attention() {
             take_mail(t, &group);
+            if deliver::deliver(t, mem, None).is_some() {
+                break ThreadEnd::Process;
+            }
         }
         if group.exiting() {
             break ThreadEnd::Process;
@@ -176,6 +187,7 @@ fn handle_thread(
         Exit::Ecall => {
             trace.flush();
             let pc = t.cpu.pc;
+            let (nr, a0) = (t.cpu.x[17], t.cpu.x[10]);
             // The interpreter leaves the ecall unretired (the engine completes it), as
             // Linux counts it once the kernel returns.
             t.cpu.instret += 1;
@@ -189,7 +201,22 @@ fn handle_thread(
             t.handle.go_online();
             apply_invalidations(t, shadow.is_some(), shadow);
             match r {
-                None => None,
+                None => {
+                    // Signals are taken before the guest runs on (a signal the call
+                    // sent itself is delivered before it returns, as POSIX asks).
+                    // rt_sigreturn puts back the interrupted code's a0, which may be
+                    // an EINTR of its own: not this call's result.
+                    let intr = (nr != crate::syscall::nr::RT_SIGRETURN
+                        && t.cpu.x[10] as i64 == -i64::from(libc::EINTR))
+                    .then_some(deliver::Interrupted { nr, pc, a0 });
+                    if intr.is_some() || t.handle.attention() {
+                        take_mail(t, &group);
+                        if deliver::deliver(t, mem, intr).is_some() {
+                            return Some(ThreadEnd::Process);
+                        }
+                    }
+                    None
+                }
                 Some(SyscallExit::Exited(code)) => end(GuestExit::Exited(code)),
                 Some(SyscallExit::Signal(signo)) => end(GuestExit::Signal { signo }),
                 Some(SyscallExit::Deadlock { uaddr }) => end(GuestExit::Deadlock { pc, uaddr }),
@@ -200,15 +227,22 @@ fn handle_thread(
                     } else {
                         spawn(t, mem, req)
                     };
+                    t.sys.strace_clone_result(r);
                     t.cpu.x[10] = r as u64;
                     t.cpu.pc = t.cpu.pc.wrapping_add(4);
                     None
                 }
             }
         }
-        Exit::Ebreak => end(GuestExit::Signal {
-            signo: libc::SIGTRAP,
-        }),
+        Exit::Ebreak => {
+            let info = SigInfo::fault(signals::SIGTRAP, signals::TRAP_BRKPT, t.cpu.pc);
+            match deliver::deliver_sync(t, mem, info) {
+                deliver::Sync::Handled => None,
+                deliver::Sync::Fatal => end(GuestExit::Signal {
+                    signo: signals::SIGTRAP,
+                }),
+            }
+        }
         Exit::FenceI => {
             // fence.i is local to a hart in the ISA; it is treated as global here, which
             // the ISA allows (and what code that forgot a remote fence needs).
@@ -216,11 +250,29 @@ fn handle_thread(
             apply_invalidations(t, shadow.is_some(), shadow);
             None
         }
-        Exit::Illegal { pc, raw } => end(GuestExit::Illegal { pc, raw }),
-        Exit::Fault { pc, fault } => end(GuestExit::Fault {
-            pc,
-            addr: fault.addr,
-        }),
+        Exit::Illegal { pc, raw } => {
+            t.cpu.pc = pc;
+            let info = SigInfo::fault(signals::SIGILL, signals::ILL_ILLOPC, pc);
+            match deliver::deliver_sync(t, mem, info) {
+                deliver::Sync::Handled => None,
+                deliver::Sync::Fatal => end(GuestExit::Illegal { pc, raw }),
+            }
+        }
+        Exit::Fault { pc, fault } => {
+            t.cpu.pc = pc;
+            let info = deliver::fault_signal(mem, &fault);
+            let sig = info.signo();
+            match deliver::deliver_sync(t, mem, info) {
+                deliver::Sync::Handled => None,
+                deliver::Sync::Fatal if sig == signals::SIGBUS => {
+                    end(GuestExit::Signal { signo: sig })
+                }
+                deliver::Sync::Fatal => end(GuestExit::Fault {
+                    pc,
+                    addr: fault.addr,
+                }),
+            }
+        }
     }
 }
 

@@ -848,6 +848,217 @@ pub fn futex(uaddr: *mut u32, op: i32, val: u32, arg4: u64, uaddr2: *mut u32, va
     }
 }
 
+/// `futex(FUTEX_WAIT_PRIVATE)` on a host word: sleeps while `word` holds `val`, until
+/// woken, `timeout` passes or a signal (the kick) interrupts.
+pub fn futex_wait_private(
+    word: &std::sync::atomic::AtomicU32,
+    val: u32,
+    timeout: Option<std::time::Duration>,
+) {
+    let ts = timeout.map(|d| libc::timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: i64::from(d.subsec_nanos()),
+    });
+    let tp = ts.as_ref().map_or(0, |t| t as *const libc::timespec as u64);
+    // SAFETY: `word` is a live host u32 for the call; `tp` is null or a live timespec.
+    unsafe {
+        sys(
+            libc::SYS_futex,
+            [
+                word.as_ptr() as u64,
+                (libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG) as u64,
+                u64::from(val),
+                tp,
+                0,
+                0,
+            ],
+        );
+    }
+}
+
+/// `futex(FUTEX_WAKE_PRIVATE)` of every waiter on a host word.
+pub fn futex_wake_private(word: &std::sync::atomic::AtomicU32) {
+    // SAFETY: `word` is a live host u32; FUTEX_WAKE only wakes waiters.
+    unsafe {
+        sys(
+            libc::SYS_futex,
+            [
+                word.as_ptr() as u64,
+                (libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG) as u64,
+                i32::MAX as u64,
+                0,
+                0,
+                0,
+            ],
+        );
+    }
+}
+
+/// The signal that wakes a process's signal service thread.
+fn wake_signal() -> i32 {
+    libc::SIGRTMAX()
+}
+
+/// Host signals forwarded to the guest when enabled ([`forward_host_signals`]): every
+/// signal another process or a terminal can send, but those vmjit keeps for itself:
+/// the synchronous ones (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS: a host fault
+/// must stay a host fault), SIGABRT (a vmjit abort), SIGPIPE and SIGXFSZ (vmjit's own
+/// writes raise them; it answers the guest with EPIPE/EFBIG and the guest's own
+/// signal), SIGKILL and SIGSTOP (which nothing can catch), glibc's two internal
+/// real-time signals, and vmjit's interrupting and wake-up signals (the top two).
+pub fn forwarded_signals() -> Vec<i32> {
+    let mut v = vec![
+        libc::SIGHUP,
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGALRM,
+        libc::SIGTERM,
+        libc::SIGSTKFLT,
+        libc::SIGCHLD,
+        libc::SIGCONT,
+        libc::SIGTSTP,
+        libc::SIGTTIN,
+        libc::SIGTTOU,
+        libc::SIGURG,
+        libc::SIGXCPU,
+        libc::SIGVTALRM,
+        libc::SIGPROF,
+        libc::SIGWINCH,
+        libc::SIGIO,
+        libc::SIGPWR,
+    ];
+    v.extend(libc::SIGRTMIN()..=libc::SIGRTMAX() - 2);
+    v
+}
+
+static FORWARDING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn sigset(signals: &[i32]) -> libc::sigset_t {
+    // SAFETY: sigset_t is plain old data; sigemptyset/sigaddset initialise it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for &s in signals {
+            libc::sigaddset(&mut set, s);
+        }
+        set
+    }
+}
+
+fn service_set() -> libc::sigset_t {
+    let mut v = vec![wake_signal()];
+    if FORWARDING.load(std::sync::atomic::Ordering::SeqCst) {
+        v.extend(forwarded_signals());
+    }
+    sigset(&v)
+}
+
+/// Forwards the host signals of [`forwarded_signals`] to the guest from now on: they are
+/// blocked in the calling thread, which every thread created later inherits (call it
+/// first thing, before any thread exists: vmjit's `main` does), and the signal service
+/// takes them with `sigtimedwait`.
+pub fn forward_host_signals() {
+    let set = sigset(&forwarded_signals());
+    // SAFETY: `set` is an initialised sigset; blocking signals in this thread has no
+    // memory-safety preconditions.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+    FORWARDING.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// The calling thread's signal mask as it was, restored on drop.
+pub struct MaskGuard(libc::sigset_t);
+
+impl Drop for MaskGuard {
+    fn drop(&mut self) {
+        // SAFETY: restores a mask read by `block_service_signals`.
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut());
+        }
+    }
+}
+
+/// True once [`forward_host_signals`] was called.
+pub fn forwarding() -> bool {
+    FORWARDING.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Blocks the service's signals in the calling thread until the guard drops (a thread
+/// created meanwhile starts with them blocked).
+pub fn block_service_signals() -> MaskGuard {
+    let set = service_set();
+    // SAFETY: sigset_t is plain old data; pthread_sigmask fills `old`.
+    unsafe {
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old);
+        MaskGuard(old)
+    }
+}
+
+/// Wakes the service thread `t` (a `pthread_t` of a live service thread).
+pub fn wake_service(t: u64) {
+    // SAFETY: by the caller's contract `t` names a live thread of this process, which
+    // blocks the wake signal (it only takes it with sigtimedwait).
+    unsafe {
+        libc::pthread_kill(t as libc::pthread_t, wake_signal());
+    }
+}
+
+/// Waits up to `timeout` for the service's signals; a forwarded host signal comes back
+/// as the guest `siginfo` to queue (the wake signal and timeouts give `None`).
+pub fn wait_service_signal(timeout: std::time::Duration) -> Option<crate::signals::SigInfo> {
+    let set = service_set();
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs().min(i64::MAX as u64) as i64,
+        tv_nsec: i64::from(timeout.subsec_nanos()),
+    };
+    // SAFETY: `set` and `ts` are initialised; `info` is plain old data the kernel fills.
+    let (r, info) = unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let r = libc::sigtimedwait(&set, &mut info, &ts);
+        (r, info)
+    };
+    if r <= 0 || r == wake_signal() {
+        return None;
+    }
+    // The host's siginfo is the generic layout riscv64 uses too (x86-64 and riscv64
+    // agree on the 128-byte siginfo of user-sent signals).
+    // SAFETY: siginfo_t is 128 bytes of plain old data.
+    let bytes: [u8; 128] = unsafe { std::mem::transmute(info) };
+    Some(crate::signals::SigInfo::from_guest(r, bytes))
+}
+
+/// Ends the vmjit process by signal `sig`, as the guest died of it, so that whoever
+/// waits for vmjit (a shell, a guest parent) sees the same status as under Linux. No
+/// core file is written (it would be vmjit's, not the guest's). Returns only if `sig`
+/// does not terminate.
+pub fn die_by_signal(sig: i32) {
+    let none = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    let set = sigset(&[sig]);
+    // SAFETY: plain libc calls on initialised values; the process is ending.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_CORE, &none);
+        libc::signal(sig, libc::SIG_DFL);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(sig);
+    }
+}
+
+/// Stops the whole vmjit process (a guest stop signal's default action), until a
+/// SIGCONT.
+pub fn stop_self() {
+    // SAFETY: no preconditions.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGSTOP);
+    }
+}
+
 /// `gettid()` of the calling host thread.
 pub fn gettid() -> i64 {
     // SAFETY: no arguments.

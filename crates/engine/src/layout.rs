@@ -6,7 +6,7 @@
 //!   .. MMAP_TOP         mmap area, allocated top-down
 //!   [1 MiB gap]
 //! STACK_TOP-STACK_SIZE .. STACK_TOP   the stack (8 MiB, as qemu-user's default)
-//!   [one unmapped page up to GUEST_SPACE]
+//! TRAMPOLINE (= STACK_TOP) .. GUEST_SPACE   the signal-return trampoline (one page, r-x)
 //! ```
 
 use crate::memory::{GUEST_SPACE, PAGE_SIZE};

@@ -27,6 +27,7 @@
 //! - Bad input (any file) is a typed [`LoadError`], never a panic.
 
 pub mod crosscheck;
+pub mod deliver;
 pub mod dispatch;
 pub mod host;
 pub mod jit;
@@ -34,11 +35,13 @@ pub mod layout;
 pub mod loader;
 pub mod memory;
 pub mod sandbox;
+pub mod signals;
 pub mod stack;
 pub mod syscall;
 pub mod sysnames;
 pub mod sysroot;
 pub mod threads;
+pub mod timers;
 pub mod vm;
 
 pub use codecache::{CacheConfig, EvictionPolicy};

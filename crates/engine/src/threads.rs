@@ -26,7 +26,7 @@
 //!   until they are all gone), and the thread that started the run returns only when
 //!   no other guest thread is left.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -34,6 +34,7 @@ use rv64::{Cpu, Interpreter};
 
 use crate::host;
 use crate::jit::Jit;
+use crate::signals::{self, SigAction, SigInfo, SigQueue};
 use crate::syscall::{Invalidation, Syscalls, lock};
 use crate::vm::GuestExit;
 
@@ -68,6 +69,14 @@ pub(crate) struct ThreadHandle {
     inbox: Mutex<Vec<Invalidation>>,
     /// The group's epoch when this thread last took its mail.
     ack: AtomicU64,
+    /// Signals pending for this thread.
+    sigq: Mutex<SigQueue>,
+    /// Blocked signals (senders read it to choose the thread that takes a
+    /// process-directed signal).
+    mask: AtomicU64,
+    /// Bumped and futex-woken whenever a signal is queued for this thread or its
+    /// process: what `sigsuspend` and `sigtimedwait` wait on.
+    wake: AtomicU32,
 }
 
 impl ThreadHandle {
@@ -79,7 +88,31 @@ impl ThreadHandle {
             attention: AtomicBool::new(false),
             inbox: Mutex::new(Vec::new()),
             ack: AtomicU64::new(0),
+            sigq: Mutex::new(SigQueue::default()),
+            mask: AtomicU64::new(0),
+            wake: AtomicU32::new(0),
         })
+    }
+
+    /// The blocked signals.
+    pub(crate) fn mask(&self) -> u64 {
+        self.mask.load(Ordering::SeqCst)
+    }
+
+    /// The value of the wake word, to wait on with [`ThreadHandle::wait_wake`].
+    pub(crate) fn wake_seq(&self) -> u32 {
+        self.wake.load(Ordering::SeqCst)
+    }
+
+    /// Blocks until a signal is queued for this thread or its process after the
+    /// wake word had the value `seq` (or `timeout` passes, or a kick interrupts).
+    pub(crate) fn wait_wake(&self, seq: u32, timeout: Option<Duration>) {
+        host::futex_wait_private(&self.wake, seq, timeout);
+    }
+
+    fn wake(&self) {
+        self.wake.fetch_add(1, Ordering::SeqCst);
+        host::futex_wake_private(&self.wake);
     }
 
     /// Records the host thread that runs this guest thread (call on that thread).
@@ -127,6 +160,17 @@ pub struct ThreadGroup {
     /// Instructions retired and blocks run by the threads that ended.
     retired: AtomicU64,
     blocks: AtomicU64,
+    /// Signals pending for the process (any thread that does not block them).
+    sigq: Mutex<SigQueue>,
+    /// Dispositions, 1..=64 (index 0 unused).
+    actions: Mutex<[SigAction; 65]>,
+    /// The helper thread that re-interrupts threads with undelivered signals, runs
+    /// timers and takes forwarded host signals (started on first need).
+    service: Mutex<Option<Service>>,
+    /// Timers: the interval timers and POSIX timers of the process.
+    timers: Mutex<crate::timers::Timers>,
+    /// Set when the run is over: the service thread ends.
+    service_stop: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -162,7 +206,187 @@ impl ThreadGroup {
             epoch: AtomicU64::new(0),
             retired: AtomicU64::new(0),
             blocks: AtomicU64::new(0),
+            sigq: Mutex::new(SigQueue::default()),
+            actions: Mutex::new([SigAction::default(); 65]),
+            service: Mutex::new(None),
+            timers: Mutex::new(crate::timers::Timers::default()),
+            service_stop: AtomicBool::new(false),
         })
+    }
+
+    /// The disposition of `sig` (1..=64).
+    pub(crate) fn action(&self, sig: i32) -> SigAction {
+        usize::try_from(sig)
+            .ok()
+            .and_then(|i| lock(&self.actions).get(i).copied())
+            .unwrap_or_default()
+    }
+
+    /// Sets the disposition of `sig`; returns the old one. A signal that becomes
+    /// ignored is dropped from every queue, as in Linux.
+    pub(crate) fn set_action(&self, sig: i32, act: SigAction) -> SigAction {
+        let old = {
+            let mut a = lock(&self.actions);
+            let Some(slot) = usize::try_from(sig).ok().and_then(|i| a.get_mut(i)) else {
+                return SigAction::default();
+            };
+            std::mem::replace(slot, act)
+        };
+        if signals::ignored(sig, &act) {
+            lock(&self.sigq).discard(sig);
+            for t in lock(&self.state).threads.iter() {
+                lock(&t.sigq).discard(sig);
+            }
+        }
+        old
+    }
+
+    /// True when some signal has a guest handler (a lone thread's endless wait may
+    /// then still end).
+    pub(crate) fn any_handler(&self) -> bool {
+        lock(&self.actions)
+            .iter()
+            .any(|a| a.handler != signals::SIG_DFL && a.handler != signals::SIG_IGN)
+    }
+
+    /// Signals pending for thread `t`: its own and its process's.
+    pub(crate) fn pending_for(&self, t: &ThreadHandle) -> u64 {
+        lock(&t.sigq).pending() | lock(&self.sigq).pending()
+    }
+
+    /// Sets `t`'s blocked signals (SIGKILL and SIGSTOP never are). A pending signal it
+    /// unblocks asks `t` for attention; a process signal it blocks goes to another
+    /// thread that takes it, as Linux retargets.
+    pub(crate) fn set_mask(&self, t: &ThreadHandle, mask: u64) {
+        let mask = mask & !signals::UNBLOCKABLE;
+        let old = t.mask.swap(mask, Ordering::SeqCst);
+        if old & !mask & self.pending_for(t) != 0 {
+            t.attention.store(true, Ordering::SeqCst);
+        }
+        if mask & !old & lock(&self.sigq).pending() != 0 {
+            self.retarget(&lock(&self.state));
+        }
+    }
+
+    /// Tells every thread that does not block some pending process signal to look.
+    fn retarget(&self, st: &GroupState) {
+        let pending = lock(&self.sigq).pending();
+        if pending == 0 {
+            return;
+        }
+        for t in &st.threads {
+            if pending & !t.mask() != 0 {
+                self.notify(t);
+            }
+        }
+    }
+
+    /// Takes the next signal thread `t` can take now (not in `mask`): its own first,
+    /// then its process's; lowest number first.
+    pub(crate) fn take_signal(&self, t: &ThreadHandle, mask: u64) -> Option<SigInfo> {
+        let allowed = !mask | signals::UNBLOCKABLE;
+        if let Some(i) = lock(&t.sigq).take(allowed) {
+            return Some(i);
+        }
+        lock(&self.sigq).take(allowed)
+    }
+
+    /// Takes a pending signal in `set` for `t`, blocked or not (sigtimedwait).
+    pub(crate) fn take_signal_in(&self, t: &ThreadHandle, set: u64) -> Option<SigInfo> {
+        if let Some(i) = lock(&t.sigq).take(set) {
+            return Some(i);
+        }
+        lock(&self.sigq).take(set)
+    }
+
+    /// Queues `info` for thread `tid`; false when there is no such thread. An ignored
+    /// signal is dropped (true: sending it worked).
+    pub(crate) fn send_thread(self: &Arc<Self>, tid: i64, info: SigInfo) -> bool {
+        let sig = info.signo();
+        let st = lock(&self.state);
+        let Some(t) = st.threads.iter().find(|t| t.tid == tid).cloned() else {
+            return false;
+        };
+        if signals::ignored(sig, &self.action(sig)) {
+            return true;
+        }
+        lock(&t.sigq).push(info);
+        self.notify(&t);
+        drop(st);
+        self.poke_service();
+        true
+    }
+
+    /// Queues `info` for the process: it goes to `prefer` when that thread does not
+    /// block it, else to the first thread that does not. An ignored signal is dropped.
+    pub(crate) fn send_process(self: &Arc<Self>, info: SigInfo, prefer: Option<i64>) {
+        let sig = info.signo();
+        if signals::ignored(sig, &self.action(sig)) {
+            return;
+        }
+        lock(&self.sigq).push(info);
+        let st = lock(&self.state);
+        let takes = |t: &Arc<ThreadHandle>| t.mask() & signals::bit(sig) == 0;
+        let target = st
+            .threads
+            .iter()
+            .find(|t| Some(t.tid) == prefer && takes(t))
+            .or_else(|| st.threads.iter().find(|t| takes(t)))
+            .cloned();
+        for t in &st.threads {
+            // Every thread's sigsuspend/sigtimedwait may be waiting for it.
+            t.wake();
+        }
+        if let Some(t) = target {
+            self.notify(&t);
+        }
+        drop(st);
+        self.poke_service();
+    }
+
+    /// Tells `t` (in the group's list: its host thread is alive) to look at its
+    /// signals: attention, its wake word, and a kick out of a blocking host call.
+    fn notify(&self, t: &ThreadHandle) {
+        t.attention.store(true, Ordering::SeqCst);
+        t.wake();
+        kick(t);
+    }
+
+    /// Makes sure the service thread runs and looks at the group now.
+    pub(crate) fn poke_service(self: &Arc<Self>) {
+        let mut s = lock(&self.service);
+        match &*s {
+            Some(svc) => svc.poke(),
+            None => *s = Service::start(Arc::downgrade(self)),
+        }
+    }
+
+    /// Re-interrupts every thread that has been told to look but is still blocked in a
+    /// host call (the interrupting signal may have come just before it blocked); true
+    /// when there was one (the service then looks again soon).
+    pub(crate) fn rekick(&self) -> bool {
+        let st = lock(&self.state);
+        let mut any = false;
+        for t in &st.threads {
+            if t.attention.load(Ordering::SeqCst) && !t.online.load(Ordering::SeqCst) {
+                kick(t);
+                any = true;
+            }
+        }
+        any
+    }
+
+    /// Ends the service thread (the run is over).
+    pub(crate) fn stop_service(&self) {
+        self.service_stop.store(true, Ordering::SeqCst);
+        if let Some(svc) = lock(&self.service).as_ref() {
+            svc.poke();
+        }
+    }
+
+    /// The process's timers.
+    pub(crate) fn timers(&self) -> std::sync::MutexGuard<'_, crate::timers::Timers> {
+        lock(&self.timers)
     }
 
     /// Adds a thread that is about to start; false when the process is ending (the
@@ -224,6 +448,9 @@ impl ThreadGroup {
 
     /// Ends the process with `exit` unless it already ended; tells every thread.
     pub(crate) fn set_exit(&self, exit: GuestExit) {
+        if let Some(svc) = lock(&self.service).as_ref() {
+            svc.poke();
+        }
         let mut st = lock(&self.state);
         if st.exit.is_none() {
             st.exit = Some(exit);
@@ -248,6 +475,8 @@ impl ThreadGroup {
         if st.threads.is_empty() && st.exit.is_none() {
             st.exit = Some(GuestExit::Exited(code));
         }
+        // A process signal this thread was told to take goes to another one.
+        self.retarget(&st);
         drop(st);
         self.changed.notify_all();
     }
@@ -328,5 +557,69 @@ fn kick(t: &ThreadHandle) {
     let p = t.pthread.load(Ordering::SeqCst);
     if p != 0 {
         host::kick_thread(p);
+    }
+}
+
+/// The group's helper thread: it interrupts again threads that were told to look at a
+/// signal but are still blocked in a host call (the interrupting signal can come an
+/// instant before the call blocks), fires timers, and takes the host signals forwarded
+/// to the guest. It waits in `sigtimedwait` on its wake signal (and the forwarded
+/// signals), so a poke is a signal to it.
+#[derive(Debug)]
+struct Service {
+    pthread: u64,
+}
+
+impl Service {
+    fn start(group: std::sync::Weak<ThreadGroup>) -> Option<Service> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        // The service must never take its wake signal through a handler: it is blocked
+        // in the thread that starts it, and the service inherits that mask.
+        let guard = host::block_service_signals();
+        let spawned = std::thread::Builder::new()
+            .name("vmjit-signals".into())
+            .spawn(move || {
+                let _ = tx.send(host::pthread_self());
+                service_loop(&group);
+            });
+        drop(guard);
+        spawned.ok()?;
+        rx.recv().ok().map(|pthread| Service { pthread })
+    }
+
+    fn poke(&self) {
+        host::wake_service(self.pthread);
+    }
+}
+
+fn service_loop(group: &std::sync::Weak<ThreadGroup>) {
+    loop {
+        let Some(g) = group.upgrade() else {
+            return;
+        };
+        if g.exiting() || g.service_stop.load(Ordering::SeqCst) {
+            // Gone from the group before the thread ends: no poke reaches a dead thread.
+            *lock(&g.service) = None;
+            return;
+        }
+        let now = std::time::Instant::now();
+        let (fired, next_timer) = g.timers().fire_due(now);
+        crate::timers::send_fired(&g, fired);
+        let mut wait = if g.rekick() {
+            Duration::from_millis(2)
+        } else {
+            Duration::from_secs(1)
+        };
+        if let Some(t) = next_timer {
+            wait = wait.min(t.saturating_duration_since(now));
+        }
+        // Not holding the group while asleep: a dropped group ends the service.
+        drop(g);
+        if let Some(info) = host::wait_service_signal(wait) {
+            // A host signal forwarded to the guest: its process receives it.
+            if let Some(g) = group.upgrade() {
+                g.send_process(info, None);
+            }
+        }
     }
 }

@@ -106,7 +106,9 @@ impl LoadError {
 pub enum GuestExit {
     /// exit / exit_group with this status (0..=255).
     Exited(i32),
-    /// Killed by a signal it sent itself (abort, raise), or SIGTRAP for `ebreak`.
+    /// Killed by a signal: the default action of one sent to it (abort, raise, kill,
+    /// a forwarded host signal, a timer), or a synchronous one without a handler
+    /// (SIGTRAP for `ebreak`, SIGBUS for a misaligned atomic).
     Signal { signo: i32 },
     /// An access to unmapped memory or without permission (SIGSEGV under Linux).
     Fault { pc: u64, addr: u64 },
@@ -138,14 +140,32 @@ impl GuestExit {
         }
     }
 
+    /// The signal the guest died of, if it did (vmjit then ends by the same signal).
+    pub fn fatal_signal(&self) -> Option<i32> {
+        match *self {
+            GuestExit::Signal { signo } => Some(signo),
+            GuestExit::Fault { .. } => Some(libc::SIGSEGV),
+            GuestExit::Illegal { .. } => Some(libc::SIGILL),
+            _ => None,
+        }
+    }
+
     /// The one-line message (without newline) vmjit prints on stderr, if any.
     pub fn message(&self) -> Option<String> {
         match *self {
             GuestExit::Exited(_) => None,
-            GuestExit::Signal { signo } => Some(format!(
-                "vmjit: guest terminated by signal {signo} ({})",
-                signal_name(signo)
-            )),
+            // As qemu-user, quiet for signals that just terminate (the shell reports
+            // those itself); one line for those whose default is a core dump.
+            GuestExit::Signal { signo } => matches!(
+                crate::signals::default_action(signo),
+                crate::signals::Default::Core
+            )
+            .then(|| {
+                format!(
+                    "vmjit: guest terminated by signal {signo} ({})",
+                    signal_name(signo)
+                )
+            }),
             GuestExit::Fault { pc, addr } => Some(format!(
                 "vmjit: guest segmentation fault at {addr:#x} (pc {pc:#x})"
             )),
@@ -177,7 +197,7 @@ impl GuestExit {
     }
 }
 
-fn signal_name(sig: i32) -> &'static str {
+pub(crate) fn signal_name(sig: i32) -> &'static str {
     const NAMES: [&str; 32] = [
         "0",
         "SIGHUP",
@@ -342,6 +362,7 @@ impl Vm {
             layout::STACK_SIZE,
             PERM_R | PERM_W,
         )?;
+        crate::signals::map_trampoline(&mem)?;
         let mut random = [0u8; 16];
         crate::host::random_bytes(&mut random);
         let id = |nr| crate::host::int_call(nr, [0; 6]) as u64;
@@ -415,6 +436,12 @@ impl Vm {
     /// Print every executed instruction (pc, encoding, disassembly) to stderr.
     pub fn set_trace(&mut self, on: bool) {
         self.main.trace = on;
+    }
+
+    /// Print every system call of every thread, with its arguments and result, to
+    /// vmjit's stderr in qemu's `-strace` format (see `syscall::strace`).
+    pub fn set_strace(&mut self, on: bool) {
+        self.main.sys.set_strace(on);
     }
 
     /// Runs hot guest code through the JIT (code cache + Cranelift) from now on.

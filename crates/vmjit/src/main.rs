@@ -4,7 +4,8 @@
 //! **Invariants.** Guest stdout/stderr go straight to fds 1/2 (the engine writes them);
 //! vmjit's own output is only on stderr: one-line errors (`vmjit: ...`), the guest's end
 //! when it is not a normal exit, a `--crosscheck` divergence report, and `--stats`. The
-//! exit status is the guest's (128+N for a signal; 70 after a crosscheck divergence).
+//! exit status is the guest's; a guest killed by a signal kills vmjit with the same
+//! signal (70 after a crosscheck divergence).
 //! Bad input ends with exit status 1 and one line; nothing panics.
 
 use std::ffi::OsString;
@@ -26,6 +27,7 @@ use clap::{Parser, Subcommand, ValueEnum};
         vmjit run -L /usr/riscv64-linux-gnu prog run a dynamically linked program\n  \
         vmjit run --stats guests/bin/coremark    ... and report instructions, blocks, speed\n  \
         vmjit run --trace --max-insns 50 prog    show the first 50 instructions executed\n  \
+        vmjit run --strace guests/bin/fileio     show its system calls, as qemu -strace\n  \
         vmjit run --crosscheck guests/bin/intalg check the JIT against the interpreter\n\n\
         See `vmjit run --help` for every option."
 )]
@@ -39,9 +41,11 @@ enum Command {
     /// Run a riscv64 Linux executable.
     ///
     /// The guest gets PROGRAM and ARGS as its argv, vmjit's environment, and vmjit's
-    /// standard input, output and error. vmjit exits with the guest's exit status (128+N
-    /// when the guest is killed by signal N: 139 for a segmentation fault, 132 for an
-    /// illegal instruction; 70 when --crosscheck found a divergence).
+    /// standard input, output and error. vmjit exits with the guest's exit status; when
+    /// a signal kills the guest, vmjit dies of the same signal, as under qemu-user (a
+    /// shell shows 128+N: 139 for a segmentation fault, 132 for an illegal instruction).
+    /// Terminal and kill(1) signals sent to vmjit go to the guest. 70 when --crosscheck
+    /// found a divergence.
     #[command(arg_required_else_help = true)]
     Run(RunArgs),
 
@@ -170,6 +174,17 @@ struct RunArgs {
     /// before it runs. Slow: every instruction is decoded and executed one at a time.
     #[arg(long)]
     trace: bool,
+
+    /// Print every system call of every guest thread to stderr, one line each, as
+    /// qemu-riscv64 -strace does: thread id, name, decoded arguments (descriptors,
+    /// AT_FDCWD, quoted strings, flags by name, pointers in hex) and result (`-1 errno=N
+    /// (message)` for an error), e.g.
+    /// `4242 openat(AT_FDCWD,"out",O_WRONLY|O_CREAT|O_TRUNC,0644) = 3`. A line is
+    /// written when the call returns; a call that may block (futex wait, sleep, a read
+    /// of an empty pipe) also when it starts (`<unfinished ...>`, then
+    /// `<... read resumed> = 5`). The guest's output is unchanged.
+    #[arg(long)]
+    strace: bool,
 
     /// Stop the guest after N instructions (exit status 124, like timeout(1)).
     #[arg(long, value_name = "N")]
@@ -356,6 +371,11 @@ fn main() -> ExitCode {
     let inherited = engine::host::open_fds();
     engine::sandbox::init();
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Run(_)) {
+        // Before any thread exists, so that every thread blocks them: the signals a
+        // terminal or another process sends vmjit go to the guest.
+        engine::host::forward_host_signals();
+    }
     let result = match cli.command {
         Command::Run(args) => run(args, &inherited),
         Command::Bench(b) => {
@@ -401,6 +421,7 @@ fn run(args: RunArgs, inherited: &[i32]) -> anyhow::Result<ExitCode> {
     }
     vm.set_max_insns(args.max_insns);
     vm.set_trace(args.trace);
+    vm.set_strace(args.strace);
     if args.engine == Engine::Jit {
         let config = engine::JitConfig {
             cache: engine::CacheConfig {
@@ -462,6 +483,10 @@ fn run(args: RunArgs, inherited: &[i32]) -> anyhow::Result<ExitCode> {
         if let Some(r) = &report {
             say(format_args!("{}", stats::text(r).trim_end()));
         }
+    }
+    if let Some(sig) = out.exit.fatal_signal() {
+        // As qemu-user: the guest's death by a signal is vmjit's, for whoever waits.
+        engine::host::die_by_signal(sig);
     }
     Ok(ExitCode::from(out.exit.exit_code().clamp(0, 255) as u8))
 }

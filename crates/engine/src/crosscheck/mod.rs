@@ -413,6 +413,12 @@ fn run_steps(
                 if let Some(end) = dispatch::handle_with(vm, exit, trace, None) {
                     return Ok(end);
                 }
+                // A guest handler takes the fault: the shadow enters it too.
+                let changes = vm.mem.take_changes();
+                if let Err(e) = cc.shadow.mem.apply_changes(&changes, &vm.mem) {
+                    return Err(cc.replay_failed(vm, start, ran, &e));
+                }
+                cc.shadow.cpu = vm.main.cpu.clone();
             }
         }
     }

@@ -94,9 +94,13 @@ pub const fn page_ceil(x: u64) -> Option<u64> {
 }
 
 /// Converts Linux `PROT_*` bits (`PROT_READ=1, PROT_WRITE=2, PROT_EXEC=4`, as on
-/// riscv64) to the permission byte of a mapped page.
+/// riscv64) to the permission byte of a mapped page. Write implies read, as in
+/// Linux on riscv64: its page tables cannot express a writable page that is not
+/// readable, so `PROT_WRITE` alone maps read-write.
 pub const fn perm_from_prot(prot: u64) -> u8 {
-    PERM_MAPPED | (prot & 7) as u8
+    let p = (prot & 7) as u8;
+    let p = if p & 2 != 0 { p | 1 } else { p };
+    PERM_MAPPED | p
 }
 
 /// Failure to set up or change the guest address space.

@@ -423,3 +423,11 @@ fn unaligned_accesses_and_copies_read_back() {
     m.read_bytes(0x10001, &mut back[..4000]).unwrap();
     assert_eq!(&back[..4000], &data[..4000]);
 }
+
+#[test]
+fn write_only_protection_maps_readable_as_on_riscv64_linux() {
+    assert_eq!(perm_from_prot(2), PERM_MAPPED | PERM_R | PERM_W);
+    assert_eq!(perm_from_prot(6), PERM_MAPPED | PERM_R | PERM_W | PERM_X);
+    assert_eq!(perm_from_prot(4), PERM_MAPPED | PERM_X);
+    assert_eq!(perm_from_prot(0), PERM_MAPPED);
+}

@@ -268,6 +268,9 @@ impl Syscalls {
         for (lo, hi, perm) in mem.mapped_runs() {
             let name = if lo >= stack_lo && hi <= layout::STACK_TOP {
                 "[stack]"
+            } else if lo == crate::signals::TRAMPOLINE {
+                // Where Linux has the vDSO's sigreturn trampoline.
+                "[vdso]"
             } else if lo >= brk_start && hi <= brk_cur.next_multiple_of(4096) {
                 "[heap]"
             } else if hi <= brk_start {

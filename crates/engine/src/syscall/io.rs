@@ -268,8 +268,8 @@ impl Syscalls {
 
     /// ppoll. The guest's `struct pollfd` array is copied, its descriptors translated
     /// (one that is not open gets POLLNVAL, as in Linux; a negative one is ignored),
-    /// and the results copied back. The signal mask argument is ignored: vmjit delivers
-    /// no signals, so there is nothing for it to unblock during the wait.
+    /// and the results copied back. (The signal mask argument is applied around this
+    /// by `with_temp_mask`.)
     pub(super) fn ppoll(&self, fds: u64, nfds: u64, tmo: u64, mem: &GuestMemory) -> i64 {
         const POLLNVAL: u16 = 0x20;
         if nfds > self.proc.fds().limits().0.max(1 << 16) {

@@ -9,8 +9,10 @@
 //! host's (`struct stat`).
 //!
 //! Modules, by concern: `fdtable` (the guest's descriptors), `io` (calls on
-//! descriptors), `fs` and `procfs` (paths), `mm` (the address space), `process`
-//! (signals, futex, clocks, limits), `abi` (structure and flag conversions), `nr`.
+//! descriptors), `fs` and `procfs` (paths), `mm` (the address space), `signal`
+//! (dispositions, masks, sending, waiting, timers), `thread` (clone, futex),
+//! `process` (clocks, sleeps, limits), `abi` (structure and flag conversions), `nr`,
+//! `strace` (`--strace`: each call and its result on vmjit's stderr).
 //!
 //! **Invariants.**
 //! - No guest pointer reaches the host kernel unchecked: buffers become
@@ -25,6 +27,7 @@
 //! - An unknown call returns `-ENOSYS` and warns once per number on stderr.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rv64::Cpu;
@@ -32,6 +35,7 @@ use rv64::Cpu;
 use crate::host;
 use crate::layout;
 use crate::memory::{GuestMemory, PERM_W};
+use crate::signals::{self, AltStack, SigInfo};
 use crate::sysnames;
 use crate::threads::{ThreadGroup, ThreadHandle};
 
@@ -43,6 +47,8 @@ mod mm;
 pub mod nr;
 mod process;
 mod procfs;
+mod signal;
+mod strace;
 mod thread;
 
 use abi::timespec;
@@ -64,7 +70,8 @@ pub fn default_max_memory() -> u64 {
 pub enum SyscallExit {
     /// exit / exit_group with this status (already masked to 0..=255).
     Exited(i32),
-    /// The guest sent itself a fatal signal.
+    /// The process is killed by this signal at once (a signal frame that cannot be
+    /// read back by `rt_sigreturn`).
     Signal(i32),
     /// A futex wait that no other thread could ever end.
     Deadlock { uaddr: u64 },
@@ -105,8 +112,6 @@ pub(crate) struct ThreadSeed {
 #[derive(Debug)]
 pub(crate) struct ProcessState {
     mm: Mutex<MmState>,
-    /// Signal dispositions (`struct sigaction` as the guest wrote them), 1..=64.
-    sigactions: Mutex<Vec<[u8; 24]>>,
     /// Unknown syscall numbers already warned about.
     warned: Mutex<HashSet<u64>>,
     exe_path: Vec<u8>,
@@ -126,6 +131,8 @@ pub(crate) struct ProcessState {
     group: Arc<ThreadGroup>,
     /// Where absolute guest paths are looked up first (`fs`, `crate::sysroot`).
     sysroot: Option<crate::sysroot::Sysroot>,
+    /// `--strace`: every call is printed (see `strace`).
+    strace: AtomicBool,
 }
 
 /// The address space's bookkeeping (the mappings themselves are in `GuestMemory`).
@@ -143,10 +150,12 @@ pub(crate) struct MmState {
 pub(crate) struct ThreadState {
     /// The thread's id (the process id for the first thread, as in Linux).
     pub(crate) tid: i64,
-    /// Blocked signals.
-    sigmask: u64,
-    /// `stack_t` of `sigaltstack`.
-    altstack: [u8; 24],
+    /// The alternate signal stack (`sigaltstack`).
+    pub(crate) altstack: AltStack,
+    /// The mask `rt_sigsuspend` replaced, which the next handler's frame saves.
+    pub(crate) saved_mask: Option<u64>,
+    /// The stack pointer at the current system call.
+    sp: u64,
     /// Code changes made by this thread's last call, applied by its dispatch loop.
     invalidations: Vec<Invalidation>,
     /// `set_tid_address` / `CLONE_CHILD_CLEARTID`: cleared and woken at thread exit.
@@ -183,9 +192,6 @@ impl ProcessState {
     pub(super) fn fds(&self) -> MutexGuard<'_, FdTable> {
         lock(&self.fds)
     }
-    pub(super) fn sigactions(&self) -> MutexGuard<'_, Vec<[u8; 24]>> {
-        lock(&self.sigactions)
-    }
     pub(super) fn rlimits(&self) -> MutexGuard<'_, [Option<(u64, u64)>; 16]> {
         lock(&self.rlimits)
     }
@@ -212,8 +218,6 @@ impl Syscalls {
     /// holds the host's stdio descriptors that are open (see [`Syscalls::inherit_fd`]
     /// for more).
     pub fn new(brk: u64, exe_path: Vec<u8>) -> Self {
-        let mut altstack = [0u8; 24];
-        altstack[8..12].copy_from_slice(&2u32.to_le_bytes()); // SS_DISABLE
         let pid = host::getpid();
         let handle = ThreadHandle::new(pid);
         let group = ThreadGroup::new(Arc::clone(&handle));
@@ -225,7 +229,6 @@ impl Syscalls {
                     mmap_cursor: layout::MMAP_TOP,
                     mem_limit: default_max_memory(),
                 }),
-                sigactions: Mutex::new(vec![[0u8; 24]; 65]),
                 warned: Mutex::new(HashSet::new()),
                 exe_path,
                 cmdline: Vec::new(),
@@ -236,11 +239,13 @@ impl Syscalls {
                 cwd_virt: Mutex::new(None),
                 group,
                 sysroot: None,
+                strace: AtomicBool::new(false),
             }),
             thread: ThreadState {
                 tid: pid,
-                sigmask: 0,
-                altstack,
+                altstack: AltStack::DISABLED,
+                saved_mask: None,
+                sp: 0,
                 invalidations: Vec::new(),
                 clear_child_tid: 0,
                 robust_list: (0, 0),
@@ -280,24 +285,27 @@ impl Syscalls {
     pub(crate) fn seed(&self) -> ThreadSeed {
         ThreadSeed {
             proc: Arc::clone(&self.proc),
-            sigmask: self.thread.sigmask,
+            sigmask: self.thread.handle.mask(),
         }
     }
 
     /// The handle of a new thread with id `tid`, from its parent's [`ThreadSeed`].
     pub(crate) fn from_seed(seed: ThreadSeed, tid: i64) -> Syscalls {
-        let mut altstack = [0u8; 24];
-        altstack[8..12].copy_from_slice(&2u32.to_le_bytes()); // SS_DISABLE
+        // A new thread inherits its creator's mask but not its alternate stack (Linux
+        // clears it for CLONE_VM without CLONE_VFORK).
+        let handle = ThreadHandle::new(tid);
+        seed.proc.group.set_mask(&handle, seed.sigmask);
         Syscalls {
             proc: seed.proc,
             thread: ThreadState {
                 tid,
-                sigmask: seed.sigmask,
-                altstack,
+                altstack: AltStack::DISABLED,
+                saved_mask: None,
+                sp: 0,
                 invalidations: Vec::new(),
                 clear_child_tid: 0,
                 robust_list: (0, 0),
-                handle: ThreadHandle::new(tid),
+                handle,
             },
         }
     }
@@ -371,7 +379,21 @@ impl Syscalls {
         let a = [
             cpu.x[10], cpu.x[11], cpu.x[12], cpu.x[13], cpu.x[14], cpu.x[15],
         ];
-        match self.dispatch(n, a, mem) {
+        if n == nr::RT_SIGRETURN {
+            // Restores every register, pc and a0 included.
+            let r = self.rt_sigreturn(cpu, mem);
+            if self.proc.strace.load(Relaxed) {
+                self.strace_sigreturn(cpu.x[10] as i64);
+            }
+            return r;
+        }
+        self.thread.sp = cpu.x[2];
+        let r = if self.proc.strace.load(Relaxed) {
+            self.dispatch_traced(n, a, mem)
+        } else {
+            self.dispatch(n, a, mem)
+        };
+        match r {
             Ok(v) => {
                 cpu.x[10] = v as u64;
                 cpu.pc = cpu.pc.wrapping_add(4);
@@ -485,7 +507,7 @@ impl Syscalls {
             nr::READLINKAT => self.readlinkat(fd, a[1], a[2], a[3], mem),
             nr::GETDENTS64 => self.getdents64(fd, a[1], a[2], mem),
             nr::IOCTL => self.ioctl(fd, a[1], a[2], mem),
-            nr::PPOLL => self.ppoll(a[0], a[1], a[2], mem),
+            nr::PPOLL => self.with_temp_mask(a[3], a[4], mem, |s| s.ppoll(a[0], a[1], a[2], mem)),
             nr::BRK => self.sys_brk(a[0], mem),
             nr::MMAP => self.mmap(a, mem),
             nr::MUNMAP => self.munmap(a[0], a[1], mem),
@@ -521,8 +543,8 @@ impl Syscalls {
                 }
                 r
             }
-            nr::NANOSLEEP => Self::sleep(libc::CLOCK_MONOTONIC, 0, a[0], a[1], mem),
-            nr::CLOCK_NANOSLEEP => Self::sleep(a[0] as i32, a[1], a[2], a[3], mem),
+            nr::NANOSLEEP => self.sleep(libc::CLOCK_MONOTONIC, 0, a[0], a[1], mem),
+            nr::CLOCK_NANOSLEEP => self.sleep(a[0] as i32, a[1], a[2], a[3], mem),
             nr::UNAME => self.uname(a[0], mem),
             nr::GETRANDOM => match mem.host_range(a[0], a[1], PERM_W) {
                 Ok(b) => host::getrandom(b, a[2] as u32),
@@ -559,6 +581,18 @@ impl Syscalls {
             nr::RT_SIGACTION => self.rt_sigaction(a[0], a[1], a[2], a[3], mem),
             nr::RT_SIGPROCMASK => self.rt_sigprocmask(a[0], a[1], a[2], a[3], mem),
             nr::SIGALTSTACK => self.sigaltstack(a[0], a[1], mem),
+            nr::RT_SIGPENDING => self.rt_sigpending(a[0], a[1], mem),
+            nr::RT_SIGSUSPEND => self.rt_sigsuspend(a[0], a[1], mem),
+            nr::RT_SIGTIMEDWAIT => self.rt_sigtimedwait(a[0], a[1], a[2], a[3], mem),
+            nr::RT_SIGQUEUEINFO => self.sigqueueinfo(a[0], None, a[1], a[2], mem),
+            nr::RT_TGSIGQUEUEINFO => self.sigqueueinfo(a[0], Some(a[1]), a[2], a[3], mem),
+            nr::GETITIMER => self.getitimer(a[0], a[1], mem),
+            nr::SETITIMER => self.setitimer(a[0], a[1], a[2], mem),
+            nr::TIMER_CREATE => self.timer_create(a[0], a[1], a[2], mem),
+            nr::TIMER_SETTIME => self.timer_settime(a[0], a[1], a[2], a[3], mem),
+            nr::TIMER_GETTIME => self.timer_gettime(a[0], a[1], mem),
+            nr::TIMER_GETOVERRUN => self.timer_getoverrun(a[0]),
+            nr::TIMER_DELETE => self.timer_delete(a[0]),
             nr::GETPID => self.proc.pid,
             nr::GETTID => self.thread.tid,
             nr::GETPPID => host::int_call(libc::SYS_getppid, [0; 6]),
@@ -586,28 +620,9 @@ impl Syscalls {
                 }
             }
             nr::FUTEX => return self.futex(a, mem),
-            nr::KILL => {
-                let pid = a[0] as i64;
-                if pid == self.proc.pid || pid == 0 {
-                    return self.signal_self(a[1] as i32);
-                }
-                e(libc::EPERM)
-            }
-            // A signal to one of the process's threads acts on the whole process as
-            // vmjit delivers no signals yet (ignored, or the process ends as the
-            // default action would).
-            nr::TKILL => {
-                if self.proc.group.has_thread(a[0] as i64) {
-                    return self.signal_self(a[1] as i32);
-                }
-                e(libc::ESRCH)
-            }
-            nr::TGKILL => {
-                if a[0] as i64 == self.proc.pid && self.proc.group.has_thread(a[1] as i64) {
-                    return self.signal_self(a[2] as i32);
-                }
-                e(libc::ESRCH)
-            }
+            nr::KILL => self.kill(a[0], a[1]),
+            nr::TKILL => self.tgkill(None, a[0], a[1]),
+            nr::TGKILL => self.tgkill(Some(a[0]), a[1], a[2]),
             nr::RISCV_FLUSH_ICACHE => {
                 self.thread.invalidations.push(Invalidation::All);
                 0
@@ -626,10 +641,12 @@ impl Syscalls {
             }
         };
         // vmjit itself ignores SIGPIPE (as every Rust program does), so the host kernel
-        // answers EPIPE; a Linux guest would instead get SIGPIPE, whose default action
-        // kills it (`vmjit run prog | head` must end the guest).
+        // answers EPIPE; a Linux guest also gets SIGPIPE, whose default action kills it
+        // (`vmjit run prog | head` must end the guest).
         if r == e(libc::EPIPE) && matches!(n, nr::WRITE | nr::WRITEV | nr::PWRITE64 | nr::PWRITEV) {
-            return self.signal_self(libc::SIGPIPE).map(|_| r);
+            let info = SigInfo::user(signals::SIGPIPE, signals::SI_USER, self.proc.pid, 0);
+            let group = Arc::clone(&self.proc.group);
+            group.send_thread(self.thread.tid, info);
         }
         Ok(r)
     }

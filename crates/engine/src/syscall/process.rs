@@ -1,35 +1,40 @@
-//! Process state: signals (recorded, not delivered), futex, clocks and sleeps, uname,
-//! resource limits.
+//! Process state: clocks and sleeps, uname, resource limits.
 
 use rv64::Memory;
 
 use super::abi::{read_timespec, timespec};
-use super::{EFAULT, EINVAL, SyscallExit, Syscalls, e};
+use super::{EFAULT, EINVAL, Syscalls, e};
 use crate::host;
 use crate::layout;
 use crate::memory::GuestMemory;
 
-/// Signals whose default action is to ignore (or stop, which a lone VM treats alike).
-pub(super) fn default_ignored(sig: i32) -> bool {
-    matches!(sig, 17 | 18 | 19 | 20 | 21 | 22 | 23 | 28)
-}
-
 impl Syscalls {
     /// nanosleep (`clk` CLOCK_MONOTONIC, `flags` 0, as Linux measures it) and
-    /// clock_nanosleep. The host kernel validates the clock, flags and timespec.
-    pub(super) fn sleep(clk: i32, flags: u64, req: u64, rem: u64, mem: &GuestMemory) -> i64 {
+    /// clock_nanosleep. The host kernel validates the clock, flags and timespec. An
+    /// interrupt that brings no signal for this thread (another thread's, a spurious
+    /// kick) goes on sleeping for the time left, as Linux's restart does.
+    pub(super) fn sleep(&self, clk: i32, flags: u64, req: u64, rem: u64, mem: &GuestMemory) -> i64 {
         const TIMER_ABSTIME: u64 = 1;
-        let Some((s, ns)) = read_timespec(mem, req) else {
+        let Some((mut s, mut ns)) = read_timespec(mem, req) else {
             return EFAULT;
         };
-        match host::clock_nanosleep(clk, flags as i32, s, ns) {
-            Ok(()) => 0,
-            Err((r, (rs, rns))) => {
-                // Only an interrupted relative sleep reports the time left.
-                if r == e(libc::EINTR) && rem != 0 && flags & TIMER_ABSTIME == 0 {
-                    let _ = Self::put(mem, rem, &timespec(rs, rns));
+        loop {
+            match host::clock_nanosleep(clk, flags as i32, s, ns) {
+                Ok(()) => return 0,
+                Err((r, (rs, rns))) => {
+                    let relative = flags & TIMER_ABSTIME == 0;
+                    if r == e(libc::EINTR) && !self.signal_pending() {
+                        if relative {
+                            (s, ns) = (rs, rns);
+                        }
+                        continue;
+                    }
+                    // Only an interrupted relative sleep reports the time left.
+                    if r == e(libc::EINTR) && rem != 0 && relative {
+                        let _ = Self::put(mem, rem, &timespec(rs, rns));
+                    }
+                    return r;
                 }
-                r
             }
         }
     }
@@ -113,121 +118,5 @@ impl Syscalls {
         b[..8].copy_from_slice(&cur.to_le_bytes());
         b[8..].copy_from_slice(&max.to_le_bytes());
         Self::put(mem, old, &b)
-    }
-
-    pub(super) fn sigaltstack(&mut self, new: u64, old: u64, mem: &GuestMemory) -> i64 {
-        if old != 0 && mem.write_bytes(old, &self.thread.altstack).is_err() {
-            return EFAULT;
-        }
-        if new != 0 {
-            let mut b = [0u8; 24];
-            if mem.read_bytes(new, &mut b).is_err() {
-                return EFAULT;
-            }
-            self.thread.altstack = b;
-        }
-        0
-    }
-
-    pub(super) fn rt_sigaction(
-        &mut self,
-        sig: u64,
-        act: u64,
-        oact: u64,
-        size: u64,
-        mem: &GuestMemory,
-    ) -> i64 {
-        if size != 8 || sig == 0 || sig > 64 {
-            return EINVAL;
-        }
-        if act != 0 && (sig == 9 || sig == 19) {
-            return EINVAL;
-        }
-        let mut new = [0u8; 24];
-        if act != 0 && mem.read_bytes(act, &mut new).is_err() {
-            return EFAULT;
-        }
-        if oact != 0
-            && mem
-                .write_bytes(oact, &self.proc.sigactions()[sig as usize])
-                .is_err()
-        {
-            return EFAULT;
-        }
-        if act != 0 {
-            self.proc.sigactions()[sig as usize] = new;
-        }
-        0
-    }
-
-    pub(super) fn rt_sigprocmask(
-        &mut self,
-        how: u64,
-        set: u64,
-        oset: u64,
-        size: u64,
-        mem: &GuestMemory,
-    ) -> i64 {
-        if size != 8 {
-            return EINVAL;
-        }
-        let new = if set != 0 {
-            match mem.load64(set) {
-                Ok(v) => Some(v),
-                Err(_) => return EFAULT,
-            }
-        } else {
-            None
-        };
-        if new.is_some() && how > 2 {
-            return EINVAL;
-        }
-        if oset != 0
-            && mem
-                .write_bytes(oset, &self.thread.sigmask.to_le_bytes())
-                .is_err()
-        {
-            return EFAULT;
-        }
-        if let Some(v) = new {
-            self.thread.sigmask = match how {
-                0 => self.thread.sigmask | v,
-                1 => self.thread.sigmask & !v,
-                _ => v,
-            };
-            // SIGKILL and SIGSTOP cannot be blocked.
-            self.thread.sigmask &= !((1 << 8) | (1 << 18));
-        }
-        0
-    }
-
-    pub(super) fn signal_self(&mut self, sig: i32) -> Result<i64, SyscallExit> {
-        if !(0..=64).contains(&sig) {
-            return Ok(EINVAL);
-        }
-        if sig == 0 {
-            return Ok(0);
-        }
-        let handler = u64::from_le_bytes(
-            self.proc.sigactions()[sig as usize][..8]
-                .try_into()
-                .unwrap_or([0; 8]),
-        );
-        let blocked = self.thread.sigmask & (1 << (sig - 1)) != 0;
-        if sig != 9 && (handler == 1 || blocked || (handler == 0 && default_ignored(sig))) {
-            // Ignored or blocked: a blocked signal would stay pending forever, since
-            // vmjit delivers no signals.
-            return Ok(0);
-        }
-        if handler > 1 {
-            host::write_stderr(
-                format!(
-                    "vmjit: warning: signal {sig} has a guest handler, but vmjit does not \
-                     deliver signals; terminating as the default action would\n"
-                )
-                .as_bytes(),
-            );
-        }
-        Err(SyscallExit::Signal(sig))
     }
 }

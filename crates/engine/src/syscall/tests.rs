@@ -118,15 +118,14 @@ fn writev_gathers_every_iovec() {
 }
 
 #[test]
-fn write_to_a_closed_pipe_kills_the_guest_with_sigpipe() {
+fn write_to_a_closed_pipe_fails_with_epipe_and_raises_sigpipe() {
     let (mut s, mut m) = setup();
     let [r, w] = guest_pipe(&mut s, &mut m);
     gclose(&mut s, &mut m, r);
     let args = [w as u64, 0x10000, 1, 0, 0, 0];
-    assert_eq!(
-        s.dispatch(nr::WRITE, args, &m),
-        Err(SyscallExit::Signal(libc::SIGPIPE))
-    );
+    assert_eq!(s.dispatch(nr::WRITE, args, &m), Ok(e(libc::EPIPE)));
+    let h = std::sync::Arc::clone(s.thread_handle());
+    assert_eq!(s.group().pending_for(&h), 1 << (libc::SIGPIPE - 1));
     gclose(&mut s, &mut m, w);
 }
 
@@ -793,17 +792,162 @@ fn sigprocmask_blocks_and_reports_the_old_mask() {
 }
 
 #[test]
-fn tgkill_of_self_with_sigabrt_ends_the_run_as_that_signal() {
+fn signals_to_self_are_queued_for_the_thread_or_the_process() {
     let (mut s, mut m) = setup();
     let pid = s.pid() as u64;
-    assert_eq!(
-        s.dispatch(nr::TGKILL, [pid, pid, 6, 0, 0, 0], &m),
-        Err(SyscallExit::Signal(6))
-    );
-    // Signal 0 only checks, SIGCHLD is ignored by default, other processes are off limits.
+    let h = std::sync::Arc::clone(s.thread_handle());
+    assert_eq!(call(&mut s, &mut m, nr::TGKILL, &[pid, pid, 6]), 0);
+    assert_eq!(s.group().pending_for(&h), 1 << 5);
+    // Signal 0 only checks; SIGCHLD is ignored by default, so dropped at once.
     assert_eq!(call(&mut s, &mut m, nr::TGKILL, &[pid, pid, 0]), 0);
     assert_eq!(call(&mut s, &mut m, nr::KILL, &[pid, 17]), 0);
-    assert_eq!(call(&mut s, &mut m, nr::KILL, &[1, 9]), e(libc::EPERM));
+    assert_eq!(call(&mut s, &mut m, nr::KILL, &[pid, 10]), 0);
+    assert_eq!(s.group().pending_for(&h), (1 << 5) | (1 << 9));
+    // No such thread; bad signal numbers.
+    assert_eq!(
+        call(&mut s, &mut m, nr::TGKILL, &[pid, pid + 1_000_000, 6]),
+        e(libc::ESRCH)
+    );
+    assert_eq!(call(&mut s, &mut m, nr::KILL, &[pid, 65]), EINVAL);
+    // Blocked signals are pending; rt_sigpending reports them.
+    m.write_bytes(0x10000, &(1u64 << 9).to_le_bytes()).unwrap();
+    assert_eq!(
+        call(&mut s, &mut m, nr::RT_SIGPROCMASK, &[0, 0x10000, 0, 8]),
+        0
+    );
+    assert_eq!(call(&mut s, &mut m, nr::RT_SIGPENDING, &[0x10008, 8]), 0);
+    assert_eq!(m.load64(0x10008), Ok(1 << 9));
+}
+
+#[test]
+fn sigaction_reports_the_old_disposition_and_refuses_sigkill() {
+    let (mut s, mut m) = setup();
+    let act: Vec<u8> = [0x1234u64, 0x1000_0004, 1 << 8 | 1 << 1]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    m.write_bytes(0x10000, &act).unwrap();
+    assert_eq!(
+        call(&mut s, &mut m, nr::RT_SIGACTION, &[10, 0x10000, 0, 8]),
+        0
+    );
+    assert_eq!(
+        call(&mut s, &mut m, nr::RT_SIGACTION, &[10, 0, 0x10100, 8]),
+        0
+    );
+    let mut old = [0u8; 24];
+    m.read_bytes(0x10100, &mut old).unwrap();
+    // SIGKILL is dropped from the handler's mask.
+    assert_eq!(u64::from_le_bytes(old[0..8].try_into().unwrap()), 0x1234);
+    assert_eq!(u64::from_le_bytes(old[16..24].try_into().unwrap()), 1 << 1);
+    assert_eq!(
+        call(&mut s, &mut m, nr::RT_SIGACTION, &[9, 0x10000, 0, 8]),
+        EINVAL
+    );
+    assert_eq!(
+        call(&mut s, &mut m, nr::RT_SIGACTION, &[19, 0x10000, 0, 8]),
+        EINVAL
+    );
+    assert_eq!(
+        call(&mut s, &mut m, nr::RT_SIGACTION, &[10, 0x10000, 0, 16]),
+        EINVAL
+    );
+    assert_eq!(
+        call(&mut s, &mut m, nr::RT_SIGACTION, &[10, 0x7, 0, 8]),
+        EFAULT
+    );
+}
+
+#[test]
+fn sigtimedwait_takes_a_blocked_pending_signal_or_times_out() {
+    let (mut s, mut m) = setup();
+    let pid = s.pid() as u64;
+    m.write_bytes(0x10000, &(1u64 << 11).to_le_bytes()).unwrap();
+    assert_eq!(
+        call(&mut s, &mut m, nr::RT_SIGPROCMASK, &[0, 0x10000, 0, 8]),
+        0
+    );
+    // A zero timeout polls.
+    m.write_bytes(0x10010, &[0u8; 16]).unwrap();
+    assert_eq!(
+        call(
+            &mut s,
+            &mut m,
+            nr::RT_SIGTIMEDWAIT,
+            &[0x10000, 0x10100, 0x10010, 8]
+        ),
+        e(libc::EAGAIN)
+    );
+    assert_eq!(call(&mut s, &mut m, nr::TGKILL, &[pid, pid, 12]), 0);
+    assert_eq!(
+        call(
+            &mut s,
+            &mut m,
+            nr::RT_SIGTIMEDWAIT,
+            &[0x10000, 0x10100, 0x10010, 8]
+        ),
+        12
+    );
+    // siginfo: signo, errno, code (SI_TKILL), pid.
+    assert_eq!(m.load32(0x10100), Ok(12));
+    assert_eq!(m.load32(0x10108), Ok(-6i32 as u32));
+    assert_eq!(m.load32(0x10110), Ok(pid as u32));
+    let h = std::sync::Arc::clone(s.thread_handle());
+    assert_eq!(s.group().pending_for(&h), 0);
+}
+
+#[test]
+fn timers_arm_report_and_disarm() {
+    let (mut s, mut m) = setup();
+    // setitimer(ITIMER_REAL, {interval 0, value 100 s}).
+    let v: Vec<u8> = [0u64, 0, 100, 0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    m.write_bytes(0x10000, &v).unwrap();
+    assert_eq!(call(&mut s, &mut m, nr::SETITIMER, &[0, 0x10000, 0]), 0);
+    assert_eq!(call(&mut s, &mut m, nr::GETITIMER, &[0, 0x10100]), 0);
+    let left = m.load64(0x10110).unwrap();
+    assert!((99..=100).contains(&left), "{left}");
+    assert_eq!(
+        call(&mut s, &mut m, nr::SETITIMER, &[3, 0x10000, 0]),
+        EINVAL
+    );
+    // Disarm, reading the old value back.
+    m.write_bytes(0x10000, &[0u8; 32]).unwrap();
+    assert_eq!(
+        call(&mut s, &mut m, nr::SETITIMER, &[0, 0x10000, 0x10100]),
+        0
+    );
+    assert!(m.load64(0x10110).unwrap() >= 99);
+    // A POSIX timer on CLOCK_MONOTONIC with a SIGUSR2 sigevent.
+    let mut sev = [0u8; 64];
+    sev[0..8].copy_from_slice(&77u64.to_le_bytes());
+    sev[8..12].copy_from_slice(&12i32.to_le_bytes());
+    m.write_bytes(0x10200, &sev).unwrap();
+    assert_eq!(
+        call(&mut s, &mut m, nr::TIMER_CREATE, &[1, 0x10200, 0x10300]),
+        0
+    );
+    let id = u64::from(m.load32(0x10300).unwrap());
+    let its: Vec<u8> = [0u64, 0, 50, 0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    m.write_bytes(0x10400, &its).unwrap();
+    assert_eq!(
+        call(&mut s, &mut m, nr::TIMER_SETTIME, &[id, 0, 0x10400, 0]),
+        0
+    );
+    assert_eq!(call(&mut s, &mut m, nr::TIMER_GETTIME, &[id, 0x10500]), 0);
+    assert!((49..=50).contains(&m.load64(0x10510).unwrap()));
+    assert_eq!(call(&mut s, &mut m, nr::TIMER_GETOVERRUN, &[id]), 0);
+    assert_eq!(call(&mut s, &mut m, nr::TIMER_DELETE, &[id]), 0);
+    assert_eq!(call(&mut s, &mut m, nr::TIMER_DELETE, &[id]), EINVAL);
+    assert_eq!(
+        call(&mut s, &mut m, nr::TIMER_CREATE, &[99, 0x10200, 0x10300]),
+        EINVAL
+    );
 }
 
 #[test]
@@ -1434,4 +1578,45 @@ fn guest_memory_is_bounded_and_enomem_comes_before_any_change() {
         (HEAP + 4096) as i64
     );
     assert_eq!(m.accessible_bytes(), used + 4096);
+}
+
+#[test]
+fn ppoll_with_a_signal_mask_lets_a_pending_signal_in_and_restores_the_mask_otherwise() {
+    let (mut s, mut m) = setup();
+    let pid = s.pid() as u64;
+    let h = std::sync::Arc::clone(s.thread_handle());
+    // SIGUSR1 (10) blocked and pending.
+    m.write_bytes(0x10000, &(1u64 << 9).to_le_bytes()).unwrap();
+    assert_eq!(
+        call(&mut s, &mut m, nr::RT_SIGPROCMASK, &[0, 0x10000, 0, 8]),
+        0
+    );
+    assert_eq!(call(&mut s, &mut m, nr::TGKILL, &[pid, pid, 10]), 0);
+    // A zero timeout and a mask that still blocks it: the poll just times out, and
+    // the mask is the old one after.
+    m.write_bytes(0x10010, &[0u8; 16]).unwrap();
+    m.write_bytes(0x10020, &(1u64 << 9).to_le_bytes()).unwrap();
+    assert_eq!(
+        call(&mut s, &mut m, nr::PPOLL, &[0, 0, 0x10010, 0x10020, 8]),
+        0
+    );
+    assert_eq!(h.mask(), 1 << 9);
+    // An empty mask lets it in: EINTR at once, with the old mask saved for the
+    // handler's frame.
+    m.write_bytes(0x10020, &0u64.to_le_bytes()).unwrap();
+    assert_eq!(
+        call(&mut s, &mut m, nr::PPOLL, &[0, 0, 0, 0x10020, 8]),
+        e(libc::EINTR)
+    );
+    assert_eq!(h.mask(), 0);
+    assert_eq!(s.thread().saved_mask, Some(1 << 9));
+    // A bad mask size or pointer.
+    assert_eq!(
+        call(&mut s, &mut m, nr::PPOLL, &[0, 0, 0x10010, 0x10020, 4]),
+        EINVAL
+    );
+    assert_eq!(
+        call(&mut s, &mut m, nr::PPOLL, &[0, 0, 0x10010, 8, 8]),
+        e(libc::EFAULT)
+    );
 }

@@ -284,10 +284,13 @@ impl Syscalls {
         if matches!(cmd, FUTEX_WAIT | FUTEX_WAIT_BITSET)
             && arg4 == 0
             && self.proc.group.live() == 1
+            && !self.proc.group.any_handler()
+            && !self.proc.group.timers().any_armed()
             && mem.load32(uaddr).is_ok_and(|v| v == val as u32)
         {
-            // The only thread, waiting with no timeout for a word only it could change:
-            // it would hang forever (vmjit delivers no signals yet).
+            // The only thread, waiting with no timeout for a word only it could change,
+            // and no handler or timer that could run code to change it: it would hang
+            // until killed.
             return Err(SyscallExit::Deadlock { uaddr });
         }
         Ok(host::futex(
