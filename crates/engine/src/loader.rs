@@ -5,7 +5,8 @@
 //! problem is reported as a typed [`ElfError`]; no input can make the loader panic (the
 //! tests feed it mutated headers). Accepted: little-endian ELF64 for `EM_RISCV`, of type
 //! `ET_EXEC` (loaded where its headers say) or `ET_DYN` (position independent: a main
-//! program at [`PIE_BASE`], an interpreter at [`INTERP_BASE`]). Segments must lie inside
+//! program at [`PIE_BASE`], an interpreter at [`INTERP_BASE`] or, when the program
+//! took that range, the highest free range that holds it). Segments must lie inside
 //! the file, must not overlap each other, and must end below
 //! [`crate::layout::MMAP_TOP`]; an interpreter's must not overlap the program's. A
 //! program's `PT_INTERP` is returned, not followed: the caller finds the file (in the
@@ -37,6 +38,10 @@ pub const PIE_BASE: u64 = 0x4000_0000;
 /// top-down from [`layout::MMAP_TOP`] (about 16 GiB) and skips it, and far above any
 /// program and its heap.
 pub const INTERP_BASE: u64 = 0x2_0000_0000;
+
+/// Lowest address an interpreter is moved to when its own base is taken (Linux's
+/// default `vm.mmap_min_addr`).
+const MIN_ADDR: u64 = 0x10000;
 
 /// Longest `PT_INTERP` string, its NUL included (Linux's limit, `PATH_MAX`).
 const INTERP_MAX: u64 = 4096;
@@ -103,7 +108,8 @@ pub struct LoadedImage {
 pub struct LoadedInterp {
     /// Its entry point (load bias applied): where the process starts.
     pub entry: u64,
-    /// Its load bias (AT_BASE): [`INTERP_BASE`] for ET_DYN, 0 for ET_EXEC.
+    /// Its load bias (AT_BASE): normally [`INTERP_BASE`] for ET_DYN (see
+    /// [`load_interpreter`]), 0 for ET_EXEC.
     pub bias: u64,
 }
 
@@ -396,14 +402,33 @@ pub fn load(data: &[u8], mem: &mut GuestMemory) -> Result<LoadedImage, ElfError>
 
 /// Validates `data` as an ELF interpreter (an `ET_DYN` shared object such as
 /// `ld-linux-riscv64-lp64d.so.1`, or an `ET_EXEC`) and maps it into `mem`, which
-/// already holds the program: none of its pages may be taken.
+/// already holds the program: none of its pages may be taken. An `ET_DYN` interpreter
+/// goes to [`INTERP_BASE`], or, when the program occupies part of that range, to the
+/// highest free range below [`layout::MMAP_TOP`] that holds it (as Linux maps it where
+/// mmap would); an `ET_EXEC` one can only go where its headers say.
 pub fn load_interpreter(data: &[u8], mem: &mut GuestMemory) -> Result<LoadedInterp, ElfError> {
     let img = parse(data, Role::Interpreter)?;
-    let bias = img.bias(Role::Interpreter);
-    for s in &img.segs {
-        let (start, end) = s.pages(bias);
-        if !mem.is_free(start, end - start) {
-            return Err(ElfError::OverlapsProgram { index: s.index });
+    let collision = |bias: u64| {
+        img.segs.iter().find(|s| {
+            let (start, end) = s.pages(bias);
+            !mem.is_free(start, end - start)
+        })
+    };
+    let mut bias = img.bias(Role::Interpreter);
+    if let Some(s) = collision(bias) {
+        let taken = ElfError::OverlapsProgram { index: s.index };
+        if img.e_type != elf::ET_DYN {
+            return Err(taken);
+        }
+        // The span of all segments (sorted, not overlapping): moved as one piece.
+        let first = page_floor(img.segs[0].vaddr);
+        let (_, end) = img.segs[img.segs.len() - 1].pages(0);
+        let Some(at) = mem.find_free_top_down(end - first, MIN_ADDR, layout::MMAP_TOP) else {
+            return Err(taken);
+        };
+        bias = at - first;
+        if collision(bias).is_some() {
+            return Err(taken);
         }
     }
     map_segments(data, &img, bias, mem)?;
@@ -460,7 +485,15 @@ pub(crate) mod build {
         let name_off = 64 + 2 * 56 + body.len() as u64;
         body.extend_from_slice(interp);
         let len = 64 + 2 * 56 + body.len() as u64;
-        let pt_interp = [3 | (4 << 32), name_off, 0, 0, interp.len() as u64, interp.len() as u64, 1];
+        let pt_interp = [
+            3 | (4 << 32),
+            name_off,
+            0,
+            0,
+            interp.len() as u64,
+            interp.len() as u64,
+            1,
+        ];
         elf(243, e_type, &[pt_interp, text(len)], &body)
     }
 
@@ -583,7 +616,10 @@ mod tests {
             let d = with_interp(e_type, b"/lib/ld-linux-riscv64-lp64d.so.1\0");
             let mut m = GuestMemory::new().unwrap();
             let img = load(&d, &mut m).unwrap();
-            assert_eq!(img.interp.as_deref(), Some(&b"/lib/ld-linux-riscv64-lp64d.so.1"[..]));
+            assert_eq!(
+                img.interp.as_deref(),
+                Some(&b"/lib/ld-linux-riscv64-lp64d.so.1"[..])
+            );
             assert_eq!(img.bias, bias);
             assert_eq!(img.entry, bias + 0x10078);
             assert_eq!(m.load32(bias + 0x100b0), Ok(0x13)); // the body
@@ -596,13 +632,19 @@ mod tests {
     #[test]
     fn malformed_interpreter_names_are_typed_errors() {
         let bad = |name: &[u8]| load_bytes(&with_interp(3, name)).unwrap_err();
-        assert_eq!(bad(b"/lib/ld.so"), ElfError::BadInterpName("it does not end with a NUL byte"));
+        assert_eq!(
+            bad(b"/lib/ld.so"),
+            ElfError::BadInterpName("it does not end with a NUL byte")
+        );
         assert_eq!(bad(b"\0"), ElfError::BadInterpName("it is empty"));
         assert_eq!(bad(b"\0\0\0"), ElfError::BadInterpName("it is empty"));
         let mut huge = vec![b'a'; 5000];
         huge[0] = b'/';
         huge.push(0);
-        assert_eq!(bad(&huge), ElfError::BadInterpName("it is longer than PATH_MAX"));
+        assert_eq!(
+            bad(&huge),
+            ElfError::BadInterpName("it is longer than PATH_MAX")
+        );
         // A name whose bytes lie past the end of the file.
         let mut d = with_interp(3, b"/lib/ld.so\0");
         let len = d.len();
@@ -614,7 +656,10 @@ mod tests {
         // An offset that wraps around.
         let mut d = with_interp(3, b"/lib/ld.so\0");
         d[64 + 8..64 + 16].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert_eq!(load_bytes(&d), Err(ElfError::BadInterpName("it lies outside the file")));
+        assert_eq!(
+            load_bytes(&d),
+            Err(ElfError::BadInterpName("it lies outside the file"))
+        );
         assert_eq!(
             ElfError::BadInterpName("it is empty").to_string(),
             "has a malformed ELF interpreter name (PT_INTERP): it is empty"
@@ -645,6 +690,25 @@ mod tests {
     }
 
     #[test]
+    fn an_interpreter_whose_base_is_taken_goes_to_the_highest_free_range() {
+        // A program (ET_EXEC) whose text lies where the interpreter would go.
+        let body = [0x13u8, 0, 0, 0].repeat(8);
+        let len = 64 + 56 + body.len() as u64;
+        let at_base = [1 | (5 << 32), 0, INTERP_BASE, INTERP_BASE, len, len, 0x1000];
+        let mut m = GuestMemory::new().unwrap();
+        load(&elf(243, 2, &[at_base], &body), &mut m).unwrap();
+        let int = load_interpreter(&shared_object(), &mut m).unwrap();
+        assert_ne!(int.bias, INTERP_BASE);
+        assert_eq!(int.bias % 4096, 0);
+        assert!(int.bias + 4096 <= layout::MMAP_TOP);
+        assert_eq!(int.entry, int.bias + 0x78);
+        assert_eq!(m.load32(int.entry), Ok(0x13));
+        // The program is untouched.
+        assert_eq!(m.load32(INTERP_BASE + 0x78), Ok(0x13));
+        assert!(m.store8(INTERP_BASE + 0x78, 0).is_err());
+    }
+
+    #[test]
     fn bad_interpreters_are_typed_errors() {
         let interp = |d: &[u8]| {
             let mut m = GuestMemory::new().unwrap();
@@ -670,11 +734,17 @@ mod tests {
             Err(ElfError::NestedInterp("/lib/other.so".into()))
         );
         // An ET_EXEC interpreter whose segments lie where the program is.
-        assert_eq!(interp(&minimal()), Err(ElfError::OverlapsProgram { index: 0 }));
+        assert_eq!(
+            interp(&minimal()),
+            Err(ElfError::OverlapsProgram { index: 0 })
+        );
         // One placed past the guest space.
         let mut far = shared_object();
         far[64 + 16..64 + 24].copy_from_slice(&(layout::MMAP_TOP - INTERP_BASE).to_le_bytes());
-        assert_eq!(interp(&far), Err(ElfError::SegmentOutsideSpace { index: 0 }));
+        assert_eq!(
+            interp(&far),
+            Err(ElfError::SegmentOutsideSpace { index: 0 })
+        );
         let mut short = shared_object();
         short.truncate(90);
         assert!(matches!(interp(&short), Err(ElfError::Truncated(_))));

@@ -179,8 +179,14 @@ mod tests {
         let (d, s) = temp_sysroot("redirect");
         let want = [s.path().as_os_str().as_bytes(), b"/lib/libx.so"].concat();
         assert_eq!(s.lookup(b"/lib/libx.so"), Some(want.clone()));
-        assert_eq!(s.lookup(b"//lib/./libx.so").map(|p| p.len()), Some(want.len() + 3));
-        assert_eq!(s.lookup(b"/lib"), Some([s.path().as_os_str().as_bytes(), b"/lib"].concat()));
+        assert_eq!(
+            s.lookup(b"//lib/./libx.so").map(|p| p.len()),
+            Some(want.len() + 3)
+        );
+        assert_eq!(
+            s.lookup(b"/lib"),
+            Some([s.path().as_os_str().as_bytes(), b"/lib"].concat())
+        );
         // Missing there: the path as given.
         assert_eq!(s.lookup(b"/lib/liby.so"), None);
         assert_eq!(s.host_path(b"/lib/liby.so"), PathBuf::from("/lib/liby.so"));
@@ -250,13 +256,19 @@ mod tests {
     fn a_sysroot_that_is_missing_or_a_file_is_an_error_naming_its_source() {
         let missing = Path::new("/nonexistent/vmjit-sysroot");
         let e = Sysroot::choose(Some(missing), |_| None).unwrap_err();
-        assert!(e.to_string().starts_with("sysroot /nonexistent/vmjit-sysroot (from -L)"));
+        assert!(
+            e.to_string()
+                .starts_with("sysroot /nonexistent/vmjit-sysroot (from -L)")
+        );
         let (d, _) = temp_sysroot("file");
         let file = d.join("lib/libx.so");
         let env = |k: &str| (k == "VMJIT_LD_PREFIX").then(|| file.clone().into_os_string());
         assert_eq!(
             Sysroot::choose(None, env).unwrap_err().to_string(),
-            format!("sysroot {} (from VMJIT_LD_PREFIX) is not a directory", file.display())
+            format!(
+                "sysroot {} (from VMJIT_LD_PREFIX) is not a directory",
+                file.display()
+            )
         );
         let _ = std::fs::remove_dir_all(d);
     }

@@ -65,7 +65,10 @@ fn assert_one_line(run: &common::Run, want: &str) {
 }
 
 fn canonical(p: &Path) -> String {
-    p.canonicalize().expect("canonicalize").display().to_string()
+    p.canonicalize()
+        .expect("canonicalize")
+        .display()
+        .to_string()
 }
 
 #[test]
@@ -179,13 +182,18 @@ fn an_unusable_interpreter_is_one_line_saying_why() {
     check(
         "nested",
         Some(&dyn_prog),
-        &format!("names an ELF interpreter of its own ({INTERP}); an interpreter must not need one"),
+        &format!(
+            "names an ELF interpreter of its own ({INTERP}); an interpreter must not need one"
+        ),
     );
     // A static program is an ET_EXEC at the program's own addresses.
     let hello = std::fs::read(guest("hello")).expect("read hello");
     let dlopen = guest("dlopen");
     let root = sysroot_with("overlap", Some(&hello));
-    let run = vmjit_env(&["-L".as_ref(), root.0.as_os_str(), dlopen.as_os_str()], &[]);
+    let run = vmjit_env(
+        &["-L".as_ref(), root.0.as_os_str(), dlopen.as_os_str()],
+        &[],
+    );
     assert_one_line(
         &run,
         &format!(
@@ -274,8 +282,15 @@ fn mutated_dynamic_executables_never_panic_vmjit() {
             p.as_os_str(),
         ]);
         let err = run.stderr_text();
-        assert!(!err.contains("panicked"), "mutation {i} panicked vmjit: {err}");
-        assert!((0..256).contains(&run.code), "mutation {i}: status {}", run.code);
+        assert!(
+            !err.contains("panicked"),
+            "mutation {i} panicked vmjit: {err}"
+        );
+        assert!(
+            (0..256).contains(&run.code),
+            "mutation {i}: status {}",
+            run.code
+        );
         if run.code == 1 && err.starts_with(&format!("vmjit: {}:", p.display())) {
             assert_eq!(err.lines().count(), 1, "mutation {i}: {err}");
         }
