@@ -46,6 +46,12 @@ enum Command {
     /// shell shows 128+N: 139 for a segmentation fault, 132 for an illegal instruction).
     /// Terminal and kill(1) signals sent to vmjit go to the guest. 70 when --crosscheck
     /// found a divergence.
+    ///
+    /// PROGRAM may be static, static-pie or dynamically linked (gcc's default). A
+    /// dynamically linked program's ELF interpreter and shared libraries come from the
+    /// riscv64 sysroot: -L DIR, else $VMJIT_LD_PREFIX, else $QEMU_LD_PREFIX, else
+    /// /usr/riscv64-linux-gnu when it exists (so with Debian's libc6-riscv64-cross
+    /// installed no option is needed).
     #[command(arg_required_else_help = true)]
     Run(RunArgs),
 
