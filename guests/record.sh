@@ -6,6 +6,12 @@
 #   - arguments from expected/<name>.args (one per line), if that file exists
 #   - stdin from expected/<name>.stdin if it exists, else /dev/null
 #   - exit code as a decimal number; a guest killed by signal N is recorded as 128+N
+#   - the dynamically linked guests (the Makefile's DYN_PROGS) run with the riscv64
+#     sysroot: qemu-riscv64 -L "$SYSROOT" (default /usr/riscv64-linux-gnu). qemu loads
+#     their ELF interpreter /lib/ld-linux-riscv64-lp64d.so.1 from there and looks every
+#     absolute path the guest opens up there first; without -L it would look for the
+#     interpreter on the host. (-L, not QEMU_LD_PREFIX: the guest inherits qemu's
+#     environment, which must stay exactly VMJIT_GUEST=1.)
 # stderr is not recorded (it is shown here, prefixed, so a recording can be checked).
 #
 # Usage: guests/record.sh [--check] [NAME...]   (default: every recorded guest, the
@@ -16,7 +22,9 @@ set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
 qemu="${QEMU:-qemu-riscv64}"
+sysroot="${SYSROOT:-/usr/riscv64-linux-gnu}"
 command -v "$qemu" >/dev/null 2>&1 || { echo "record.sh: $qemu not found" >&2; exit 1; }
+dynamic=" $(make -s -C "$here" print-dynamic) "
 
 check=0
 if [ "${1:-}" = "--check" ]; then
@@ -40,6 +48,12 @@ for name in "$@"; do
   fi
   stdin=/dev/null
   [ -f "$here/expected/$name.stdin" ] && stdin="$here/expected/$name.stdin"
+  qemu_args=()
+  if [[ "$dynamic" == *" $name "* ]]; then
+    [ -f "$sysroot/lib/ld-linux-riscv64-lp64d.so.1" ] ||
+      { echo "record.sh: $name needs the riscv64 sysroot $sysroot (libc6-riscv64-cross)" >&2; exit 1; }
+    qemu_args=(-L "$sysroot")
+  fi
 
   cwd="$(mktemp -d)"
   out="$scratch/$name.stdout"
@@ -48,7 +62,7 @@ for name in "$@"; do
   # The subshell keeps the cd local; a guest killed by a signal makes qemu-riscv64 die
   # of the same signal, which bash reports as 128+N. The outer braces send bash's own
   # "Segmentation fault" job report to /dev/null; the guest's stderr goes to $err.
-  { (cd "$cwd" && exec env -i VMJIT_GUEST=1 "$qemu" "$bin" "${args[@]}") \
+  { (cd "$cwd" && exec env -i VMJIT_GUEST=1 "$qemu" "${qemu_args[@]}" "$bin" "${args[@]}") \
       < "$stdin" > "$out" 2> "$err"; } 2>/dev/null
   code=$?
   set -e

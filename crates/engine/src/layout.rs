@@ -1,9 +1,10 @@
 //! The guest address-space layout (all addresses inside `[0, GUEST_SPACE)`).
 //!
 //! ```text
-//! 0x10000 ..            executable segments (static-pie at loader::PIE_BASE)
+//! 0x10000 ..            executable segments (ET_DYN programs at loader::PIE_BASE)
 //!   brk ..              heap, growing up (at most up to the mmap area)
-//!   .. MMAP_TOP         mmap area, allocated top-down
+//!   .. MMAP_TOP         mmap area, allocated top-down over free pages; the ELF
+//!                       interpreter at loader::INTERP_BASE (8 GiB) inside it
 //!   [1 MiB gap]
 //! STACK_TOP-STACK_SIZE .. STACK_TOP   the stack (8 MiB, as qemu-user's default)
 //! TRAMPOLINE (= STACK_TOP) .. GUEST_SPACE   the signal-return trampoline (one page, r-x)

@@ -1,8 +1,10 @@
-//! The vmjit engine: runs static riscv64 Linux executables in user mode.
+//! The vmjit engine: runs riscv64 Linux executables (static, or dynamically linked with
+//! a riscv64 sysroot) in user mode.
 //!
 //! It owns everything between the ELF file and the instruction semantics of `rv64`:
-//! the guest memory sandbox ([`memory`]), the ELF loader ([`loader`]), the initial
-//! stack ([`stack`]), the Linux system-call layer ([`syscall`]) and the dispatch loop
+//! the guest memory sandbox ([`memory`]), the ELF loader ([`loader`]: programs and
+//! their ELF interpreters), the sysroot that interpreter and the guest's absolute paths
+//! are looked up in ([`sysroot`]), the initial stack ([`stack`]), the Linux system-call layer ([`syscall`]) and the dispatch loop
 //! ([`dispatch`]) that runs guest code through `rv64`'s interpreter or, when enabled,
 //! the JIT tier ([`jit`]: Cranelift translations kept in the unified code cache), and
 //! [`crosscheck`], which runs the interpreter beside either as a shadow VM and compares
@@ -15,6 +17,19 @@
 //! let outcome = vm.run();
 //! std::process::exit(outcome.exit.exit_code());
 //! # Ok::<(), engine::LoadError>(())
+//! ```
+//!
+//! A dynamically linked program, with the sysroot `vmjit run` would choose (`-L`,
+//! `VMJIT_LD_PREFIX`, `QEMU_LD_PREFIX`, `/usr/riscv64-linux-gnu`):
+//!
+//! ```no_run
+//! use std::path::Path;
+//! let sysroot = engine::sysroot::Sysroot::from_environment(None)?;
+//! let env = engine::host_environment();
+//! let mut vm =
+//!     engine::Vm::load_with_sysroot(Path::new("guests/bin/hello_dyn"), &[], &env, sysroot)?;
+//! std::process::exit(vm.run().exit.exit_code());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! **Architecture invariants**
@@ -41,6 +56,7 @@ pub mod signals;
 pub mod stack;
 pub mod syscall;
 pub mod sysnames;
+pub mod sysroot;
 pub mod threads;
 pub mod timers;
 pub mod vm;

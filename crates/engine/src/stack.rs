@@ -50,7 +50,13 @@ pub enum StackError {
     Nul,
 }
 
-/// Process facts that go into the auxiliary vector.
+/// Process facts that go into the auxiliary vector. The entries and their order are
+/// qemu-riscv64's (7.2): AT_PHDR, AT_PHENT, AT_PHNUM, AT_PAGESZ, AT_BASE, AT_FLAGS,
+/// AT_ENTRY, AT_UID, AT_EUID, AT_GID, AT_EGID, AT_HWCAP, AT_CLKTCK, AT_RANDOM,
+/// AT_SECURE, AT_EXECFN; like qemu, no AT_PLATFORM, AT_HWCAP2 or AT_SYSINFO_EHDR (there
+/// is no vDSO). glibc's ld.so needs AT_PHDR/PHNUM (the program's headers, to find its
+/// dynamic section), AT_BASE (to relocate itself), AT_ENTRY (where to go when done),
+/// AT_RANDOM (the stack protector and pointer guard), AT_SECURE and AT_PAGESZ.
 #[derive(Debug, Clone)]
 pub struct AuxInfo {
     /// AT_PHDR (None: copy `phdr_bytes` onto the stack and point there).
@@ -58,7 +64,10 @@ pub struct AuxInfo {
     pub phdr_bytes: Vec<u8>,
     pub phent: u64,
     pub phnum: u64,
+    /// AT_ENTRY: the program's entry point (not the interpreter's).
     pub entry: u64,
+    /// AT_BASE: the ELF interpreter's load address, 0 without one.
+    pub base: u64,
     pub uid: u64,
     pub euid: u64,
     pub gid: u64,
@@ -134,17 +143,17 @@ pub fn build(
         (at::PHENT, aux.phent),
         (at::PHNUM, aux.phnum),
         (at::PAGESZ, crate::memory::PAGE_SIZE),
-        (at::BASE, 0),
+        (at::BASE, aux.base),
         (at::FLAGS, 0),
         (at::ENTRY, aux.entry),
         (at::UID, aux.uid),
         (at::EUID, aux.euid),
         (at::GID, aux.gid),
         (at::EGID, aux.egid),
-        (at::SECURE, 0),
-        (at::RANDOM, random_addr),
         (at::HWCAP, HWCAP_RV64IMAFDC),
         (at::CLKTCK, 100),
+        (at::RANDOM, random_addr),
+        (at::SECURE, 0),
         (at::EXECFN, execfn_addr),
     ];
     let mut words: Vec<u64> = Vec::new();
@@ -189,6 +198,7 @@ mod tests {
             phent: 56,
             phnum: 3,
             entry: 0x10078,
+            base: 0x2_0000_0000,
             uid: 1,
             euid: 2,
             gid: 3,
@@ -238,6 +248,8 @@ mod tests {
         assert_eq!(seen[&at::PHNUM], 3);
         assert_eq!(seen[&at::PAGESZ], 4096);
         assert_eq!(seen[&at::ENTRY], 0x10078);
+        assert_eq!(seen[&at::BASE], 0x2_0000_0000);
+        assert_eq!(seen[&at::SECURE], 0);
         assert_eq!(seen[&at::EGID], 4);
         assert_eq!(seen[&at::CLKTCK], 100);
         assert_eq!(seen[&at::HWCAP], 0x112d);
@@ -246,6 +258,22 @@ mod tests {
         m.read_bytes(seen[&at::RANDOM], &mut r).unwrap();
         assert_eq!(&r, b"0123456789abcdef");
         assert!(a <= top);
+    }
+
+    #[test]
+    fn auxv_has_the_entries_of_qemu_riscv64_in_its_order() {
+        // `LD_SHOW_AUXV=1 qemu-riscv64 -L /usr/riscv64-linux-gnu <a dynamic program>`.
+        let (mut m, top) = setup();
+        let st = build(&mut m, top, &[b"p"], &[], b"p", &aux()).unwrap();
+        let keys: Vec<u64> = st.auxv.iter().map(|&(k, _)| k).collect();
+        use at::*;
+        assert_eq!(
+            keys,
+            [
+                PHDR, PHENT, PHNUM, PAGESZ, BASE, FLAGS, ENTRY, UID, EUID, GID, EGID, HWCAP,
+                CLKTCK, RANDOM, SECURE, EXECFN
+            ]
+        );
     }
 
     #[test]

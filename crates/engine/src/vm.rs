@@ -1,12 +1,14 @@
 //! [`Vm`]: one guest process — load an executable, run it, report how it ended.
 //!
-//! **Invariants.** `Vm::load` either returns a ready process (segments mapped, stack
-//! built, pc at the entry point) or a typed [`LoadError`]; it never panics on any file.
+//! **Invariants.** `Vm::load` either returns a ready process (segments mapped, the
+//! ELF interpreter too when the program names one, stack built, pc at the entry point:
+//! the interpreter's when there is one) or a typed [`LoadError`]; it never panics on
+//! any file.
 //! `Vm::run` always returns a [`RunOutcome`]; guest misbehaviour is a [`GuestExit`].
 
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +21,7 @@ use crate::loader::{self, ElfError};
 use crate::memory::{GuestMemory, MemoryError, PERM_R, PERM_W};
 use crate::stack::{self, AuxInfo, StackError};
 use crate::syscall::Syscalls;
+use crate::sysroot::Sysroot;
 use crate::threads::GuestThread;
 
 /// Largest executable vmjit reads (a guard against feeding it huge files).
@@ -42,10 +45,49 @@ pub enum LoadError {
     Io(std::io::Error),
     #[error(transparent)]
     Elf(#[from] ElfError),
+    /// The program's `PT_INTERP` names a file that exists neither in the sysroot nor
+    /// on the host.
+    #[error("{}", interp_not_found(interp, sysroot.as_deref()))]
+    InterpreterNotFound {
+        interp: String,
+        sysroot: Option<PathBuf>,
+    },
+    /// The program's ELF interpreter (found at `host`) cannot be loaded.
+    #[error("{}", interp_unusable(interp, host, reason))]
+    Interpreter {
+        interp: String,
+        host: PathBuf,
+        reason: Box<LoadError>,
+    },
     #[error(transparent)]
     Stack(#[from] StackError),
     #[error(transparent)]
     Memory(#[from] MemoryError),
+}
+
+fn interp_not_found(interp: &str, sysroot: Option<&Path>) -> String {
+    match sysroot {
+        Some(dir) => format!(
+            "its ELF interpreter {interp} was not found in the sysroot {} (set it with -L DIR \
+             or VMJIT_LD_PREFIX)",
+            dir.display()
+        ),
+        None => format!(
+            "its ELF interpreter {interp} was not found, and there is no sysroot to look in \
+             (set one with -L DIR or VMJIT_LD_PREFIX)"
+        ),
+    }
+}
+
+fn interp_unusable(interp: &str, host: &Path, reason: &LoadError) -> String {
+    if host.as_os_str().as_bytes() == interp.as_bytes() {
+        format!("its ELF interpreter {interp}: {reason}")
+    } else {
+        format!(
+            "its ELF interpreter {interp} (at {}): {reason}",
+            host.display()
+        )
+    }
 }
 
 impl LoadError {
@@ -258,25 +300,75 @@ fn read_program(path: &Path) -> Result<Vec<u8>, LoadError> {
     std::fs::read(path).map_err(LoadError::from_io)
 }
 
+/// Finds the ELF interpreter `name` (in the sysroot first, as the guest's own absolute
+/// paths are), reads and maps it.
+fn load_interpreter(
+    name: &[u8],
+    sysroot: Option<&Sysroot>,
+    mem: &mut GuestMemory,
+) -> Result<loader::LoadedInterp, LoadError> {
+    let shown = String::from_utf8_lossy(name).into_owned();
+    let host = match sysroot {
+        Some(s) => s.host_path(name),
+        None => PathBuf::from(std::ffi::OsStr::from_bytes(name)),
+    };
+    let unusable = |reason: LoadError| LoadError::Interpreter {
+        interp: shown.clone(),
+        host: host.clone(),
+        reason: Box::new(reason),
+    };
+    let data = match read_program(&host) {
+        Ok(d) => d,
+        Err(LoadError::NotFound) => {
+            return Err(LoadError::InterpreterNotFound {
+                interp: shown,
+                sysroot: sysroot.map(|s| s.path().to_path_buf()),
+            });
+        }
+        Err(e) => return Err(unusable(e)),
+    };
+    loader::load_interpreter(&data, mem).map_err(|e| unusable(LoadError::Elf(e)))
+}
+
 impl Vm {
-    /// Loads the static riscv64 executable at `path`. The guest's `argv` is the path as
-    /// given followed by `args`; its environment is `env` (`KEY=VALUE` strings; pass
-    /// [`host_environment`] for qemu-user's behaviour).
+    /// Loads the riscv64 executable at `path` without a sysroot: a dynamically linked
+    /// program's interpreter must then be at the path it names on the host. See
+    /// [`Vm::load_with_sysroot`].
     pub fn load(path: &Path, args: &[OsString], env: &[OsString]) -> Result<Vm, LoadError> {
-        Self::load_with_argv0(path, None, args, env)
+        Vm::load_with_sysroot(path, args, env, None)
     }
 
-    /// [`Vm::load`] with `argv0` as the guest's `argv[0]` instead of the path (what
-    /// execve passes on, and qemu-user's `-0`).
-    pub fn load_with_argv0(
+    /// Loads the riscv64 executable at `path` (static, static-pie, or dynamically
+    /// linked: then its ELF interpreter is loaded too, found in `sysroot` first, and the
+    /// process starts there). The guest's `argv` is the path as given followed by
+    /// `args`; its environment is `env` (`KEY=VALUE` strings; pass [`host_environment`]
+    /// for qemu-user's behaviour). Absolute paths the guest names are looked up in
+    /// `sysroot` first (see [`crate::sysroot`]).
+    pub fn load_with_sysroot(
+        path: &Path,
+        args: &[OsString],
+        env: &[OsString],
+        sysroot: Option<Sysroot>,
+    ) -> Result<Vm, LoadError> {
+        Vm::load_full(path, None, args, env, sysroot)
+    }
+
+    /// [`Vm::load_with_sysroot`] with `argv0` as the guest's `argv[0]` instead of the
+    /// path (what execve passes on, and qemu-user's `-0`).
+    pub fn load_full(
         path: &Path,
         argv0: Option<&std::ffi::OsStr>,
         args: &[OsString],
         env: &[OsString],
+        sysroot: Option<Sysroot>,
     ) -> Result<Vm, LoadError> {
         let data = read_program(path)?;
         let mut mem = GuestMemory::new()?;
         let img = loader::load(&data, &mut mem)?;
+        let interp = match &img.interp {
+            Some(name) => Some(load_interpreter(name, sysroot.as_ref(), &mut mem)?),
+            None => None,
+        };
         mem.map(
             layout::STACK_TOP - layout::STACK_SIZE,
             layout::STACK_SIZE,
@@ -292,6 +384,7 @@ impl Vm {
             phent: img.phent,
             phnum: img.phnum,
             entry: img.entry,
+            base: interp.map_or(0, |i| i.bias),
             uid: id(libc::SYS_getuid),
             euid: id(libc::SYS_geteuid),
             gid: id(libc::SYS_getgid),
@@ -307,10 +400,11 @@ impl Vm {
             .map(|p| p.into_os_string().into_vec())
             .unwrap_or_else(|_| name.to_vec());
         let mut cpu = Cpu::new();
-        cpu.pc = img.entry;
+        cpu.pc = interp.map_or(img.entry, |i| i.entry);
         cpu.x[2] = st.sp;
         let mut sys = Syscalls::new(img.brk, exe);
         sys.set_process_strings(&argv, &envp);
+        sys.set_sysroot(sysroot);
         let handle = Arc::clone(sys.thread_handle());
         Ok(Vm {
             main: GuestThread {

@@ -15,8 +15,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
-/// Run static riscv64 Linux programs (RV64GC, `riscv64-linux-gnu-gcc -static`) on this
-/// host, as qemu-riscv64 does, with a JIT backed by a unified code cache.
+/// Run riscv64 Linux programs (RV64GC; static, or dynamically linked with a riscv64
+/// sysroot) on this host, as qemu-riscv64 does, with a JIT backed by a unified code cache.
 #[derive(Parser, Debug)]
 #[command(
     name = "vmjit",
@@ -24,6 +24,7 @@ use clap::{Parser, Subcommand, ValueEnum};
     propagate_version = true,
     after_help = "Examples:\n  \
         vmjit run guests/bin/hello a b c         run a guest with three arguments\n  \
+        vmjit run -L /usr/riscv64-linux-gnu prog run a dynamically linked program\n  \
         vmjit run --stats guests/bin/coremark    ... and report instructions, blocks, speed\n  \
         vmjit run --trace --max-insns 50 prog    show the first 50 instructions executed\n  \
         vmjit run --strace guests/bin/fileio     show its system calls, as qemu -strace\n  \
@@ -37,7 +38,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run a static riscv64 Linux executable.
+    /// Run a riscv64 Linux executable.
     ///
     /// The guest gets PROGRAM and ARGS as its argv, vmjit's environment, and vmjit's
     /// standard input, output and error. vmjit exits with the guest's exit status; when
@@ -45,6 +46,12 @@ enum Command {
     /// shell shows 128+N: 139 for a segmentation fault, 132 for an illegal instruction).
     /// Terminal and kill(1) signals sent to vmjit go to the guest. 70 when --crosscheck
     /// found a divergence.
+    ///
+    /// PROGRAM may be static, static-pie or dynamically linked (gcc's default). A
+    /// dynamically linked program's ELF interpreter and shared libraries come from the
+    /// riscv64 sysroot: -L DIR, else $VMJIT_LD_PREFIX, else $QEMU_LD_PREFIX, else
+    /// /usr/riscv64-linux-gnu when it exists (so with Debian's libc6-riscv64-cross
+    /// installed no option is needed).
     #[command(arg_required_else_help = true)]
     Run(RunArgs),
 
@@ -235,6 +242,15 @@ struct RunArgs {
           value_parser = parse_injection)]
     crosscheck_inject: Option<engine::crosscheck::Injection>,
 
+    /// The sysroot of a riscv64 system (as qemu-riscv64's -L): a dynamically linked
+    /// program's ELF interpreter (e.g. /lib/ld-linux-riscv64-lp64d.so.1) and shared
+    /// libraries are loaded from it, and every absolute path the guest names is looked
+    /// up under DIR first (used when it exists there; never for /proc and /dev).
+    /// Default: $VMJIT_LD_PREFIX, else $QEMU_LD_PREFIX, else /usr/riscv64-linux-gnu
+    /// when it exists (Debian's libc6-riscv64-cross). `-L /` turns the sysroot off.
+    #[arg(short = 'L', long = "sysroot", value_name = "DIR")]
+    sysroot: Option<PathBuf>,
+
     /// The guest's argv[0] instead of PROGRAM as given (qemu-user's -0). A guest's
     /// execve of a riscv64 program runs vmjit again with the same options and this.
     #[arg(long, value_name = "NAME")]
@@ -245,7 +261,7 @@ struct RunArgs {
     #[arg(long, hide = true)]
     forked_child: bool,
 
-    /// The static riscv64 executable to run.
+    /// The riscv64 executable to run (static, static-pie or dynamically linked).
     #[arg(value_name = "PROGRAM")]
     program: PathBuf,
 
@@ -416,7 +432,8 @@ fn say(line: std::fmt::Arguments<'_>) {
 }
 
 /// The options of this `vmjit run` (what lies between `run` and the program, without
-/// those that describe one program: `--argv0`, `--forked-child`), for the runs of the
+/// those that describe one program: `--argv0`, `--forked-child`; and without the
+/// sysroot, which the caller adds as resolved), for the runs of the
 /// riscv64 programs the guest executes. `guest_args` is how many arguments follow the
 /// program.
 fn exec_options(guest_args: usize) -> Vec<OsString> {
@@ -428,9 +445,14 @@ fn exec_options(guest_args: usize) -> Vec<OsString> {
     let mut out = Vec::new();
     let mut it = raw[run + 1..end].iter();
     while let Some(a) = it.next() {
-        if a == "--argv0" {
+        let text = a.to_string_lossy();
+        if a == "--argv0" || a == "-L" || a == "--sysroot" {
             it.next();
-        } else if a == "--forked-child" || a == "--" || a.to_string_lossy().starts_with("--argv0=")
+        } else if a == "--forked-child"
+            || a == "--"
+            || text.starts_with("--argv0=")
+            || text.starts_with("--sysroot=")
+            || text.starts_with("-L")
         {
         } else {
             out.push(a.clone());
@@ -442,9 +464,20 @@ fn exec_options(guest_args: usize) -> Vec<OsString> {
 /// Runs the guest; `Err` is a problem before the guest started (one line, status 1).
 fn run(args: RunArgs, inherited: &[i32], signals: (u64, u64)) -> anyhow::Result<ExitCode> {
     let env = engine::host_environment();
-    let mut vm =
-        engine::Vm::load_with_argv0(&args.program, args.argv0.as_deref(), &args.args, &env)
-            .with_context(|| args.program.display().to_string())?;
+    let sysroot = engine::sysroot::Sysroot::from_environment(args.sysroot.as_deref())?;
+    // The programs the guest executes get this same sysroot, whatever their
+    // environment says.
+    let sysroot_option = sysroot
+        .as_ref()
+        .map_or_else(|| OsString::from("/"), |s| s.path().as_os_str().to_owned());
+    let mut vm = engine::Vm::load_full(
+        &args.program,
+        args.argv0.as_deref(),
+        &args.args,
+        &env,
+        sysroot,
+    )
+    .with_context(|| args.program.display().to_string())?;
     vm.inherit_fds(inherited);
     vm.set_initial_signals(signals.0, signals.1);
     if args.forked_child {
@@ -453,7 +486,12 @@ fn run(args: RunArgs, inherited: &[i32], signals: (u64, u64)) -> anyhow::Result<
     if let Ok(vmjit) = std::env::current_exe() {
         vm.set_exec_config(engine::ExecConfig {
             vmjit,
-            options: exec_options(args.args.len()),
+            options: {
+                let mut o = exec_options(args.args.len());
+                o.push("-L".into());
+                o.push(sysroot_option);
+                o
+            },
         });
     }
     if let Some(bytes) = args.max_memory {

@@ -164,17 +164,17 @@ fn segment_beyond_end_of_file_is_rejected() {
 }
 
 #[test]
-fn dynamically_linked_executable_asks_for_a_static_build() {
-    // A riscv64 executable with a PT_INTERP program header, as a dynamically linked one
-    // has (the first header is turned into PT_INTERP).
+fn a_malformed_interpreter_name_is_rejected() {
+    // The first program header turned into PT_INTERP: its bytes (the RISC-V attributes)
+    // do not end with the NUL a PT_INTERP name must end with.
     let mut d = hello();
     let first = phdr_offsets(&d)[0];
     d[first..first + 4].copy_from_slice(&3u32.to_le_bytes());
-    let p = file_with("dynamic", &d);
+    let p = file_with("badinterp", &d);
     assert_load_error(
         &p,
         &run_program(&p),
-        "is dynamically linked; vmjit needs a static build (gcc -static)",
+        "has a malformed ELF interpreter name (PT_INTERP): it does not end with a NUL byte",
     );
 }
 

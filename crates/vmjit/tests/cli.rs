@@ -304,6 +304,9 @@ fn help_explains_every_option() {
         "--hot-threshold",
         "--compile-threads",
         "--stats-json",
+        "-L, --sysroot",
+        "VMJIT_LD_PREFIX",
+        "QEMU_LD_PREFIX",
         "PROGRAM",
         "ARGS",
     ] {

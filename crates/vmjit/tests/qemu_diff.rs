@@ -1,6 +1,8 @@
 //! Differential test: every golden guest under `qemu-riscv64` and under vmjit, side by
 //! side, must give the same stdout and exit code. Skipped (with a clear message, and
-//! passing) when qemu-riscv64 is not on PATH; CI installs it.
+//! passing) when qemu-riscv64 is not on PATH, and dynamically linked guests when the
+//! riscv64 sysroot is missing; CI installs both. Dynamic guests run under qemu with
+//! `-L` the sysroot (as record.sh runs them), under vmjit with its default sysroot.
 
 mod common;
 
@@ -38,7 +40,14 @@ macro_rules! case {
                 skipped();
                 return;
             };
-            let theirs = common::run_guest(&[q], name);
+            if common::skip_without_sysroot(name) {
+                return;
+            }
+            let mut qemu_cmd = vec![q];
+            if common::is_dynamic(name) {
+                qemu_cmd.extend(["-L".into(), common::SYSROOT.into()]);
+            }
+            let theirs = common::run_guest(&qemu_cmd, name);
             let ours = common::run_guest(&common::vmjit_interp(), name);
             let mut problems = Vec::new();
             if let Some(d) =

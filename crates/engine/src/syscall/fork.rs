@@ -83,6 +83,7 @@ impl Syscalls {
             group,
             strace: AtomicBool::new(p.strace.load(Relaxed)),
             exec: p.exec.clone(),
+            sysroot: p.sysroot.clone(),
             forked: AtomicBool::new(true),
         };
         Syscalls {

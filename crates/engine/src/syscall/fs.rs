@@ -4,8 +4,9 @@
 //! **Invariants.**
 //! - Every guest path goes through [`Syscalls::resolve`]: a relative path is resolved
 //!   against the *guest's* directory descriptor (translated through its table, EBADF
-//!   when it is not open), an absolute one ignores the descriptor as Linux does, and
-//!   paths into vmjit's own `/proc/<pid>` are mapped to the guest's view.
+//!   when it is not open), an absolute one ignores the descriptor as Linux does and is
+//!   looked up in the sysroot first (`crate::sysroot`), and paths into vmjit's own
+//!   `/proc/<pid>` are mapped to the guest's view.
 //! - Every descriptor the guest gets from a path is checked by
 //!   [`crate::sandbox::check_opened`] before it enters the table.
 
@@ -123,6 +124,12 @@ impl Syscalls {
                 let dirfd = match &host_dir {
                     Some(h) => h.raw(),
                     None => AT_FDCWD,
+                };
+                // An absolute path is looked up in the sysroot first (never one under
+                // /proc or /dev: see `crate::sysroot`).
+                let bytes = match &self.proc.sysroot {
+                    Some(s) if absolute => s.lookup(&bytes).unwrap_or(bytes),
+                    _ => bytes,
                 };
                 Ok(HostPath {
                     dirfd,

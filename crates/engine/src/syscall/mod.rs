@@ -135,6 +135,8 @@ pub(crate) struct ProcessState {
     cwd_virt: Mutex<Option<Vec<u8>>>,
     /// The process's threads.
     group: Arc<ThreadGroup>,
+    /// Where absolute guest paths are looked up first (`fs`, `crate::sysroot`).
+    sysroot: Option<crate::sysroot::Sysroot>,
     /// `--strace`: every call is printed (see `strace`).
     strace: AtomicBool,
     /// How execve runs a riscv64 program (none: it is ENOEXEC).
@@ -246,6 +248,7 @@ impl Syscalls {
                 rlimits: Mutex::new([None; 16]),
                 cwd_virt: Mutex::new(None),
                 group,
+                sysroot: None,
                 strace: AtomicBool::new(false),
                 exec: None,
                 forked: AtomicBool::new(false),
@@ -357,6 +360,14 @@ impl Syscalls {
         if let Some(p) = Arc::get_mut(&mut self.proc) {
             p.cmdline = join(argv);
             p.environ = join(envp);
+        }
+    }
+
+    /// Looks the guest's absolute paths up in `sysroot` first (see [`crate::sysroot`]).
+    /// Only before the process has a second thread (ignored otherwise).
+    pub fn set_sysroot(&mut self, sysroot: Option<crate::sysroot::Sysroot>) {
+        if let Some(p) = Arc::get_mut(&mut self.proc) {
+            p.sysroot = sysroot;
         }
     }
 

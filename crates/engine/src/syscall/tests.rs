@@ -1620,3 +1620,66 @@ fn ppoll_with_a_signal_mask_lets_a_pending_signal_in_and_restores_the_mask_other
         e(libc::EFAULT)
     );
 }
+
+/// Reads up to 64 bytes from guest descriptor `fd`.
+fn read_fd(s: &mut Syscalls, m: &mut GuestMemory, fd: i64) -> Vec<u8> {
+    let n = call(s, m, nr::READ, &[fd as u64, 0x1e000, 64]);
+    assert!(n >= 0, "read: {n}");
+    let mut b = vec![0u8; n as usize];
+    m.read_bytes(0x1e000, &mut b).unwrap();
+    b
+}
+
+#[test]
+fn absolute_paths_are_looked_up_in_the_sysroot_and_still_sandbox_checked() {
+    use std::os::unix::fs::{MetadataExt, symlink};
+    let (mut s, mut m) = setup();
+    let root = std::env::temp_dir().join(format!("vmjit-sysroot-sc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    for d in ["lib", "dev", "tmp"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::write(root.join("lib/data"), b"riscv").unwrap();
+    std::fs::write(root.join("dev/null"), b"not the device").unwrap();
+    // A file vmjit owns, reached through a symlink in the sysroot; and any process's
+    // memory, likewise.
+    let secret = root.join("secret");
+    std::fs::write(&secret, b"host state").unwrap();
+    let st = std::fs::metadata(&secret).unwrap();
+    crate::sandbox::register_internal_file(st.dev(), st.ino());
+    symlink(&secret, root.join("lib/secret")).unwrap();
+    symlink("/proc/self/mem", root.join("lib/mem")).unwrap();
+    s.set_sysroot(crate::sysroot::Sysroot::new(&root, "-L").unwrap());
+
+    let fd = open_at(&mut s, &mut m, "/lib/data", 0);
+    assert!(fd >= 0, "open /lib/data: {fd}");
+    assert_eq!(read_fd(&mut s, &mut m, fd), b"riscv");
+    gclose(&mut s, &mut m, fd as i32);
+    let fd = open_at(&mut s, &mut m, "//lib/../lib/./data", 0);
+    assert_eq!(read_fd(&mut s, &mut m, fd), b"riscv");
+    gclose(&mut s, &mut m, fd as i32);
+    // Relative paths are never looked up there.
+    assert_eq!(open_at(&mut s, &mut m, "lib/data", 0), e(libc::ENOENT));
+    // /dev stays the host's.
+    let fd = open_at(&mut s, &mut m, "/dev/null", 0);
+    assert_eq!(read_fd(&mut s, &mut m, fd), b"");
+    gclose(&mut s, &mut m, fd as i32);
+    // A path missing from the sysroot is used as given.
+    let host_file = std::env::temp_dir().join(format!("vmjit-sysroot-h-{}", std::process::id()));
+    std::fs::write(&host_file, b"host").unwrap();
+    let fd = open_at(&mut s, &mut m, host_file.to_str().unwrap(), 0);
+    assert_eq!(read_fd(&mut s, &mut m, fd), b"host");
+    gclose(&mut s, &mut m, fd as i32);
+    // The sandbox checks the file opened, whatever path led there.
+    for p in ["/lib/secret", "/lib/mem"] {
+        for flags in [0u64, 2, 0o10000000 /* O_PATH */] {
+            assert_eq!(
+                open_at(&mut s, &mut m, p, flags),
+                e(libc::EACCES),
+                "{p} {flags:o}"
+            );
+        }
+    }
+    let _ = std::fs::remove_file(&host_file);
+    let _ = std::fs::remove_dir_all(&root);
+}

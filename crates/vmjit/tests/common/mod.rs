@@ -1,11 +1,13 @@
 //! Shared helpers for the integration tests: running a guest program under the agreed
 //! conventions (environment cleared except `VMJIT_GUEST=1`, a fresh empty working
 //! directory, arguments from `<name>.args`, stdin from `<name>.stdin` or /dev/null) and
-//! comparing output in a diff-friendly way.
+//! comparing output in a diff-friendly way; telling dynamically linked guests, which
+//! need the riscv64 sysroot, from static ones, and skipping them (saying so) when the
+//! sysroot is not installed.
 
 #![allow(dead_code)]
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -15,6 +17,69 @@ use std::time::{Duration, Instant};
 pub fn guests_dir() -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../guests");
     p.canonicalize().unwrap_or(p)
+}
+
+/// The riscv64 sysroot the dynamically linked guests run with (Debian's
+/// `libc6-riscv64-cross`; vmjit's default sysroot, qemu-riscv64's `-L` in record.sh).
+pub const SYSROOT: &str = "/usr/riscv64-linux-gnu";
+
+/// The ELF interpreter the dynamic guests name, inside [`SYSROOT`].
+pub const SYSROOT_INTERP: &str = "/usr/riscv64-linux-gnu/lib/ld-linux-riscv64-lp64d.so.1";
+
+/// Set (to anything) to test as if the riscv64 sysroot were missing: the dynamically
+/// linked guests are then skipped, saying so, as on a host without
+/// `libc6-riscv64-cross` (vmjit itself still finds its default sysroot).
+pub const NO_SYSROOT_ENV: &str = "VMJIT_TEST_NO_SYSROOT";
+
+/// True when the riscv64 sysroot is installed (and [`NO_SYSROOT_ENV`] is not set).
+pub fn have_sysroot() -> bool {
+    std::env::var_os(NO_SYSROOT_ENV).is_none() && Path::new(SYSROOT_INTERP).is_file()
+}
+
+/// True when the ELF file `bin` names an interpreter (has a `PT_INTERP` header).
+pub fn is_dynamic_elf(bin: &Path) -> bool {
+    let Ok(d) = std::fs::read(bin) else {
+        return false;
+    };
+    let at = |off: usize, n: usize| d.get(off..off + n);
+    let u = |off: usize, n: usize| {
+        at(off, n).map(|b| b.iter().rev().fold(0u64, |acc, &x| acc << 8 | u64::from(x)))
+    };
+    let (Some(phoff), Some(phnum)) = (u(32, 8), u(56, 2)) else {
+        return false;
+    };
+    (0..phnum).any(|i| u(phoff as usize + 56 * i as usize, 4) == Some(3))
+}
+
+/// True when guest `name` is dynamically linked.
+pub fn is_dynamic(name: &str) -> bool {
+    is_dynamic_elf(&guests_dir().join("bin").join(name))
+}
+
+/// True, after saying so on stderr (once per guest and test binary), when guest `name`
+/// is dynamically linked and the riscv64 sysroot is missing: the caller then skips it,
+/// as the qemu differential test skips without qemu. Written straight to stderr (not
+/// `eprintln!`) so the test harness's capture does not hide it.
+pub fn skip_without_sysroot(name: &str) -> bool {
+    if !is_dynamic(name) || have_sysroot() {
+        return false;
+    }
+    static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut said = SAID
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !said.iter().any(|n| n == name) {
+        said.push(name.to_string());
+        use std::io::Write;
+        let why = if std::env::var_os(NO_SYSROOT_ENV).is_some() {
+            format!("{NO_SYSROOT_ENV} is set")
+        } else {
+            format!("{SYSROOT_INTERP} missing (install libc6-riscv64-cross)")
+        };
+        let _ = std::io::stderr()
+            .write_all(format!("{why}: dynamically linked guest {name} skipped\n").as_bytes());
+    }
+    true
 }
 
 /// A fresh, empty, uniquely named directory under the system temp dir.
@@ -78,6 +143,11 @@ pub fn run_guest(cmd: &[OsString], name: &str) -> Run {
 /// Runs a command line with the guest conventions (cleared environment plus
 /// `VMJIT_GUEST=1`, working directory `cwd`, stdin from `stdin`).
 pub fn run_in(full: &[OsString], stdin: &Path, cwd: &Path) -> Run {
+    run_in_env(full, stdin, cwd, &[])
+}
+
+/// [`run_in`] with `env` added to the environment.
+pub fn run_in_env(full: &[OsString], stdin: &Path, cwd: &Path, env: &[(&str, &OsStr)]) -> Run {
     let stdin = std::fs::File::open(stdin).expect("open stdin file");
     let out_path = cwd.with_extension("stdout");
     let err_path = cwd.with_extension("stderr");
@@ -87,6 +157,7 @@ pub fn run_in(full: &[OsString], stdin: &Path, cwd: &Path) -> Run {
         .args(&full[1..])
         .env_clear()
         .env("VMJIT_GUEST", "1")
+        .envs(env.iter().copied())
         .current_dir(cwd)
         .stdin(Stdio::from(stdin))
         .stdout(Stdio::from(out))
@@ -139,8 +210,12 @@ pub fn vmjit_interp() -> Vec<OsString> {
 
 /// Runs guest `name` with `cmd` (the vmjit command line up to the program) and asserts
 /// that its stdout and exit code equal the recorded ones and that vmjit did not panic;
-/// `config` names the configuration in failure messages.
+/// `config` names the configuration in failure messages. A dynamically linked guest is
+/// skipped (with a message) when the sysroot is missing.
 pub fn assert_matches_expected(cmd: &[OsString], name: &str, config: &str) {
+    if skip_without_sysroot(name) {
+        return;
+    }
     let (want_out, want_code) = expected(name);
     let run = run_guest(cmd, name);
     let mut problems = Vec::new();
