@@ -68,12 +68,7 @@ pub(crate) enum ThreadEnd {
 /// Runs `vm` to completion: its first thread on this host thread, then waits for the
 /// others. Returns how the process ended.
 pub fn run(vm: &mut Vm) -> GuestExit {
-    let group = Arc::clone(vm.main.sys.group());
     vm.main.handle.bind_host_thread();
-    if host::forwarding() {
-        // Host signals forwarded to the guest are taken by the service thread.
-        group.poke_service();
-    }
     let end = run_thread(&mut vm.main, &vm.mem);
     // A forked child comes back with a group (and tid) of its own.
     let group = Arc::clone(vm.main.sys.group());
@@ -156,6 +151,20 @@ fn run_guest_code(t: &mut GuestThread, mem: &GuestMemory, budget: u64) -> Exit {
             t.interp.run(&mut t.cpu, &mut m, budget)
         }
     }
+}
+
+/// Takes the mail and signals of the VM's first thread when it is asked to look (a
+/// crosscheck's loop, between steps); `Some` ends the run.
+pub(crate) fn deliver_pending(vm: &mut Vm) -> Option<GuestExit> {
+    if !vm.main.handle.attention() {
+        return None;
+    }
+    let group = Arc::clone(vm.main.sys.group());
+    take_mail(&mut vm.main, &group);
+    if deliver::deliver(&mut vm.main, &vm.mem, None).is_some() {
+        return Some(group.exit().unwrap_or(GuestExit::Exited(0)));
+    }
+    None
 }
 
 /// Handles an exit from guest code of the VM's first thread; `Some` ends the run

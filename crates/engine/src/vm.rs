@@ -543,6 +543,10 @@ impl Vm {
     /// Runs the guest until it exits, faults, or hits the instruction limit.
     pub fn run(&mut self) -> RunOutcome {
         let start = std::time::Instant::now();
+        if crate::host::forwarding() {
+            // Host signals forwarded to the guest are taken by the service thread.
+            self.main.sys.group().poke_service();
+        }
         let exit = match self.crosscheck.take() {
             Some(mut cc) => {
                 let exit = crate::crosscheck::run(self, &mut cc);

@@ -325,6 +325,8 @@ impl Crosscheck {
 /// Runs `vm` with its crosscheck to the end or to the first divergence (then
 /// [`GuestExit::Diverged`], with the report left in `vm`).
 pub(crate) fn run(vm: &mut Vm, cc: &mut Crosscheck) -> GuestExit {
+    // Signals meant for the guest interrupt this host thread's blocking calls.
+    vm.main.handle.bind_host_thread();
     vm.mem.start_change_log();
     if let Some(jit) = vm.main.jit.as_deref_mut() {
         jit.set_chain_limit(cc.config.interval);
@@ -384,6 +386,18 @@ fn run_steps(
         }
         match exit {
             Exit::Budget => {
+                // An asynchronous signal is taken here, as the dispatch loop takes it:
+                // the shadow enters the handler with the primary.
+                if vm.main.handle.attention() {
+                    if let Some(end) = dispatch::deliver_pending(vm) {
+                        return Ok(end);
+                    }
+                    let changes = vm.mem.take_changes();
+                    if let Err(e) = cc.shadow.mem.apply_changes(&changes, &vm.mem) {
+                        return Err(cc.replay_failed(vm, start, ran, &e));
+                    }
+                    cc.shadow.cpu = vm.main.cpu.clone();
+                }
                 if vm.main.cpu.instret - cc.memory_agreed_at >= cc.config.memory_period {
                     cc.check_memory(vm, CheckPoint::Periodic, ran, start)
                         .map_err(|d| cc.localise(vm, d, start_cpu))?;
