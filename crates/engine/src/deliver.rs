@@ -70,8 +70,9 @@ pub(crate) enum Sync {
 }
 
 /// The signal a memory fault raises: SIGSEGV (`SEGV_MAPERR` on an unmapped page,
-/// `SEGV_ACCERR` without the permission) or SIGBUS (`BUS_ADRALN`: the page allows the
-/// access, so it was a misaligned atomic or fetch).
+/// `SEGV_ACCERR` without the permission) or SIGBUS (`BUS_ADRERR` on a page of a file
+/// mapping past the file's end; `BUS_ADRALN`: the page allows the access, so it was a
+/// misaligned atomic or fetch).
 pub(crate) fn fault_signal(mem: &GuestMemory, fault: &MemFault) -> SigInfo {
     let need = match fault.kind {
         AccessKind::Read => PERM_R,
@@ -79,7 +80,9 @@ pub(crate) fn fault_signal(mem: &GuestMemory, fault: &MemFault) -> SigInfo {
         AccessKind::Fetch => PERM_X,
     };
     let perm = mem.page_perm(fault.addr);
-    let (sig, code) = if perm & need != 0 {
+    let (sig, code) = if mem.past_eof(fault.addr) {
+        (signals::SIGBUS, signals::BUS_ADRERR)
+    } else if perm & need != 0 {
         (signals::SIGBUS, signals::BUS_ADRALN)
     } else if perm == 0 {
         (signals::SIGSEGV, signals::SEGV_MAPERR)

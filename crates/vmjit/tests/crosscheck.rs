@@ -22,6 +22,8 @@ const THREADED: &[&str] = &[
     "parallel",
     "manythreads",
     "threads_dyn",
+    "sigthreads",
+    "sigthreads_dyn",
 ];
 
 /// Runs guest `name` under `vmjit run --crosscheck` with `opts`; checks stdout, exit

@@ -77,6 +77,10 @@ pub const PERM_W: u8 = 2;
 pub const PERM_X: u8 = 4;
 /// The page belongs to a mapping (set even for `PROT_NONE` mappings).
 pub const PERM_MAPPED: u8 = 8;
+/// The page lies wholly past the end of the file it maps: any access raises SIGBUS
+/// (`BUS_ADRERR`), as in Linux. Such a page has no access bits, whatever `mprotect`
+/// asks, until it is unmapped or mapped again.
+pub const PERM_PAST_EOF: u8 = 64;
 /// Any access at all: a page with one of these counts as guest memory in use.
 const ACCESS: u8 = PERM_R | PERM_W | PERM_X;
 
@@ -530,6 +534,18 @@ impl GuestMemory {
         self.perm_at((addr >> PAGE_SHIFT) as usize) & (PERM_R | PERM_W | PERM_X | PERM_MAPPED)
     }
 
+    /// True when the page holding `addr` maps a part of a file past its end
+    /// ([`PERM_PAST_EOF`]).
+    pub fn past_eof(&self, addr: u64) -> bool {
+        self.perm_at((addr >> PAGE_SHIFT) as usize) & PERM_PAST_EOF != 0
+    }
+
+    /// Marks the mapped page-aligned range as lying past the end of its file: its
+    /// pages lose all access and any access to them raises SIGBUS.
+    pub fn mark_past_eof(&self, addr: u64, len: u64) -> Result<(), MemoryError> {
+        self.map(addr, len, PERM_PAST_EOF)
+    }
+
     /// Sets the permission bytes of the pages `r` with `f` and refreshes the fast-path
     /// bits of those pages and of the page before them (whose "next page" changed).
     /// Callers hold the mapping lock.
@@ -657,7 +673,14 @@ impl GuestMemory {
         {
             return Err(MemoryError::NotMapped { addr, len });
         }
-        self.set_perms(&st, r, |_| perm | PERM_MAPPED);
+        // A page past the end of its file stays inaccessible (Linux: SIGBUS).
+        self.set_perms(&st, r, |p| {
+            if p & PERM_PAST_EOF != 0 {
+                PERM_PAST_EOF | PERM_MAPPED
+            } else {
+                perm | PERM_MAPPED
+            }
+        });
         Self::log_change(&mut st, || MemChange::Protect { addr, len, perm });
         Ok(())
     }

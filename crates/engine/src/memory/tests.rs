@@ -148,6 +148,28 @@ fn protect_of_unmapped_range_is_rejected() {
 }
 
 #[test]
+fn pages_past_eof_stay_inaccessible_until_mapped_again() {
+    let mut m = mem();
+    m.map(0x40000, 0x3000, PERM_R).unwrap();
+    m.mark_past_eof(0x41000, 0x2000).unwrap();
+    assert!(!m.past_eof(0x40fff) && m.past_eof(0x41000) && m.past_eof(0x42fff));
+    assert_eq!(m.load8(0x40fff), Ok(0));
+    assert!(m.load8(0x41000).is_err());
+    // mprotect cannot give them access; it still changes the page before them.
+    m.protect(0x40000, 0x3000, PERM_R | PERM_W).unwrap();
+    assert!(m.store8(0x42000, 1).is_err());
+    assert_eq!(m.store8(0x40000, 1), Ok(()));
+    assert!(m.is_mapped(0x40000, 0x3000));
+    assert!(!m.is_free(0x41000, 0x1000));
+    // A new mapping there is ordinary memory again.
+    m.map(0x41000, 0x1000, PERM_R | PERM_W).unwrap();
+    assert!(!m.past_eof(0x41000));
+    assert_eq!(m.load8(0x41000), Ok(0));
+    m.unmap(0x42000, 0x1000).unwrap();
+    assert!(!m.past_eof(0x42000));
+}
+
+#[test]
 fn find_free_top_down_skips_mapped_pages() {
     let m = mem();
     m.map(0x9000, 0x1000, PERM_R).unwrap();

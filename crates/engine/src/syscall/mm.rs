@@ -128,12 +128,18 @@ impl Syscalls {
             }
         };
         let fd = host.as_ref().map_or(-1, |h| h.raw());
+        // The pages of a regular file's mapping from here on lie past its end.
+        let mut data_len = len;
         if !anon {
             let st = match host::fstat(fd) {
                 Ok(st) => st,
                 Err(r) => return r,
             };
             let ft = st.st_mode & libc::S_IFMT;
+            if ft == libc::S_IFREG {
+                let rest = (st.st_size.max(0) as u64).saturating_sub(off);
+                data_len = page_ceil(rest).unwrap_or(len).min(len);
+            }
             // /dev/zero maps as anonymous memory (a lone process cannot tell shared
             // anonymous memory from private).
             anon = ft == libc::S_IFCHR && st.st_rdev == libc::makedev(1, 5);
@@ -213,6 +219,9 @@ impl Syscalls {
             }
         }
         let _ = mem.protect(at, len, perm_from_prot(prot));
+        if data_len < len {
+            let _ = mem.mark_past_eof(at + data_len, len - data_len);
+        }
         at as i64
     }
 
