@@ -457,10 +457,12 @@ impl ThreadGroup {
     }
 
     /// Ends the process with `exit` unless it already ended; tells every thread.
-    pub(crate) fn set_exit(&self, exit: GuestExit) {
-        if let Some(svc) = lock(&self.service).as_ref() {
-            svc.poke();
-        }
+    ///
+    /// One kick can come an instant before a thread blocks, and only the first thread
+    /// waits for the others (re-kicking them, `wait_for_the_rest`): when another thread
+    /// ends the process while the first one is blocked, the service thread is what
+    /// kicks it again, so it is started here if it is not running.
+    pub(crate) fn set_exit(self: &Arc<Self>, exit: GuestExit) {
         let mut st = lock(&self.state);
         if st.exit.is_none() {
             st.exit = Some(exit);
@@ -472,8 +474,12 @@ impl ThreadGroup {
             t.attention.store(true, Ordering::SeqCst);
             kick(t);
         }
+        let others = st.threads.len() > 1;
         drop(st);
         self.changed.notify_all();
+        if others {
+            self.poke_service();
+        }
     }
 
     /// Removes thread `tid`, which has ended. When it was the last one and the process
@@ -607,10 +613,18 @@ fn service_loop(group: &std::sync::Weak<ThreadGroup>) {
         let Some(g) = group.upgrade() else {
             return;
         };
-        if g.exiting() || g.service_stop.load(Ordering::SeqCst) {
+        // While the process ends, it stays to re-kick threads still blocked in a host
+        // call until every thread has left.
+        if g.service_stop.load(Ordering::SeqCst) || (g.exiting() && g.live() == 0) {
             // Gone from the group before the thread ends: no poke reaches a dead thread.
             *lock(&g.service) = None;
             return;
+        }
+        if g.exiting() {
+            g.rekick();
+            drop(g);
+            let _ = host::wait_service_signal(Duration::from_millis(2));
+            continue;
         }
         let now = std::time::Instant::now();
         let (fired, next_timer) = g.timers().fire_due(now);
