@@ -1031,6 +1031,34 @@ pub fn wait_service_signal(timeout: std::time::Duration) -> Option<crate::signal
     Some(crate::signals::SigInfo::from_guest(r, bytes))
 }
 
+/// Takes a forwarded `SIGCHLD` already pending on the host process, without waiting
+/// (`None` when there is none, or when host signals are not forwarded). A guest's wait
+/// calls it after reaping a child: Linux generates the child's SIGCHLD before the
+/// child can be reaped, so the guest must see it under the disposition it has now, not
+/// whenever the service thread would have taken it.
+pub fn take_pending_sigchld() -> Option<crate::signals::SigInfo> {
+    if !forwarding() {
+        return None;
+    }
+    let set = sigset(&[libc::SIGCHLD]);
+    let ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `set` and `ts` are initialised; `info` is plain old data the kernel fills.
+    let (r, info) = unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let r = libc::sigtimedwait(&set, &mut info, &ts);
+        (r, info)
+    };
+    if r != libc::SIGCHLD {
+        return None;
+    }
+    // SAFETY: siginfo_t is 128 bytes of plain old data (the layout riscv64 shares).
+    let bytes: [u8; 128] = unsafe { std::mem::transmute(info) };
+    Some(crate::signals::SigInfo::from_guest(r, bytes))
+}
+
 /// Ends the vmjit process by signal `sig`, as the guest died of it, so that whoever
 /// waits for vmjit (a shell, a guest parent) sees the same status as under Linux. No
 /// core file is written (it would be vmjit's, not the guest's). Returns only if `sig`

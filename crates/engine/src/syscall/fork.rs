@@ -138,6 +138,7 @@ impl Syscalls {
             }
         }
         if r > 0 {
+            self.take_sigchld();
             if status != 0 && mem.write_bytes(status, &st.to_le_bytes()).is_err() {
                 return super::EFAULT;
             }
@@ -146,6 +147,14 @@ impl Syscalls {
             }
         }
         r
+    }
+
+    /// Sends the guest the SIGCHLD the host has pending for a child that ended (see
+    /// `host::take_pending_sigchld`), before the wait returns.
+    fn take_sigchld(&self) {
+        while let Some(info) = crate::host::take_pending_sigchld() {
+            self.group().send_process(info, None);
+        }
     }
 
     /// `waitid(idtype, id, infop, options, rusage)`.
@@ -157,6 +166,7 @@ impl Syscalls {
         let (r, info, ru) =
             crate::hostproc::waitid(idtype as u32, id as u32, options as u32 as i32);
         if r >= 0 {
+            self.take_sigchld();
             if infop != 0 && mem.write_bytes(infop, &info).is_err() {
                 return super::EFAULT;
             }
