@@ -85,13 +85,8 @@ struct BenchArgs {
     /// Thread counts for the thread-scaling benchmark (`parallel`, the same work split
     /// over N guest threads; run when its binary exists and `--only` does not leave it
     /// out). Comma separated; `--threads=` (empty) skips it.
-    #[arg(
-        long,
-        value_name = "N,...",
-        value_delimiter = ',',
-        default_value = "1,2,4"
-    )]
-    threads: Vec<usize>,
+    #[arg(long, value_name = "N,...", default_value = "1,2,4", value_parser = parse_thread_counts)]
+    threads: ThreadCounts,
 
     /// Extra options for the JIT runs, e.g. `--jit-args=--cache-size=64K`
     /// (comma separated).
@@ -365,6 +360,23 @@ fn parse_injection(s: &str) -> Result<engine::crosscheck::Injection, String> {
 mod bench;
 mod stats;
 
+/// `--threads`: thread counts, comma separated; empty for none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ThreadCounts(Vec<usize>);
+
+fn parse_thread_counts(s: &str) -> Result<ThreadCounts, String> {
+    if s.trim().is_empty() {
+        return Ok(ThreadCounts(Vec::new()));
+    }
+    s.split(',')
+        .map(|n| match n.trim().parse::<usize>() {
+            Ok(v @ 1..=64) => Ok(v),
+            _ => Err(format!("{n:?} is not a thread count from 1 to 64")),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(ThreadCounts)
+}
+
 fn engine_name(e: Engine) -> &'static str {
     match e {
         Engine::Interp => "interp",
@@ -405,7 +417,7 @@ fn main() -> ExitCode {
                 guests_dir: b.guests,
                 reps: b.reps as usize,
                 only: b.only,
-                threads: b.threads,
+                threads: b.threads.0,
                 json: b.json,
                 jit_args: b.jit_args,
             };
@@ -578,6 +590,24 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bench_thread_counts_parse_and_an_empty_list_skips_the_scaling_run() {
+        let threads = |args: &[&str]| {
+            let mut v = vec!["vmjit", "bench"];
+            v.extend_from_slice(args);
+            match Cli::try_parse_from(v).map(|c| c.command) {
+                Ok(Command::Bench(b)) => Ok(b.threads.0),
+                Ok(_) => panic!("parsed as bench"),
+                Err(e) => Err(e.kind()),
+            }
+        };
+        assert_eq!(threads(&[]), Ok(vec![1, 2, 4]));
+        assert_eq!(threads(&["--threads="]), Ok(vec![]));
+        assert_eq!(threads(&["--threads", "2,8"]), Ok(vec![2, 8]));
+        assert!(threads(&["--threads", "0"]).is_err());
+        assert!(threads(&["--threads", "1,x"]).is_err());
     }
 
     #[test]
