@@ -28,6 +28,9 @@ pub(crate) fn uid() -> u32 {
 /// Creates `path` (and missing parents) with mode 0700, then checks it as
 /// [`check_private_dir`] does.
 pub(crate) fn ensure_private_dir(path: &Path) -> Result<(), StoreError> {
+    if fs::metadata(path).is_ok_and(|m| !m.is_dir()) {
+        return Err(StoreError::NotADirectory(path.to_owned()));
+    }
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)

@@ -152,19 +152,20 @@ impl DirStore {
         self.max_bytes.clamp(MIN_FILE_CAP, MAX_FILE_CAP)
     }
 
-    /// Reads a file for `load`: absence is `None`; anything else is counted.
-    fn read_for_load(&self, path: &Path, report: &mut LoadReport) -> Option<Vec<u8>> {
+    /// Reads a file for `load`: `None` if absent (or unreadable: counted with a
+    /// warning); `Some(None)` if present but refused (counted).
+    fn read_for_load(&self, path: &Path, report: &mut LoadReport) -> Option<Option<Vec<u8>>> {
         match fsx::read_bounded(path, self.file_cap()) {
             Ok(ReadOutcome::Bytes(b)) => {
                 report.bytes_read += b.len() as u64;
                 // Best effort: a failed touch only makes the file look older to pruning.
                 let _ = fsx::touch(path);
-                Some(b)
+                Some(Some(b))
             }
             Ok(ReadOutcome::Missing) => None,
             Ok(ReadOutcome::Refused) => {
                 report.rejected.corrupt += 1;
-                Some(Vec::new())
+                Some(None)
             }
             Err(e) => {
                 report.io_errors += 1;
@@ -184,17 +185,10 @@ impl DirStore {
         report: &mut LoadReport,
     ) -> Option<Vec<Translation>> {
         let path = self.program_dir(p).join(pack_file_name(fp));
-        let bytes = self.read_for_load(&path, report)?;
-        if bytes.is_empty() {
-            return Some(Vec::new()); // refused, already counted
-        }
-        Some(format::decode_pack(
-            &bytes,
-            &self.key,
-            p,
-            fp,
-            &mut report.rejected,
-        ))
+        Some(match self.read_for_load(&path, report)? {
+            Some(bytes) => format::decode_pack(&bytes, &self.key, p, fp, &mut report.rejected),
+            None => Vec::new(),
+        })
     }
 
     /// The program's profile: `None` if there is no file.
@@ -204,30 +198,25 @@ impl DirStore {
         report: &mut LoadReport,
     ) -> Option<Vec<ProfileEntry>> {
         let path = self.program_dir(p).join(PROFILE_FILE);
-        let bytes = self.read_for_load(&path, report)?;
-        if bytes.is_empty() {
-            return Some(Vec::new());
-        }
-        Some(format::decode_profile(
-            &bytes,
-            &self.key,
-            p,
-            &mut report.rejected,
-        ))
+        Some(match self.read_for_load(&path, report)? {
+            Some(bytes) => format::decode_profile(&bytes, &self.key, p, &mut report.rejected),
+            None => Vec::new(),
+        })
     }
 
-    /// Reads a file for merging under the lock. `Ok(None)`: absent.
+    /// Reads a file for merging under the lock: `Ok(None)` if absent, `Ok(Some(None))`
+    /// if refused (counted).
     fn read_for_merge(
         &self,
         path: &Path,
         rejects: &mut RejectCounts,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    ) -> Result<Option<Option<Vec<u8>>>, StoreError> {
         match fsx::read_bounded(path, self.file_cap()).map_err(io_err("read", path))? {
-            ReadOutcome::Bytes(b) => Ok(Some(b)),
+            ReadOutcome::Bytes(b) => Ok(Some(Some(b))),
             ReadOutcome::Missing => Ok(None),
             ReadOutcome::Refused => {
                 rejects.corrupt += 1;
-                Ok(Some(Vec::new()))
+                Ok(Some(None))
             }
         }
     }
@@ -252,12 +241,12 @@ impl DirStore {
         // Pack: union by key, the new record wins.
         let pack_path = dir.join(pack_file_name(fp));
         let mut rejects = RejectCounts::default();
-        let existing_bytes = self.read_for_merge(&pack_path, &mut rejects)?;
-        let existing = match &existing_bytes {
-            Some(b) if !b.is_empty() => format::decode_pack(b, &self.key, p, fp, &mut rejects),
+        let found = self.read_for_merge(&pack_path, &mut rejects)?;
+        let pack_existed = found.is_some();
+        let existing = match found {
+            Some(Some(b)) => format::decode_pack(&b, &self.key, p, fp, &mut rejects),
             _ => Vec::new(),
         };
-        drop(existing_bytes);
         let mut merged: BTreeMap<u64, &Translation> = existing.iter().map(|t| (t.key, t)).collect();
         for t in translations {
             if t.code.len() > MAX_CODE_BYTES {
@@ -269,7 +258,6 @@ impl DirStore {
                 _ => report.translations_changed += 1,
             }
         }
-        let pack_existed = !existing.is_empty() || rejects.total() > 0 || pack_path.exists();
         let pack_dirty = report.translations_changed > 0 || rejects.total() > 0;
         let mut kept: Vec<&Translation> = merged.into_values().collect();
         if pack_dirty && (pack_existed || !kept.is_empty()) {
@@ -287,11 +275,12 @@ impl DirStore {
         // Profile: maximum heat per key, the hottest MAX_PROFILE_ENTRIES kept.
         let profile_path = dir.join(PROFILE_FILE);
         let mut rejects = RejectCounts::default();
-        let existing = match self.read_for_merge(&profile_path, &mut rejects)? {
-            Some(b) if !b.is_empty() => format::decode_profile(&b, &self.key, p, &mut rejects),
+        let found = self.read_for_merge(&profile_path, &mut rejects)?;
+        let profile_existed = found.is_some();
+        let existing = match found {
+            Some(Some(b)) => format::decode_profile(&b, &self.key, p, &mut rejects),
             _ => Vec::new(),
         };
-        let profile_existed = !existing.is_empty() || rejects.total() > 0 || profile_path.exists();
         let mut heats: HashMap<u64, u64> = HashMap::with_capacity(existing.len() + profile.len());
         for e in &existing {
             let h = heats.entry(e.key).or_insert(0);

@@ -18,7 +18,8 @@ use crate::{
 pub struct LoadResult {
     /// Valid translations for (program, fingerprint), unique by key, sorted by key.
     pub translations: Vec<Translation>,
-    /// The program's profile if one is stored (entries unique by key, hottest first).
+    /// The program's profile if one with at least one valid entry is stored (entries
+    /// unique by key, hottest first).
     pub profile: Option<Profile>,
     /// Counters and warnings.
     pub report: LoadReport,
@@ -152,7 +153,7 @@ impl Store {
                 }
                 pack.get_or_insert_default();
             }
-            if profile.is_none()
+            if profile.as_ref().is_none_or(Vec::is_empty)
                 && let Some(bytes) = remote.get(
                     &remote::profile_key(program),
                     cap,
@@ -200,9 +201,11 @@ impl Store {
         report.pack_found = pack.is_some();
         report.profile_found = profile.is_some();
         let translations = local::normalise_translations(pack.unwrap_or_default());
-        let profile = profile.map(|entries| Profile {
-            entries: local::normalise_profile(entries),
-        });
+        let profile = profile
+            .filter(|entries| !entries.is_empty())
+            .map(|entries| Profile {
+                entries: local::normalise_profile(entries),
+            });
         report.translations_loaded = translations.len() as u64;
         report.profile_entries_loaded = profile.as_ref().map_or(0, |p| p.entries.len() as u64);
         report.elapsed_ns = elapsed_ns(start);
