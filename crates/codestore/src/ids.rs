@@ -42,7 +42,7 @@ fn hex_value(c: u8) -> Option<u8> {
 
 /// Decodes hex of any even length (either case); `None` on any other input.
 pub(crate) fn from_hex(s: &[u8]) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     s.chunks_exact(2)

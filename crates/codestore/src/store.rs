@@ -64,14 +64,16 @@ impl Store {
         };
         let remote = url.map(Remote::new).transpose()?;
         let shared = remote.is_some();
-        if shared {
-            // Refuse before creating anything.
-            if let crate::KeySource::Env | crate::KeySource::DirKeyFile = config.key {
-                key::resolve(&config.key, dir, true)?;
-            }
-        }
-        fsx::ensure_private_dir(dir)?;
-        let key = key::resolve(&config.key, dir, shared)?;
+        // A shared key never depends on the directory: refuse a bad one before creating
+        // anything.
+        let key = if shared {
+            let key = key::resolve(&config.key, dir, true)?;
+            fsx::ensure_private_dir(dir)?;
+            key
+        } else {
+            fsx::ensure_private_dir(dir)?;
+            key::resolve(&config.key, dir, false)?
+        };
         let local = DirStore::open(dir, key, config.max_bytes)?;
         Ok(Store {
             inner: Some(Inner {
