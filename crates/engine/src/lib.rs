@@ -65,6 +65,7 @@ pub use codecache::{CacheConfig, EvictionPolicy};
 pub use crosscheck::{CrosscheckConfig, DIVERGENCE_EXIT_CODE, Divergence};
 pub use jit::{
     BASELINE_RUNS, BASELINE_THRESHOLD, CodeTier, JitConfig, JitError, JitReport, JitStats,
+    StoreReport, StoreSettings, program_id,
 };
 pub use loader::ElfError;
 pub use memory::{GuestMemory, MemoryError};

@@ -257,6 +257,9 @@ pub struct RunOutcome {
 /// with qemu-user).
 pub fn host_environment() -> Vec<OsString> {
     std::env::vars_os()
+        // The code store's key is vmjit's secret: a guest that knew it could forge
+        // stored code that vmjit would run.
+        .filter(|(k, _)| k.as_os_str() != codestore::KEY_ENV)
         .map(|(k, v)| {
             let mut s = k;
             s.push("=");
@@ -501,6 +504,28 @@ impl Vm {
         jit.set_tid(self.main.handle.tid);
         self.main.jit = Some(Box::new(jit));
         Ok(())
+    }
+
+    /// Attaches the persistent code store to the JIT (enable the JIT first): stored
+    /// translations of this program are validated and loaded as they are first run.
+    /// Its key file, if it has one, is out of the guest's reach from now on.
+    pub fn attach_code_store(&mut self, settings: crate::jit::StoreSettings) {
+        if let Some(dir) = settings.store.dir()
+            && let Ok(m) = std::fs::metadata(dir.join("key"))
+        {
+            use std::os::unix::fs::MetadataExt;
+            crate::sandbox::register_internal_file(m.dev(), m.ino());
+        }
+        if let Some(jit) = self.main.jit.as_mut() {
+            jit.attach_store(settings);
+        }
+    }
+
+    /// Writes the JIT's translations and profile into the attached code store.
+    pub fn save_code_store(&mut self) {
+        if let Some(jit) = self.main.jit.as_mut() {
+            jit.save_store();
+        }
     }
 
     /// Runs the reference interpreter beside this VM from now on, as a shadow VM that

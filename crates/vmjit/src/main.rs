@@ -60,6 +60,90 @@ enum Command {
     /// guests/build/native/<name> exists; `make -C guests native`), alternating the
     /// engines, and print median times, ratios and geometric means.
     Bench(BenchArgs),
+
+    /// Manage the code store (`vmjit run --code-store`): `stats` lists what it holds,
+    /// `clear` empties it, `prune` shrinks it to `--max` bytes (least recently used
+    /// entries first).
+    Cache(CacheArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct CacheArgs {
+    #[arg(value_enum)]
+    action: CacheAction,
+
+    /// The store's directory (default: $XDG_CACHE_HOME/vmjit or ~/.cache/vmjit).
+    #[arg(long, value_name = "DIR")]
+    code_store: Option<PathBuf>,
+
+    /// `prune`: the size to shrink the store to (K, M, G suffixes).
+    #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "256M")]
+    max: usize,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum CacheAction {
+    Stats,
+    Clear,
+    Prune,
+}
+
+/// `vmjit cache ACTION`: one report line (or a few for `stats`) on stdout.
+fn cache_command(args: &CacheArgs) -> anyhow::Result<()> {
+    let dir = match &args.code_store {
+        Some(d) => d.clone(),
+        None => codestore::default_dir().context("no code store directory")?,
+    };
+    let store = codestore::Store::open(codestore::StoreConfig::new(codestore::Location::Dir(
+        dir.clone(),
+    )))
+    .with_context(|| dir.display().to_string())?;
+    match args.action {
+        CacheAction::Stats => {
+            let s = store.stats().context("cannot read the store")?;
+            println!(
+                "{}: {} programs, {} packs, {} profiles, {} records, {} bytes",
+                dir.display(),
+                s.programs,
+                s.packs,
+                s.profiles,
+                s.records,
+                s.bytes
+            );
+            for p in &s.per_program {
+                let age = p.last_used.elapsed().map_or(0, |d| d.as_secs());
+                println!(
+                    "  {}  {} bytes, {} packs{}, last used {age} s ago",
+                    p.program,
+                    p.bytes,
+                    p.packs.len(),
+                    if p.has_profile { ", profile" } else { "" }
+                );
+            }
+        }
+        CacheAction::Clear => {
+            let r = store.clear().context("cannot clear the store")?;
+            println!(
+                "{}: removed {} files ({} bytes)",
+                dir.display(),
+                r.files_removed,
+                r.bytes_removed
+            );
+        }
+        CacheAction::Prune => {
+            let r = store
+                .prune(args.max as u64)
+                .context("cannot prune the store")?;
+            println!(
+                "{}: removed {} files ({} bytes), {} bytes left",
+                dir.display(),
+                r.files_removed,
+                r.bytes_removed,
+                r.bytes_after
+            );
+        }
+    }
+    Ok(())
 }
 
 #[derive(clap::Args, Debug)]
@@ -186,6 +270,23 @@ struct RunArgs {
     /// `<... read resumed> = 5`). The guest's output is unchanged.
     #[arg(long)]
     strace: bool,
+
+    /// JIT: where translated code is kept between runs, so that a program's next run
+    /// starts warm (its hot code runs translated from its first execution): a
+    /// directory, `none` (the default), or `redis://HOST:PORT[/DB]` (a Redis server
+    /// shared by a fleet, with the local default directory in front; it needs the key
+    /// in VMJIT_STORE_KEY). Stored code runs only if the guest bytes it came from are the
+    /// ones mapped now, and only from this build of vmjit on this CPU; records are
+    /// MAC'd with VMJIT_STORE_KEY or the store's own key file (mode 0600). Written when
+    /// the program ends. `vmjit cache` manages it. `default` is $XDG_CACHE_HOME/vmjit or
+    /// ~/.cache/vmjit. Off unless given: warm runs are not yet faster than cold ones.
+    #[arg(long, value_name = "DIR|default|none|redis://...")]
+    code_store: Option<String>,
+
+    /// JIT: most bytes the code store keeps (K, M, G suffixes); the least recently used
+    /// entries go first.
+    #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value = "256M")]
+    code_store_size: usize,
 
     /// Stop the guest after N instructions (exit status 124, like timeout(1)).
     #[arg(long, value_name = "N")]
@@ -412,6 +513,7 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Run(args) => run(args, &inherited, signals),
+        Command::Cache(c) => cache_command(&c).map(|()| ExitCode::SUCCESS),
         Command::Bench(b) => {
             let opts = bench::Options {
                 guests_dir: b.guests,
@@ -473,6 +575,37 @@ fn exec_options(guest_args: usize) -> Vec<OsString> {
     out
 }
 
+/// The code store `spec` names (`--code-store`; none when absent),
+/// for the program at `program`. A store that cannot be opened is a warning and no
+/// store; a spec that is not one at all is an error.
+fn code_store(
+    spec: Option<&str>,
+    max_bytes: usize,
+    program: &std::path::Path,
+) -> anyhow::Result<Option<engine::StoreSettings>> {
+    let location = match spec {
+        None => return Ok(None),
+        Some("default") => {
+            codestore::Location::Dir(codestore::default_dir().context("--code-store default")?)
+        }
+        Some(s) => codestore::Location::parse(s).context("--code-store")?,
+    };
+    if matches!(location, codestore::Location::None) {
+        return Ok(None);
+    }
+    let Some(id) = engine::program_id(program) else {
+        return Ok(None);
+    };
+    let mut config = codestore::StoreConfig::new(location);
+    config.max_bytes = max_bytes as u64;
+    let (store, warning) = codestore::Store::open_or_disabled(config);
+    if let Some(w) = warning {
+        say(format_args!("vmjit: warning: {w}"));
+        return Ok(None);
+    }
+    Ok(Some(engine::StoreSettings { store, program: id }))
+}
+
 /// Runs the guest; `Err` is a problem before the guest started (one line, status 1).
 fn run(args: RunArgs, inherited: &[i32], signals: (u64, u64)) -> anyhow::Result<ExitCode> {
     let env = engine::host_environment();
@@ -528,6 +661,15 @@ fn run(args: RunArgs, inherited: &[i32], signals: (u64, u64)) -> anyhow::Result<
             baseline_runs: args.baseline_runs,
         };
         vm.enable_jit(config).context("cannot start the JIT")?;
+        if !args.crosscheck
+            && let Some(settings) = code_store(
+                args.code_store.as_deref(),
+                args.code_store_size,
+                &args.program,
+            )?
+        {
+            vm.attach_code_store(settings);
+        }
     }
     if args.crosscheck {
         let config = engine::CrosscheckConfig {
@@ -545,8 +687,11 @@ fn run(args: RunArgs, inherited: &[i32], signals: (u64, u64)) -> anyhow::Result<
     } else if let Some(msg) = out.exit.message() {
         say(format_args!("{msg}"));
     }
-    let report = vm.jit_report();
     let report_stats = !vm.is_forked_child();
+    if report_stats {
+        vm.save_code_store();
+    }
+    let report = vm.jit_report();
     if let Some(path) = args.stats_json.as_ref().filter(|_| report_stats) {
         let json = stats::json(&out, report.as_ref(), engine_name(args.engine));
         if let Err(e) = std::fs::write(path, json) {

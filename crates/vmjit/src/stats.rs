@@ -52,6 +52,22 @@ pub fn text(r: &JitReport) -> String {
         j.guest_thread_compile_ns as f64 / 1e9,
         j.baseline_compile_ns as f64 / 1e9
     );
+    if let Some(st) = &r.store {
+        let _ = writeln!(
+            s,
+            "vmjit: code store {}: {} translations loaded ({} ran after their guest bytes matched, {} stale), {} records rejected, {} profile pcs precompiled, {} translations written; load {:.4} s, validation {:.4} s, save {:.4} s",
+            st.location,
+            st.loaded,
+            st.validated,
+            st.stale,
+            st.rejected_records,
+            st.precompiled,
+            st.written,
+            st.load_ns as f64 / 1e9,
+            st.validate_ns as f64 / 1e9,
+            st.save_ns as f64 / 1e9
+        );
+    }
     let e = &c.evictions;
     let _ = writeln!(
         s,

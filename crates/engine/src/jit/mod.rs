@@ -35,6 +35,7 @@
 //!   translated code runs or a `CodeRef` is held.
 
 mod enter;
+mod persist;
 mod worker;
 
 use std::collections::HashMap;
@@ -50,6 +51,7 @@ use translate::{JitContext, JumpCacheShape, TranslateError, status};
 
 use crate::memory::{GUEST_SPACE, GuestMemory};
 pub use enter::TrampolineError;
+pub use persist::{StoreReport, StoreSettings, program_id};
 use worker::{Done, Job, Pool, Tier, Translators};
 
 /// Longest guest block, in instructions: the interpreter's, so both tiers agree on block
@@ -248,6 +250,8 @@ pub struct JitReport {
     pub hottest: Vec<HotBlock>,
     /// Each guest thread's lookups and dispatches (the cache's figures sum them).
     pub threads: Vec<ThreadReport>,
+    /// The persistent code store's work, when one is attached.
+    pub store: Option<StoreReport>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -394,6 +398,11 @@ pub struct JitShared {
     ended: Mutex<ThreadCounters>,
     /// Per-thread figures of threads that ended, for the report.
     thread_reports: Mutex<Vec<ThreadReport>>,
+    /// The persistent code store, when attached ([`Jit::attach_store`]).
+    persist: std::sync::OnceLock<persist::Persist>,
+    /// The jump-cache shape built into translated code (part of the store's
+    /// fingerprint).
+    shape: JumpCacheShape,
 }
 
 /// One guest thread's share of the JIT's work (`--stats-json`).
@@ -578,6 +587,21 @@ impl JitShared {
         self.note_published(st, done.key);
         match exec.insert_with(done.key, &compiled.code, meta) {
             Ok(code) => {
+                if let (Some(p), Some(guest_hash)) = (self.persist.get(), done.guest_hash) {
+                    p.record(codestore::Translation {
+                        key: done.key,
+                        guest_start: compiled.guest_start,
+                        guest_end: compiled.guest_end,
+                        guest_hash,
+                        tier: match done.tier {
+                            Tier::Quick => 1,
+                            Tier::Region => 2,
+                        },
+                        compile_cost_ns: done.cost_ns,
+                        heat: 0,
+                        code: compiled.code.clone(),
+                    });
+                }
                 let tier = match done.tier {
                     Tier::Quick => 1,
                     Tier::Region => 2,
@@ -707,6 +731,8 @@ impl Jit {
             }),
             ended: Mutex::new(ThreadCounters::default()),
             thread_reports: Mutex::new(Vec::new()),
+            persist: std::sync::OnceLock::new(),
+            shape,
         });
         Ok(Self::for_thread(shared, exec))
     }
@@ -938,6 +964,15 @@ impl Jit {
                 }
                 continue;
             }
+            // A first run may find its code in the persistent store, or be a profile
+            // pc to compile at once.
+            if mark.is_none()
+                && obs.may_translate()
+                && self.shared.persist.get().is_some_and(|p| p.any_pending())
+                && self.load_stored(pc, mem)
+            {
+                continue;
+            }
             // Count the run in the block's mark; the heat map (a hash lookup) is
             // consulted once per period. A block not yet marked (first run, or its
             // jump-cache entry was taken) is marked after it runs.
@@ -961,6 +996,79 @@ impl Jit {
         };
         *cpu = ctx.cpu.clone();
         exit
+    }
+
+    /// Attaches the persistent code store: loads what it has for the program under
+    /// this build's fingerprint (see `persist`). A second call does nothing.
+    pub fn attach_store(&mut self, settings: StoreSettings) {
+        let shape = self.shared.shape;
+        let parts = format!(
+            "jump_cache={}x{} chain_budget={CHAIN_BUDGET} region={REGION_BLOCKS}/{REGION_INSNS}",
+            shape.len, shape.shift
+        );
+        let fp = persist::fingerprint(&[parts.as_bytes()]);
+        let warmup = self.shared.config.cache.warmup_size;
+        let _ = self
+            .shared
+            .persist
+            .set(persist::Persist::open(settings, fp, warmup));
+    }
+
+    /// Writes this run's translations and profile into the attached store, if any.
+    pub fn save_store(&mut self) {
+        if let Some(p) = self.shared.persist.get() {
+            self.exec.flush_hits();
+            let hot: Vec<(u64, u64)> = self
+                .shared
+                .cache
+                .hottest(4096)
+                .iter()
+                .map(|e| (e.key, e.access_count))
+                .collect();
+            p.save(&hot);
+        }
+    }
+
+    /// Inserts the stored translation of `pc` if its guest bytes still match, or
+    /// requests a precompile of a profile pc; true when code for `pc` was published.
+    fn load_stored(&mut self, pc: u64, mem: &GuestMemory) -> bool {
+        let Some(p) = self.shared.persist.get() else {
+            return false;
+        };
+        if p.take_precompile(pc) {
+            // Code of an earlier run's profile: baseline code now (microseconds),
+            // tier 1 follows as its runs add up; without a baseline tier, tier 1 now.
+            if self.baseline.is_some() && self.publish_baseline(pc, mem) {
+                return true;
+            }
+            return self.request(pc, Tier::Quick, mem);
+        }
+        let shared = Arc::clone(&self.shared);
+        // Under the state lock: no invalidation between the check and the insert.
+        let mut st = shared.state();
+        let Some(t) = p.take_valid(pc, mem) else {
+            return false;
+        };
+        let done = Done {
+            key: t.key,
+            tier: if t.tier == 2 {
+                Tier::Region
+            } else {
+                Tier::Quick
+            },
+            generation: st.generation,
+            result: Ok(translate::Compiled {
+                code: t.code,
+                entry: t.key,
+                guest_start: t.guest_start,
+                guest_end: t.guest_end,
+                ranges: vec![(t.guest_start, t.guest_end)],
+                insns: 0,
+            }),
+            cost_ns: t.compile_cost_ns,
+            guest_hash: Some(t.guest_hash),
+        };
+        shared.publish(&mut st, &mut self.exec, done)
     }
 
     /// A baseline block at `pc` has run `baseline_runs` times: tier 1 next. Its counter
@@ -1100,11 +1208,17 @@ impl Jit {
         if blocks.is_empty() {
             return false;
         }
+        let guest_hash = self
+            .shared
+            .persist
+            .get()
+            .and_then(|_| persist::span_hash(&blocks, mem));
         let job = Job {
             key: pc,
             tier,
             blocks,
             generation,
+            guest_hash,
         };
         let job = match &self.shared.pool {
             Some(pool) => {
@@ -1363,6 +1477,7 @@ impl Jit {
             cache,
             hottest,
             threads,
+            store: self.shared.persist.get().map(persist::Persist::report),
         }
     }
 }
@@ -1451,6 +1566,7 @@ mod tests {
             tier: Tier::Quick,
             blocks: vec![decode_block(CODE, &mem).expect("decodes")],
             generation,
+            guest_hash: None,
         });
         assert!(!jit.publish(stale));
         assert_eq!(jit.stats().stale_results, 1);

@@ -43,6 +43,9 @@ pub struct Job {
     pub blocks: Vec<Vec<(u64, Insn)>>,
     /// The invalidation generation when the blocks were decoded.
     pub generation: u64,
+    /// Hash of the guest bytes the blocks were decoded from (`persist::span_hash`),
+    /// when the code store is on: the translation can then be stored.
+    pub guest_hash: Option<[u8; 32]>,
 }
 
 /// A finished translation.
@@ -54,6 +57,8 @@ pub struct Done {
     pub result: Result<Compiled, TranslateError>,
     /// Wall time of the translation in nanoseconds.
     pub cost_ns: u64,
+    /// The job's `guest_hash`.
+    pub guest_hash: Option<[u8; 32]>,
 }
 
 /// One translator per tier, all with chaining on (blocks of both tiers chain) and the
@@ -103,6 +108,7 @@ impl Translators {
             generation: job.generation,
             result,
             cost_ns: u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX),
+            guest_hash: job.guest_hash,
         }
     }
 }

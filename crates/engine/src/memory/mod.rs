@@ -791,6 +791,14 @@ impl GuestMemory {
         Ok(())
     }
 
+    /// Copies guest code bytes out; requires execute permission (what the decoder
+    /// fetches).
+    pub fn read_code(&self, addr: u64, buf: &mut [u8]) -> Result<(), u64> {
+        self.check_range(addr, buf.len() as u64, PERM_X)?;
+        copy_out(self.base.as_ptr().wrapping_add(addr as usize), buf);
+        Ok(())
+    }
+
     /// Copies guest bytes out of mapped pages whatever their permissions (what a store
     /// is about to overwrite, for a crosscheck's undo record).
     pub fn read_bytes_mapped(&self, addr: u64, buf: &mut [u8]) -> Result<(), u64> {
