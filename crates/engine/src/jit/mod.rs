@@ -1049,6 +1049,29 @@ impl Jit {
         let Some(t) = p.take_valid(pc, mem) else {
             return false;
         };
+        self.publish_stored(&shared, &mut st, t)
+    }
+
+    /// Publishes the stored region entered at `pc` if its guest bytes still match.
+    fn region_from_store(&mut self, pc: u64, mem: &GuestMemory) -> bool {
+        let Some(p) = self.shared.persist.get() else {
+            return false;
+        };
+        let shared = Arc::clone(&self.shared);
+        let mut st = shared.state();
+        let Some(t) = p.take_region(pc, mem) else {
+            return false;
+        };
+        self.publish_stored(&shared, &mut st, t)
+    }
+
+    /// Publishes a validated stored translation as if it had just been compiled.
+    fn publish_stored(
+        &mut self,
+        shared: &JitShared,
+        st: &mut JitState,
+        t: codestore::Translation,
+    ) -> bool {
         let done = Done {
             key: t.key,
             tier: if t.tier == 2 {
@@ -1068,7 +1091,7 @@ impl Jit {
             cost_ns: t.compile_cost_ns,
             guest_hash: Some(t.guest_hash),
         };
-        shared.publish(&mut st, &mut self.exec, done)
+        shared.publish(st, &mut self.exec, done)
     }
 
     /// A baseline block at `pc` has run `baseline_runs` times: tier 1 next. Its counter
@@ -1203,7 +1226,12 @@ impl Jit {
                 }
                 None => return false,
             },
-            Tier::Region => self.form_region(pc, mem),
+            Tier::Region => {
+                if self.region_from_store(pc, mem) {
+                    return true;
+                }
+                self.form_region(pc, mem)
+            }
         };
         if blocks.is_empty() {
             return false;

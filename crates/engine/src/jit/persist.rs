@@ -8,7 +8,8 @@
 //! stored code is validated and inserted through the same `publish` path as a fresh
 //! translation (tier state, heat, perf map), so hot code runs translated from its
 //! first execution, and code the program maps later (shared libraries) is loaded when
-//! it first runs. The profile's other hot pcs (the `warmup_size` hottest in all) — all
+//! it first runs. A stored region is used when the run asks for a region at its entry,
+//! in place of compiling one. The profile's other hot pcs (the `warmup_size` hottest in all) — all
 //! of them when the store has no code for this fingerprint (a new vmjit, other CPU
 //! features) — are *precompiled*: at their first run they get baseline code at once
 //! (or, without a baseline tier, go to the compile threads), instead of waiting for
@@ -89,6 +90,8 @@ pub(crate) struct Persist {
     pending: Mutex<HashMap<u64, Translation>>,
     /// Profile pcs to compile at their first run (no stored code for them).
     precompile: Mutex<HashMap<u64, u64>>,
+    /// Stored regions, by entry pc, used when this run asks for a region there.
+    regions: Mutex<HashMap<u64, Translation>>,
     /// True while `pending` or `precompile` holds anything (read on every cache miss
     /// of a first run, without the locks).
     any_pending: AtomicBool,
@@ -224,15 +227,13 @@ impl Persist {
             .as_ref()
             .map(|p| p.entries.iter().map(|e| (e.key, e.heat)).collect())
             .unwrap_or_default();
-        // Tier-1 code only: a region's entry and blocks were chosen from the heat of
-        // the run that made it, and loaded at a block's first run it displaces the
-        // tier-1 code later regions are formed from. (Warm runs are still slower than
-        // cold ones on coremark either way, which is why the store is off by default.)
-        let mut code: Vec<Translation> = loaded
-            .translations
-            .into_iter()
-            .filter(|t| t.tier == 1)
-            .collect();
+        // Tier-1 code is loaded at a block's first run; a region only when this run
+        // asks for a region at its entry (loaded earlier it would displace the tier-1
+        // code later regions are formed from, and the regions this run forms come from
+        // its own heat).
+        let (regions, mut code): (Vec<Translation>, Vec<Translation>) =
+            loaded.translations.into_iter().partition(|t| t.tier == 2);
+        let regions: HashMap<u64, Translation> = regions.into_iter().map(|t| (t.key, t)).collect();
         code.sort_by_key(|t| std::cmp::Reverse(heat.get(&t.key).copied().unwrap_or(t.heat)));
         code.truncate(warmup);
         let pending: HashMap<u64, Translation> = code.into_iter().map(|t| (t.key, t)).collect();
@@ -251,6 +252,7 @@ impl Persist {
             settings,
             fingerprint,
             pending: Mutex::new(pending),
+            regions: Mutex::new(regions),
             precompile: Mutex::new(precompile),
             any_pending: AtomicBool::new(any),
             made: Mutex::new(HashMap::new()),
@@ -296,7 +298,17 @@ impl Persist {
         };
         let pre = crate::syscall::lock(&self.precompile).len();
         self.update_pending(left, pre);
-        let t = t?;
+        self.validate(t?, mem, start)
+    }
+
+    /// The stored region entered at `pc`, if its guest bytes are the ones mapped now.
+    pub(crate) fn take_region(&self, pc: u64, mem: &GuestMemory) -> Option<Translation> {
+        let start = Instant::now();
+        let t = crate::syscall::lock(&self.regions).remove(&pc)?;
+        self.validate(t, mem, start)
+    }
+
+    fn validate(&self, t: Translation, mem: &GuestMemory, start: Instant) -> Option<Translation> {
         let ok = range_hash(t.guest_start, t.guest_end, mem) == Some(t.guest_hash)
             && t.key >= t.guest_start
             && t.key < t.guest_end
