@@ -188,3 +188,103 @@ fn a_code_store_that_is_not_one_is_a_clear_error() {
     assert!(err.starts_with("vmjit: --code-store"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+/// A redis-server on a free loopback port, shut down when dropped.
+struct Redis {
+    child: std::process::Child,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl Redis {
+    fn start() -> Option<Redis> {
+        let dir = TempDir::new("cs-redis");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .current_dir(&dir.0)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        // Up when it accepts a connection (a hang guard, not a timing assertion).
+        for _ in 0..500 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(Redis {
+                    child,
+                    port,
+                    _dir: dir,
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        None
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_redis_store_fills_an_empty_local_store() {
+    let Some(redis) = Redis::start() else {
+        eprintln!("redis-server is not installed: Redis code store test skipped");
+        return;
+    };
+    let t = TempDir::new("cs-fleet");
+    let home = t.0.join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    let json = t.0.join("stats.json");
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let run = || {
+        let full: Vec<OsString> = vec![
+            env!("CARGO_BIN_EXE_vmjit").into(),
+            "run".into(),
+            "--code-store".into(),
+            url.clone().into(),
+            "--stats-json".into(),
+            json.clone().into(),
+            guest("intalg").into(),
+        ];
+        let env = [
+            ("HOME", home.as_os_str()),
+            (
+                "VMJIT_STORE_KEY",
+                "0123456789abcdef0123456789abcdef".as_ref(),
+            ),
+        ];
+        let run = common::run_in_env(
+            &full,
+            Path::new("/dev/null"),
+            &common::fresh_dir("cs-fleet-run"),
+            &env,
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).expect("json")).expect("parses");
+        StoreRun {
+            run,
+            store: v["jit"]["store"].clone(),
+        }
+    };
+    let first = run();
+    assert_output("intalg", &first);
+    assert!(n(&first.store, "written") > 0, "{}", first.store);
+    // Another machine: an empty local store, the same Redis.
+    std::fs::remove_dir_all(home.join(".cache")).expect("local store exists");
+    let second = run();
+    assert_output("intalg", &second);
+    assert!(n(&second.store, "validated") > 0, "{}", second.store);
+    assert!(
+        !second.run.stderr_text().contains("warning"),
+        "{}",
+        second.run.stderr_text()
+    );
+}

@@ -273,6 +273,8 @@ impl Persist {
 
     fn warn(&self, what: &str) {
         if !self.warned.swap(true, Ordering::Relaxed) {
+            // The store's own warnings name it already.
+            let what = what.strip_prefix("code store: ").unwrap_or(what);
             crate::host::write_stderr(format!("vmjit: warning: code store: {what}\n").as_bytes());
         }
     }
