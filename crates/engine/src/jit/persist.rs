@@ -47,6 +47,9 @@ use crate::memory::GuestMemory;
 /// the whole range).
 const MAX_SPAN: u64 = 64 << 10;
 
+/// Most bytes of translated code kept in memory for the save at the end of a run.
+const MAX_MADE_BYTES: usize = 64 << 20;
+
 /// Profile entries written per run (the cache's hottest).
 const PROFILE_ENTRIES: usize = 4096;
 
@@ -95,8 +98,9 @@ pub(crate) struct Persist {
     /// True while `pending` or `precompile` holds anything (read on every cache miss
     /// of a first run, without the locks).
     any_pending: AtomicBool,
-    /// Translations published in this run, to be stored.
+    /// Translations published in this run, to be stored, and their code bytes.
     made: Mutex<HashMap<u64, Translation>>,
+    made_bytes: std::sync::atomic::AtomicUsize,
     report: Mutex<StoreReport>,
     /// One warning per run.
     warned: AtomicBool,
@@ -256,6 +260,7 @@ impl Persist {
             precompile: Mutex::new(precompile),
             any_pending: AtomicBool::new(any),
             made: Mutex::new(HashMap::new()),
+            made_bytes: std::sync::atomic::AtomicUsize::new(0),
             report: Mutex::new(report),
             warned: AtomicBool::new(false),
         };
@@ -340,9 +345,20 @@ impl Persist {
         hit
     }
 
-    /// Records a published Cranelift translation for the store.
+    /// Records a published Cranelift translation for the store (up to `MAX_MADE_BYTES`
+    /// of code kept for the save: a program that keeps translating new code must not
+    /// grow vmjit without bound).
     pub(crate) fn record(&self, t: Translation) {
-        crate::syscall::lock(&self.made).insert(t.key, t);
+        let mut made = crate::syscall::lock(&self.made);
+        let mut bytes = self.made_bytes.load(Ordering::Relaxed);
+        if let Some(old) = made.get(&t.key) {
+            bytes = bytes.saturating_sub(old.code.len());
+        } else if bytes + t.code.len() > MAX_MADE_BYTES {
+            return;
+        }
+        self.made_bytes
+            .store(bytes + t.code.len(), Ordering::Relaxed);
+        made.insert(t.key, t);
     }
 
     /// Writes this run's translations and the cache's hottest entries (`hot`: key,
@@ -410,4 +426,45 @@ pub fn program_id(path: &std::path::Path) -> Option<ProgramId> {
     Some(ProgramId(codestore::hash_bytes(
         &[canon.as_os_str().as_bytes(), b"\0", facts.as_bytes()].concat(),
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::{PERM_R, PERM_W, PERM_X};
+
+    const CODE: u64 = 0x10000;
+
+    fn code_memory() -> GuestMemory {
+        let mem = GuestMemory::new().expect("guest memory");
+        mem.map(CODE, 0x1000, PERM_R | PERM_W | PERM_X)
+            .expect("map");
+        // addi a0, a0, 1; addi a0, a0, 2; ret
+        let words: [u32; 3] = [0x0015_0513, 0x0025_0513, 0x0000_8067];
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        mem.write_bytes(CODE, &bytes).expect("write");
+        mem
+    }
+
+    #[test]
+    fn a_span_hash_matches_the_bytes_now_and_only_them() {
+        let mem = code_memory();
+        let block = rv64::decode_block(&mem, CODE).expect("decodes");
+        let h = span_hash(std::slice::from_ref(&block), &mem).expect("hashable");
+        assert_eq!(range_hash(CODE, CODE + 12, &mem), Some(h));
+        // The guest changes one byte: the stored hash no longer matches.
+        mem.write_bytes(CODE + 4, &[0x93]).expect("write");
+        assert_ne!(range_hash(CODE, CODE + 12, &mem), Some(h));
+        // Decoded before the change: the bytes read now differ, so nothing is stored.
+        assert_eq!(span_hash(&[block], &mem), None);
+        // Not executable: never hashed, never validated.
+        mem.protect(CODE, 0x1000, PERM_R).expect("protect");
+        assert_eq!(range_hash(CODE, CODE + 12, &mem), None);
+    }
+
+    #[test]
+    fn fingerprints_differ_with_the_configuration() {
+        assert_eq!(fingerprint(&[b"a"]), fingerprint(&[b"a"]));
+        assert_ne!(fingerprint(&[b"a"]), fingerprint(&[b"b"]));
+    }
 }
