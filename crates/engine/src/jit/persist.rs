@@ -33,14 +33,16 @@
 //!   once.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use codestore::{Fingerprint, Profile, ProfileEntry, ProgramId, Store, Translation};
 use rv64::Insn;
 use serde::Serialize;
 
+use super::worker::{Done, Tier};
+use super::{CHAIN_BUDGET, JitShared, JitState, REGION_BLOCKS, REGION_INSNS};
 use crate::memory::GuestMemory;
 
 /// Most bytes of guest code one stored translation may cover (its hash is taken over
@@ -426,6 +428,102 @@ pub fn program_id(path: &std::path::Path) -> Option<ProgramId> {
     Some(ProgramId(codestore::hash_bytes(
         &[canon.as_os_str().as_bytes(), b"\0", facts.as_bytes()].concat(),
     )))
+}
+
+/// The JIT's store operations (here rather than in `jit`, which owns dispatch).
+impl super::Jit {
+    /// Attaches the persistent code store: loads what it has for the program under
+    /// this build's fingerprint (see `persist`). A second call does nothing.
+    pub fn attach_store(&mut self, settings: StoreSettings) {
+        let shape = self.shared.shape;
+        let parts = format!(
+            "jump_cache={}x{} chain_budget={CHAIN_BUDGET} region={REGION_BLOCKS}/{REGION_INSNS}",
+            shape.len, shape.shift
+        );
+        let fp = fingerprint(&[parts.as_bytes()]);
+        let warmup = self.shared.config.cache.warmup_size;
+        let _ = self.shared.persist.set(Persist::open(settings, fp, warmup));
+    }
+
+    /// Writes this run's translations and profile into the attached store, if any.
+    pub fn save_store(&mut self) {
+        if let Some(p) = self.shared.persist.get() {
+            self.exec.flush_hits();
+            let hot: Vec<(u64, u64)> = self
+                .shared
+                .cache
+                .hottest(4096)
+                .iter()
+                .map(|e| (e.key, e.access_count))
+                .collect();
+            p.save(&hot);
+        }
+    }
+
+    /// Inserts the stored translation of `pc` if its guest bytes still match, or
+    /// requests a precompile of a profile pc; true when code for `pc` was published.
+    pub(super) fn load_stored(&mut self, pc: u64, mem: &GuestMemory) -> bool {
+        let Some(p) = self.shared.persist.get() else {
+            return false;
+        };
+        if p.take_precompile(pc) {
+            // Code of an earlier run's profile: baseline code now (microseconds),
+            // tier 1 follows as its runs add up; without a baseline tier, tier 1 now.
+            if self.baseline.is_some() && self.publish_baseline(pc, mem) {
+                return true;
+            }
+            return self.request(pc, Tier::Quick, mem);
+        }
+        let shared = Arc::clone(&self.shared);
+        // Under the state lock: no invalidation between the check and the insert.
+        let mut st = shared.state();
+        let Some(t) = p.take_valid(pc, mem) else {
+            return false;
+        };
+        self.publish_stored(&shared, &mut st, t)
+    }
+
+    /// Publishes the stored region entered at `pc` if its guest bytes still match.
+    pub(super) fn region_from_store(&mut self, pc: u64, mem: &GuestMemory) -> bool {
+        let Some(p) = self.shared.persist.get() else {
+            return false;
+        };
+        let shared = Arc::clone(&self.shared);
+        let mut st = shared.state();
+        let Some(t) = p.take_region(pc, mem) else {
+            return false;
+        };
+        self.publish_stored(&shared, &mut st, t)
+    }
+
+    /// Publishes a validated stored translation as if it had just been compiled.
+    fn publish_stored(
+        &mut self,
+        shared: &JitShared,
+        st: &mut JitState,
+        t: codestore::Translation,
+    ) -> bool {
+        let done = Done {
+            key: t.key,
+            tier: if t.tier == 2 {
+                Tier::Region
+            } else {
+                Tier::Quick
+            },
+            generation: st.generation,
+            result: Ok(translate::Compiled {
+                code: t.code,
+                entry: t.key,
+                guest_start: t.guest_start,
+                guest_end: t.guest_end,
+                ranges: vec![(t.guest_start, t.guest_end)],
+                insns: 0,
+            }),
+            cost_ns: t.compile_cost_ns,
+            guest_hash: Some(t.guest_hash),
+        };
+        shared.publish(st, &mut self.exec, done)
+    }
 }
 
 #[cfg(test)]
