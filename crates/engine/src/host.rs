@@ -1010,7 +1010,20 @@ pub fn wake_service(t: u64) {
 /// Waits up to `timeout` for the service's signals; a forwarded host signal comes back
 /// as the guest `siginfo` to queue (the wake signal and timeouts give `None`).
 pub fn wait_service_signal(timeout: std::time::Duration) -> Option<crate::signals::SigInfo> {
-    let set = service_set();
+    match take_signal(&service_set(), timeout) {
+        Some((sig, _)) if sig == wake_signal() => None,
+        Some((_, info)) => Some(info),
+        None => None,
+    }
+}
+
+/// `sigtimedwait` on `set` for up to `timeout`: the signal taken and its `siginfo` as
+/// the guest's (x86-64 and riscv64 agree on the 128-byte siginfo of user-sent
+/// signals); `None` on a timeout or an error.
+fn take_signal(
+    set: &libc::sigset_t,
+    timeout: std::time::Duration,
+) -> Option<(i32, crate::signals::SigInfo)> {
     let ts = libc::timespec {
         tv_sec: timeout.as_secs().min(i64::MAX as u64) as i64,
         tv_nsec: i64::from(timeout.subsec_nanos()),
@@ -1018,17 +1031,15 @@ pub fn wait_service_signal(timeout: std::time::Duration) -> Option<crate::signal
     // SAFETY: `set` and `ts` are initialised; `info` is plain old data the kernel fills.
     let (r, info) = unsafe {
         let mut info: libc::siginfo_t = std::mem::zeroed();
-        let r = libc::sigtimedwait(&set, &mut info, &ts);
+        let r = libc::sigtimedwait(set, &mut info, &ts);
         (r, info)
     };
-    if r <= 0 || r == wake_signal() {
+    if r <= 0 {
         return None;
     }
-    // The host's siginfo is the generic layout riscv64 uses too (x86-64 and riscv64
-    // agree on the 128-byte siginfo of user-sent signals).
     // SAFETY: siginfo_t is 128 bytes of plain old data.
     let bytes: [u8; 128] = unsafe { std::mem::transmute(info) };
-    Some(crate::signals::SigInfo::from_guest(r, bytes))
+    Some((r, crate::signals::SigInfo::from_guest(r, bytes)))
 }
 
 /// Takes a forwarded `SIGCHLD` already pending on the host process, without waiting
@@ -1040,23 +1051,7 @@ pub fn take_pending_sigchld() -> Option<crate::signals::SigInfo> {
     if !forwarding() {
         return None;
     }
-    let set = sigset(&[libc::SIGCHLD]);
-    let ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `set` and `ts` are initialised; `info` is plain old data the kernel fills.
-    let (r, info) = unsafe {
-        let mut info: libc::siginfo_t = std::mem::zeroed();
-        let r = libc::sigtimedwait(&set, &mut info, &ts);
-        (r, info)
-    };
-    if r != libc::SIGCHLD {
-        return None;
-    }
-    // SAFETY: siginfo_t is 128 bytes of plain old data (the layout riscv64 shares).
-    let bytes: [u8; 128] = unsafe { std::mem::transmute(info) };
-    Some(crate::signals::SigInfo::from_guest(r, bytes))
+    take_signal(&sigset(&[libc::SIGCHLD]), std::time::Duration::ZERO).map(|(_, info)| info)
 }
 
 /// Ends the vmjit process by signal `sig`, as the guest died of it, so that whoever

@@ -179,11 +179,7 @@ pub(crate) fn span_hash(blocks: &[Vec<(u64, Insn)>], mem: &GuestMemory) -> Optio
         lo = lo.min(pc);
         hi = hi.max(pc.checked_add(u64::from(insn.len))?);
     }
-    if lo >= hi || hi - lo > MAX_SPAN {
-        return None;
-    }
-    let mut bytes = vec![0u8; (hi - lo) as usize];
-    mem.read_code(lo, &mut bytes).ok()?;
+    let bytes = read_span(lo, hi, mem)?;
     for &(pc, insn) in blocks.iter().flatten() {
         let at = (pc - lo) as usize;
         let raw = insn.raw.to_le_bytes();
@@ -197,12 +193,18 @@ pub(crate) fn span_hash(blocks: &[Vec<(u64, Insn)>], mem: &GuestMemory) -> Optio
 
 /// The hash of the executable guest bytes in `[start, end)` now, if all are mapped.
 fn range_hash(start: u64, end: u64, mem: &GuestMemory) -> Option<[u8; 32]> {
+    read_span(start, end, mem).map(|b| codestore::hash_bytes(&b))
+}
+
+/// The executable guest bytes in `[start, end)`, if that is a span a stored
+/// translation may cover and all of it is executable.
+fn read_span(start: u64, end: u64, mem: &GuestMemory) -> Option<Vec<u8>> {
     if start >= end || end - start > MAX_SPAN {
         return None;
     }
     let mut bytes = vec![0u8; (end - start) as usize];
     mem.read_code(start, &mut bytes).ok()?;
-    Some(codestore::hash_bytes(&bytes))
+    Some(bytes)
 }
 
 impl Persist {
