@@ -6,7 +6,9 @@
 //! out only after checking that the whole guest range is mapped with the needed
 //! permission; so the kernel never reads or writes outside the guest's space.
 //!
-//! This is, with `memory`, the only module of the engine with `unsafe`.
+//! This is, with `memory`, the only module of the engine with `unsafe`. Its submodules
+//! hold the wrappers of one area each, so that this file does not grow with every new
+//! family of calls.
 //!
 //! [`GuestMemory`]: crate::memory::GuestMemory
 
